@@ -1,0 +1,5 @@
+"""`python -m portside` is the `portside` command."""
+
+from portside.cli import main
+
+main()

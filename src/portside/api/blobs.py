@@ -1,0 +1,67 @@
+"""GET/HEAD/DELETE /v2/<name>/blobs/<digest>, with single byte ranges (RFC 9110)."""
+
+from __future__ import annotations
+
+from portside.api.context import Context
+from portside.api.http import FileBody, Request, Response, empty
+from portside.digest import Digest
+from portside.errors import BlobUnknown, RangeUnsatisfiable, Unsupported
+
+
+def parse_range(value: str, size: int) -> tuple[int, int] | None:
+    """(start, end inclusive) for a single `bytes=` range; None means serve it all
+    (unknown unit or several ranges, which RFC 9110 lets a server ignore)."""
+    unit, _, spec = value.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, sep, last = spec.strip().partition("-")
+    if not sep or not (first.isdigit() or last.isdigit()):
+        return None
+    if first == "":
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise RangeUnsatisfiable(headers={"Content-Range": f"bytes */{size}"})
+        return max(size - suffix, 0), size - 1
+    start = int(first)
+    if last and not last.isdigit():
+        return None
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        raise RangeUnsatisfiable(headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+async def get(ctx: Context, request: Request, name: str, digest_text: str) -> Response:
+    digest = Digest.parse(digest_text)
+    info = ctx.blobs.stat(name, digest)
+    path = ctx.blobs.local_path(info)
+    if path is None or not path.exists():
+        raise BlobUnknown(f"blob {digest} is missing from storage", detail={"digest": str(digest)})
+    response = Response(200)
+    response.header("docker-content-digest", str(digest))
+    response.header("content-type", "application/octet-stream")
+    response.header("accept-ranges", "bytes")
+    response.header("etag", f'"{digest}"')
+    response.header("cache-control", "max-age=31536000")
+    byte_range = None
+    range_header = request.header("range")
+    if range_header and request.method == "GET":
+        byte_range = parse_range(range_header, info.size)
+    if byte_range is None:
+        response.header("content-length", str(info.size))
+        response.file = FileBody(path, 0, info.size, whole=True)
+        return response
+    start, end = byte_range
+    response.status = 206
+    response.header("content-range", f"bytes {start}-{end}/{info.size}")
+    response.header("content-length", str(end - start + 1))
+    response.file = FileBody(path, start, end - start + 1, whole=False)
+    return response
+
+
+async def delete(ctx: Context, name: str, digest_text: str) -> Response:
+    if not ctx.settings.registry.delete_enabled:
+        raise Unsupported("deletes are disabled on this registry (registry.delete_enabled)")
+    digest = Digest.parse(digest_text)
+    ctx.blobs.unlink(name, digest)
+    return empty(202)

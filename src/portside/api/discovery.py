@@ -1,0 +1,62 @@
+"""Listing: tags, the catalog (both paginated with n/last and Link), and referrers."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+from portside.api.context import Context
+from portside.api.http import Request, Response, json_body
+from portside.digest import Digest
+from portside.errors import PaginationNumberInvalid
+from portside.oci.mediatypes import OCI_INDEX
+
+MAX_PAGE = 10_000
+
+
+def _page(request: Request) -> tuple[int | None, str | None]:
+    raw_n = request.query("n")
+    limit: int | None = None
+    if raw_n is not None and raw_n != "":
+        if not raw_n.isdigit():
+            raise PaginationNumberInvalid(f"n must be a non-negative integer, got {raw_n[:20]!r}")
+        limit = min(int(raw_n), MAX_PAGE)
+    return limit, request.query("last") or None
+
+
+def _paginated(
+    path: str, key: str, items: list[str], limit: int | None, extra: dict[str, str]
+) -> Response:
+    body = json.dumps({**extra, key: items}).encode()
+    response = json_body(200, body)
+    if limit is not None and limit > 0 and len(items) == limit:
+        link = f"{path}?n={limit}&last={quote(items[-1], safe='')}"
+        response.header("link", f'<{link}>; rel="next"')
+    return response
+
+
+async def tags(ctx: Context, request: Request, name: str) -> Response:
+    limit, last = _page(request)
+    names = [] if limit == 0 else ctx.manifests.tags(name, limit, last)
+    if limit == 0:
+        ctx.manifests.tags(name, 1, None)  # still 404 for an unknown repository
+    return _paginated(f"/v2/{name}/tags/list", "tags", names, limit, {"name": name})
+
+
+async def catalog(ctx: Context, request: Request) -> Response:
+    limit, last = _page(request)
+    names = [] if limit == 0 else ctx.manifests.catalog(limit, last)
+    return _paginated("/v2/_catalog", "repositories", names, limit, {})
+
+
+async def referrers(ctx: Context, request: Request, name: str, digest_text: str) -> Response:
+    subject = Digest.parse(digest_text)
+    artifact_type = request.query("artifactType") or None
+    descriptors = ctx.manifests.referrers(name, str(subject), artifact_type)
+    body = json.dumps(
+        {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
+    ).encode()
+    response = json_body(200, body, OCI_INDEX)
+    if artifact_type is not None:
+        response.header("oci-filters-applied", "artifactType")
+    return response

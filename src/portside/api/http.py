@@ -1,0 +1,163 @@
+"""A minimal request/response layer over raw ASGI for the /v2 hot paths.
+
+No framework runs per request here: parsing a path, a few headers and the query string
+is all a registry handler needs, and it is measurably cheaper than middleware stacks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_FILE_CHUNK = 256 * 1024
+
+
+class ClientDisconnected(Exception):
+    """The client went away before sending the whole body."""
+
+
+class Request:
+    __slots__ = ("_headers", "_query", "method", "path", "receive", "received", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self._headers: dict[str, str] | None = None
+        self._query: dict[str, list[str]] | None = None
+        self.received = 0
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self._headers is None:
+            headers: dict[str, str] = {}
+            for raw_name, raw_value in self.scope["headers"]:
+                name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+                # Repeated headers (skopeo sends one Accept per media type) form one list.
+                headers[name] = f"{headers[name]}, {value}" if name in headers else value
+            self._headers = headers
+        return self._headers
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    def query(self, name: str) -> str | None:
+        if self._query is None:
+            raw = self.scope.get("query_string", b"").decode("latin-1")
+            self._query = parse_qs(raw, keep_blank_values=True) if raw else {}
+        values = self._query.get(name)
+        return values[0] if values else None
+
+    def content_length(self) -> int | None:
+        value = self.header("content-length")
+        if value is None:
+            return None
+        if not value.isdigit():
+            from portside.errors import SizeInvalid
+
+            raise SizeInvalid(f"invalid Content-Length {value[:40]!r}")
+        return int(value)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected
+            chunk = message.get("body", b"")
+            if chunk:
+                self.received += len(chunk)
+                yield chunk
+            if not message.get("more_body", False):
+                return
+
+    async def read(self, limit: int) -> bytes:
+        """The whole body, or as much as limit+1 bytes so the caller can refuse it."""
+        parts: list[bytes] = []
+        total = 0
+        async for chunk in self.stream():
+            parts.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                break
+        return b"".join(parts)
+
+
+@dataclass(slots=True)
+class FileBody:
+    path: Path
+    offset: int
+    length: int
+    whole: bool
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytes = b""
+    file: FileBody | None = None
+    sent_bytes: int = 0
+
+    def header(self, name: str, value: str) -> Response:
+        self.headers.append((name.encode("latin-1"), value.encode("latin-1")))
+        return self
+
+
+def empty(status: int, headers: dict[str, str] | None = None) -> Response:
+    response = Response(status)
+    for name, value in (headers or {}).items():
+        response.header(name, value)
+    response.header("content-length", "0")
+    return response
+
+
+def json_body(status: int, body: bytes, content_type: str = "application/json") -> Response:
+    response = Response(status, body=body)
+    response.header("content-type", content_type)
+    response.header("content-length", str(len(body)))
+    return response
+
+
+async def send(scope: Scope, send_message: Send, response: Response, *, head: bool) -> None:
+    await send_message(
+        {"type": "http.response.start", "status": response.status, "headers": response.headers}
+    )
+    file = response.file
+    if head or file is None:
+        body = b"" if head else response.body
+        response.sent_bytes = len(body)
+        await send_message({"type": "http.response.body", "body": body})
+        return
+    extensions = scope.get("extensions") or {}
+    if file.whole and "http.response.pathsend" in extensions:
+        # granian sends the file from Rust; no blob bytes pass through Python.
+        await send_message({"type": "http.response.pathsend", "path": str(file.path)})
+        response.sent_bytes = file.length
+        return
+    fd = os.open(file.path, os.O_RDONLY)
+    try:
+        position, remaining = file.offset, file.length
+        while remaining > 0:
+            chunk = os.pread(fd, min(_FILE_CHUNK, remaining), position)
+            if not chunk:
+                break
+            position += len(chunk)
+            remaining -= len(chunk)
+            await send_message(
+                {"type": "http.response.body", "body": chunk, "more_body": remaining > 0}
+            )
+        response.sent_bytes = file.length - remaining
+        if remaining > 0:  # file shorter than recorded: end the response, never hang
+            await send_message({"type": "http.response.body", "body": b""})
+    finally:
+        os.close(fd)

@@ -1,0 +1,59 @@
+"""GET/HEAD/PUT/DELETE /v2/<name>/manifests/<reference>."""
+
+from __future__ import annotations
+
+from portside.api.context import Context
+from portside.api.http import Request, Response, empty, json_body
+from portside.errors import ManifestTooLarge, ManifestUnknown, Unsupported
+
+
+def accepts(accept_header: str | None, media_type: str) -> bool:
+    """Does the client's Accept list allow this media type? No header means anything."""
+    if not accept_header:
+        return True
+    super_type = media_type.split("/", 1)[0] + "/*"
+    for item in accept_header.split(","):
+        value, _, params = item.partition(";")
+        value = value.strip().lower()
+        if "q=0" in params.replace(" ", "") and "q=0." not in params.replace(" ", ""):
+            continue
+        if value in (media_type, "*/*", super_type):
+            return True
+    return False
+
+
+async def get(ctx: Context, request: Request, name: str, reference: str) -> Response:
+    head = request.method == "HEAD"
+    manifest = ctx.manifests.get(name, reference, record_pull=not head)
+    if not accepts(request.header("accept"), manifest.media_type):
+        raise ManifestUnknown(
+            f"manifest is {manifest.media_type}, which the request's Accept header excludes",
+            detail={"reference": reference[:200], "mediaType": manifest.media_type},
+        )
+    response = json_body(200, manifest.content, manifest.media_type)
+    response.header("docker-content-digest", manifest.digest)
+    response.header("etag", f'"{manifest.digest}"')
+    return response
+
+
+async def put(ctx: Context, request: Request, name: str, reference: str) -> Response:
+    limit = ctx.settings.registry.manifest_max_bytes
+    length = request.content_length()
+    if length is not None and length > limit:
+        raise ManifestTooLarge(f"manifest is {length} bytes; the limit is {limit}")
+    body = await request.read(limit)
+    result = ctx.manifests.put(name, reference, body, request.header("content-type"))
+    headers = {
+        "location": f"/v2/{name}/manifests/{result.digest}",
+        "docker-content-digest": result.digest,
+    }
+    if result.subject:
+        headers["oci-subject"] = result.subject
+    return empty(201, headers)
+
+
+async def delete(ctx: Context, name: str, reference: str) -> Response:
+    if not ctx.settings.registry.delete_enabled:
+        raise Unsupported("deletes are disabled on this registry (registry.delete_enabled)")
+    ctx.manifests.delete(name, reference)
+    return empty(202)

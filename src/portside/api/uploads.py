@@ -1,0 +1,99 @@
+"""Blob uploads: POST (start, monolithic, mount), PATCH, PUT, GET status, DELETE."""
+
+from __future__ import annotations
+
+from portside.api.context import Context
+from portside.api.http import Request, Response, empty
+from portside.content.uploads import ContentRange, parse_content_range
+from portside.digest import Digest
+from portside.errors import BlobUploadInvalid, RegistryError
+from portside.reference import validate_name
+
+
+def _location(name: str, upload_id: str) -> str:
+    return f"/v2/{name}/blobs/uploads/{upload_id}"
+
+
+def _progress(name: str, upload_id: str, size: int, status: int) -> Response:
+    return empty(
+        status,
+        {
+            "location": _location(name, upload_id),
+            "range": f"0-{max(size - 1, 0)}",
+            "docker-upload-uuid": upload_id,
+        },
+    )
+
+
+def _created(name: str, digest: Digest) -> Response:
+    return empty(
+        201, {"location": f"/v2/{name}/blobs/{digest}", "docker-content-digest": str(digest)}
+    )
+
+
+def _content_range(request: Request) -> ContentRange | None:
+    value = request.header("content-range")
+    return parse_content_range(value) if value else None
+
+
+async def post(ctx: Context, request: Request, name: str) -> Response:
+    mount = request.query("mount")
+    if mount is not None:
+        digest = Digest.parse(mount)
+        source = request.query("from")
+        if source:
+            validate_name(source)
+            if ctx.blobs.try_mount(name, digest, source) is not None:
+                return _created(name, digest)
+        # Not readable from `from`: fall back to a normal upload, as the spec requires.
+    else:
+        digest_text = request.query("digest")
+        if digest_text is not None:
+            digest = Digest.parse(digest_text)
+            await ctx.uploads.monolithic(name, digest, request.stream(), request.content_length())
+            return _created(name, digest)
+    upload_id = ctx.uploads.start(name)
+    return _progress(name, upload_id, 0, 202)
+
+
+async def patch(ctx: Context, request: Request, name: str, upload_id: str) -> Response:
+    try:
+        size = await ctx.uploads.append(
+            name,
+            upload_id,
+            request.stream(),
+            content_range=_content_range(request),
+            length=request.content_length(),
+        )
+    except RegistryError as error:
+        if error.status == 416:
+            error.headers.setdefault("location", _location(name, upload_id))
+            error.headers.setdefault("docker-upload-uuid", upload_id)
+        raise
+    return _progress(name, upload_id, size, 202)
+
+
+async def put(ctx: Context, request: Request, name: str, upload_id: str) -> Response:
+    digest_text = request.query("digest")
+    if digest_text is None:
+        raise BlobUploadInvalid("the digest query parameter is required to finish an upload")
+    digest = Digest.parse(digest_text)
+    await ctx.uploads.finish(
+        name,
+        upload_id,
+        digest,
+        request.stream(),
+        content_range=_content_range(request),
+        length=request.content_length(),
+    )
+    return _created(name, digest)
+
+
+async def status(ctx: Context, name: str, upload_id: str) -> Response:
+    size = ctx.uploads.size(name, upload_id)
+    return _progress(name, upload_id, size, 204)
+
+
+async def cancel(ctx: Context, name: str, upload_id: str) -> Response:
+    ctx.uploads.cancel(name, upload_id)
+    return empty(204)

@@ -1,0 +1,189 @@
+"""The ASGI application: /v2 (thin handlers), /healthz and /metrics.
+
+`create_app(settings)` builds everything a worker needs; `worker_app()` is the factory
+granian calls in each worker process (settings arrive serialized from `portside serve`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import structlog
+from sqlalchemy import text
+
+from portside import metrics
+from portside.api import dispatch
+from portside.api.context import Context
+from portside.api.http import (
+    ClientDisconnected,
+    Receive,
+    Request,
+    Response,
+    Scope,
+    Send,
+    empty,
+    json_body,
+    send,
+)
+from portside.config import Settings, settings_from_environment
+from portside.content.blobs import BlobService
+from portside.content.db import Database
+from portside.content.manifests import ManifestService
+from portside.content.uploads import UploadService
+from portside.errors import RegistryError
+from portside.logs import configure
+from portside.metadata.engine import make_engine
+from portside.storage.filesystem import FilesystemDriver
+
+log = structlog.get_logger("portside.http")
+
+API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
+
+
+def build_context(settings: Settings) -> Context:
+    db = Database(make_engine(settings.database_url))
+    storage = FilesystemDriver(settings.storage_root)
+    blobs = BlobService(db, storage)
+    return Context(
+        settings=settings,
+        db=db,
+        storage=storage,
+        blobs=blobs,
+        uploads=UploadService(db, storage, blobs),
+        manifests=ManifestService(db, settings.registry.manifest_max_bytes),
+    )
+
+
+def _error_response(error: RegistryError, request_id: str) -> Response:
+    response = json_body(error.status, error.body())
+    for name, value in error.headers.items():
+        response.header(name.lower(), value)
+    return response
+
+
+class PortsideApp:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.access_log = ctx.settings.log.access
+
+    async def __call__(self, scope: Scope, receive: Receive, send_message: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send_message)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        request = Request(scope, receive)
+        request_id = request.header("x-request-id") or uuid.uuid4().hex
+        route = "other"
+        response: Response
+        try:
+            if request.path.startswith("/v2"):
+                route, handler, params = dispatch.resolve(request)
+                response = await handler(self.ctx, request, params)
+            elif request.path == "/healthz":
+                route, response = "healthz", self._health()
+            elif request.path == "/metrics":
+                route = "metrics"
+                response = json_body(200, metrics.render(self.ctx.db), "text/plain; version=0.0.4")
+            else:
+                response = json_body(
+                    404, b'{"errors":[{"code":"NOT_FOUND","message":"not found"}]}'
+                )
+        except RegistryError as error:
+            response = _error_response(error, request_id)
+        except ClientDisconnected:
+            log.info(
+                "http.client_disconnected",
+                method=request.method,
+                path=request.path,
+                received=request.received,
+                request_id=request_id,
+            )
+            return
+        except Exception:
+            log.exception(
+                "http.internal_error",
+                method=request.method,
+                path=request.path,
+                request_id=request_id,
+            )
+            response = json_body(
+                500,
+                json.dumps(
+                    {
+                        "errors": [
+                            {
+                                "code": "UNKNOWN",
+                                "message": "internal server error",
+                                "detail": {"request_id": request_id},
+                            }
+                        ]
+                    }
+                ).encode(),
+            )
+        if route != "other" and route not in ("healthz", "metrics"):
+            response.headers.append(API_VERSION)
+        response.headers.append((b"x-request-id", request_id.encode("latin-1")))
+        try:
+            await send(scope, send_message, response, head=request.method == "HEAD")
+        finally:
+            metrics.REQUESTS.labels(route, request.method, str(response.status)).inc()
+            if request.received:
+                metrics.BYTES_IN.inc(request.received)
+            if response.sent_bytes:
+                metrics.BYTES_OUT.inc(response.sent_bytes)
+            if self.access_log:
+                log.info(
+                    "http.request",
+                    method=request.method,
+                    path=request.path,
+                    status=response.status,
+                    received=request.received,
+                    sent=response.sent_bytes,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                    request_id=request_id,
+                )
+
+    def _health(self) -> Response:
+        problems = []
+        try:
+            with self.ctx.db.read() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as error:
+            problems.append(f"database: {type(error).__name__}")
+        if not self.ctx.storage.exists("v1") and not self._storage_writable():
+            problems.append("storage: not writable")
+        body = json.dumps({"status": "ok" if not problems else "unhealthy", "problems": problems})
+        return json_body(200 if not problems else 503, body.encode())
+
+    def _storage_writable(self) -> bool:
+        try:
+            self.ctx.storage.put("v1/.healthcheck", b"ok")
+        except OSError:
+            return False
+        return True
+
+    async def _lifespan(self, receive: Receive, send_message: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send_message({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.ctx.db.engine.dispose()
+                await send_message({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(settings: Settings) -> PortsideApp:
+    configure(settings.log.level, settings.log.format)
+    return PortsideApp(build_context(settings))
+
+
+def worker_app() -> PortsideApp:
+    return create_app(settings_from_environment())
+
+
+__all__ = ["PortsideApp", "create_app", "empty", "worker_app"]

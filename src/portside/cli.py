@@ -1,0 +1,93 @@
+"""The `portside` command: serve, fsck, config check, db upgrade."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from portside.config import ConfigError, Settings, load_settings
+
+CONFIG_OPTION = click.option(
+    "--config", "config_file", type=click.Path(path_type=Path), help="YAML configuration file."
+)
+DATA_DIR_OPTION = click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="Data directory (overrides data_dir)."
+)
+
+
+def _settings(config_file: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config_file, **overrides)
+    except ConfigError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+@click.version_option(package_name="portside")
+def main() -> None:
+    """Portside: a fast, spec-exact OCI container image registry."""
+
+
+@main.command()
+@CONFIG_OPTION
+@DATA_DIR_OPTION
+@click.option("--listen", help="HOST:PORT to listen on (overrides listen).")
+def serve(config_file: Path | None, data_dir: Path | None, listen: str | None) -> None:
+    """Run the registry."""
+    from portside.logs import configure
+    from portside.server import serve as run
+
+    settings = _settings(config_file, data_dir=data_dir, listen=listen)
+    configure(settings.log.level, settings.log.format)
+    run(settings)
+
+
+@main.command()
+@CONFIG_OPTION
+@DATA_DIR_OPTION
+@click.option("--no-hash", is_flag=True, help="Skip re-hashing blob contents (faster).")
+def fsck(config_file: Path | None, data_dir: Path | None, no_hash: bool) -> None:
+    """Check tags -> manifests -> blobs, blob hashes and database integrity."""
+    from portside.fsck import run_fsck
+
+    settings = _settings(config_file, data_dir=data_dir)
+    report = run_fsck(settings, verify_hashes=not no_hash)
+    for problem in report.problems:
+        click.echo(f"problem: {problem}")
+    click.echo(report.summary())
+    sys.exit(1 if report.problems else 0)
+
+
+@main.group()
+def config() -> None:
+    """Configuration helpers."""
+
+
+@config.command("check")
+@click.argument("config_file", type=click.Path(path_type=Path))
+def config_check(config_file: Path) -> None:
+    """Validate a configuration file (and PORTSIDE_* variables) without starting."""
+    settings = _settings(config_file)
+    click.echo(f"{config_file}: ok (listen {settings.listen}, data_dir {settings.data_dir})")
+
+
+@main.group()
+def db() -> None:
+    """Metadata database maintenance."""
+
+
+@db.command("upgrade")
+@CONFIG_OPTION
+@DATA_DIR_OPTION
+def db_upgrade(config_file: Path | None, data_dir: Path | None) -> None:
+    """Apply schema migrations (serve does this at start too)."""
+    from portside.metadata.engine import upgrade
+
+    settings = _settings(config_file, data_dir=data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    click.echo("database schema is up to date")

@@ -1,0 +1,119 @@
+"""Blobs as a repository sees them: lookup through links, link, unlink, and committing
+verified upload data into the content-addressed store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Connection, and_, delete, select
+
+from portside.content.db import Database, repository_id, utcnow
+from portside.digest import Digest
+from portside.errors import BlobUnknown, Conflict
+from portside.metadata import schema as s
+from portside.storage import paths
+from portside.storage.base import PathNotFound, StorageDriver
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    digest: Digest
+    size: int
+    storage_path: str
+
+
+class BlobService:
+    def __init__(self, db: Database, storage: StorageDriver) -> None:
+        self.db = db
+        self.storage = storage
+
+    def stat(self, repo: str, digest: Digest) -> BlobInfo:
+        """The blob if `repo` may read it, else BLOB_UNKNOWN."""
+        query = (
+            select(s.blobs.c.size)
+            .select_from(
+                s.repositories.join(
+                    s.repository_blobs, s.repository_blobs.c.repository_id == s.repositories.c.id
+                ).join(s.blobs, s.blobs.c.digest == s.repository_blobs.c.digest)
+            )
+            .where(s.repositories.c.name == repo, s.repository_blobs.c.digest == str(digest))
+        )
+        with self.db.read() as conn:
+            size = conn.execute(query).scalar_one_or_none()
+        if size is None:
+            raise BlobUnknown(detail={"digest": str(digest)})
+        return BlobInfo(digest, int(size), paths.blob_path(digest))
+
+    def local_path(self, info: BlobInfo) -> Path | None:
+        return self.storage.local_path(info.storage_path)
+
+    def link(self, conn: Connection, repo_id: int, digest: Digest, size: int) -> None:
+        """Record the blob and make it visible to the repository (inside the caller's
+        transaction). Re-linking refreshes linked_at, which GC's grace period reads."""
+        now = utcnow()
+        self.db.insert_ignore(
+            conn, s.blobs, {"digest": str(digest), "size": size, "created_at": now}
+        )
+        link = s.repository_blobs
+        updated = conn.execute(
+            link.update()
+            .where(link.c.repository_id == repo_id, link.c.digest == str(digest))
+            .values(linked_at=now)
+        )
+        if updated.rowcount == 0:
+            self.db.insert_ignore(
+                conn, link, {"repository_id": repo_id, "digest": str(digest), "linked_at": now}
+            )
+
+    def store_upload(self, upload_path: str, digest: Digest) -> None:
+        """Move verified upload bytes to the blob's content address (durably).
+        If the blob is already stored, the identical upload copy is simply dropped."""
+        destination = paths.blob_path(digest)
+        if self.storage.exists(destination):
+            return
+        self.storage.move(upload_path, destination)
+
+    def try_mount(self, repo: str, digest: Digest, source: str) -> int | None:
+        """Link a blob readable from `source` into `repo`; its size, or None if not readable."""
+        try:
+            info = self.stat(source, digest)
+        except BlobUnknown:
+            return None
+        if not self.storage.exists(info.storage_path):
+            return None
+        with self.db.write() as conn:
+            repo_id = self.db.ensure_repository(conn, repo)
+            self.link(conn, repo_id, digest, info.size)
+        return info.size
+
+    def unlink(self, repo: str, digest: Digest) -> None:
+        with self.db.write() as conn:
+            repo_id = repository_id(conn, repo)
+            link = s.repository_blobs
+            if repo_id is None:
+                raise BlobUnknown(detail={"digest": str(digest)})
+            user = conn.execute(
+                select(s.manifests.c.digest)
+                .join(s.manifest_blobs, s.manifest_blobs.c.manifest_id == s.manifests.c.id)
+                .where(
+                    and_(s.manifests.c.repository_id == repo_id),
+                    s.manifest_blobs.c.digest == str(digest),
+                )
+                .limit(1)
+            ).scalar_one_or_none()
+            if user is not None:
+                raise Conflict(
+                    f"blob is used by manifest {user} in this repository; delete that first"
+                )
+            deleted = conn.execute(
+                delete(link).where(link.c.repository_id == repo_id, link.c.digest == str(digest))
+            )
+            if deleted.rowcount == 0:
+                raise BlobUnknown(detail={"digest": str(digest)})
+
+    def read_all(self, digest: Digest) -> bytes:
+        try:
+            return self.storage.get(paths.blob_path(digest))
+        except PathNotFound:
+            raise BlobUnknown(detail={"digest": str(digest)}) from None

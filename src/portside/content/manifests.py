@@ -1,0 +1,332 @@
+"""Manifests and tags: put with reference checks, get by tag or digest, delete, list,
+referrers. Stored bytes are returned exactly as pushed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from portside.content.db import Database, repository_id, utcnow
+from portside.digest import ALGORITHMS, Digest, is_digest
+from portside.errors import (
+    Conflict,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestTooLarge,
+    ManifestUnknown,
+    NameUnknown,
+)
+from portside.metadata import schema as s
+from portside.oci.manifest import ParsedManifest, parse_manifest
+from portside.reference import validate_tag
+
+# last_pulled_at is written at most this often per manifest, to keep pulls read-only.
+PULL_TIME_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    id: int
+    digest: str
+    media_type: str
+    content: bytes
+    subject: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    digest: str
+    subject: str | None
+
+
+class ManifestService:
+    def __init__(self, db: Database, max_bytes: int) -> None:
+        self.db = db
+        self.max_bytes = max_bytes
+
+    # -- read -------------------------------------------------------------------------
+    def get(self, repo: str, reference: str, *, record_pull: bool) -> StoredManifest:
+        m = s.manifests
+        columns = (m.c.id, m.c.digest, m.c.media_type, m.c.content, m.c.last_pulled_at)
+        if is_digest(reference):
+            Digest.parse(reference)
+            query = (
+                select(*columns)
+                .join(s.repositories, s.repositories.c.id == m.c.repository_id)
+                .where(s.repositories.c.name == repo, m.c.digest == reference)
+            )
+        else:
+            validate_tag(reference)
+            query = (
+                select(*columns)
+                .select_from(
+                    s.repositories.join(s.tags, s.tags.c.repository_id == s.repositories.c.id).join(
+                        m, m.c.id == s.tags.c.manifest_id
+                    )
+                )
+                .where(s.repositories.c.name == repo, s.tags.c.name == reference)
+            )
+        with self.db.read() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise ManifestUnknown(detail={"reference": reference[:200]})
+        if record_pull:
+            self._record_pull(row.id, row.last_pulled_at)
+        return StoredManifest(row.id, row.digest, row.media_type, bytes(row.content))
+
+    def _record_pull(self, manifest_id: int, last: datetime | None) -> None:
+        now = utcnow()
+        if last is not None:
+            if last.tzinfo is None:  # SQLite hands back naive datetimes
+                last = last.replace(tzinfo=now.tzinfo)
+            if now - last < PULL_TIME_RESOLUTION:
+                return
+        with self.db.write() as conn:
+            conn.execute(
+                s.manifests.update()
+                .where(s.manifests.c.id == manifest_id)
+                .values(last_pulled_at=now)
+            )
+
+    # -- write ------------------------------------------------------------------------
+    def put(self, repo: str, reference: str, body: bytes, content_type: str | None) -> PutResult:
+        if len(body) > self.max_bytes:
+            raise ManifestTooLarge(f"manifest is {len(body)} bytes; the limit is {self.max_bytes}")
+        tag: str | None = None
+        if is_digest(reference):
+            wanted = Digest.parse(reference)
+            digest = Digest.of(body, wanted.algorithm)
+            if digest != wanted:
+                raise DigestInvalid(
+                    f"manifest digest is {digest}, not {reference}", detail={"digest": reference}
+                )
+        else:
+            tag = validate_tag(reference)
+            digest = Digest.of(body)
+        parsed = parse_manifest(body, content_type)
+        for attempt in range(3):
+            try:
+                with self.db.write() as conn:
+                    self._store(
+                        conn, repo=repo, digest=str(digest), tag=tag, body=body, parsed=parsed
+                    )
+                break
+            except IntegrityError:
+                # A concurrent push of the same manifest or tag won the race; re-check.
+                if attempt == 2:
+                    raise
+        return PutResult(str(digest), str(parsed.subject.digest) if parsed.subject else None)
+
+    def _store(
+        self,
+        conn: Connection,
+        *,
+        repo: str,
+        digest: str,
+        tag: str | None,
+        body: bytes,
+        parsed: ParsedManifest,
+    ) -> None:
+        repo_id = self.db.ensure_repository(conn, repo)
+        self._check_references(conn, repo_id, parsed)
+        m = s.manifests
+        now = utcnow()
+        manifest_id = conn.execute(
+            select(m.c.id).where(m.c.repository_id == repo_id, m.c.digest == digest)
+        ).scalar_one_or_none()
+        if manifest_id is None:
+            manifest_id = conn.execute(
+                m.insert()
+                .values(
+                    repository_id=repo_id,
+                    digest=digest,
+                    media_type=parsed.media_type,
+                    artifact_type=parsed.artifact_type,
+                    subject_digest=str(parsed.subject.digest) if parsed.subject else None,
+                    annotations=json.dumps(parsed.annotations) if parsed.annotations else None,
+                    size=len(body),
+                    content=body,
+                    pushed_at=now,
+                )
+                .returning(m.c.id)
+            ).scalar_one()
+            blob_digests = {str(d.digest) for d in parsed.blobs if not d.has_urls}
+            if blob_digests:
+                conn.execute(
+                    s.manifest_blobs.insert(),
+                    [{"manifest_id": manifest_id, "digest": d} for d in sorted(blob_digests)],
+                )
+            child_digests = {str(d.digest) for d in parsed.children}
+            if child_digests:
+                conn.execute(
+                    s.manifest_children.insert(),
+                    [
+                        {"manifest_id": manifest_id, "child_digest": d}
+                        for d in sorted(child_digests)
+                    ],
+                )
+        else:
+            conn.execute(m.update().where(m.c.id == manifest_id).values(pushed_at=now))
+        if tag is not None:
+            t = s.tags
+            updated = conn.execute(
+                t.update()
+                .where(t.c.repository_id == repo_id, t.c.name == tag)
+                .values(manifest_id=manifest_id, updated_at=now)
+            )
+            if updated.rowcount == 0:
+                conn.execute(
+                    t.insert().values(
+                        repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now
+                    )
+                )
+
+    def _check_references(self, conn: Connection, repo_id: int, parsed: ParsedManifest) -> None:
+        wanted_blobs = {str(d.digest) for d in parsed.blobs if not d.has_urls}
+        if wanted_blobs:
+            link = s.repository_blobs
+            found = set(
+                conn.execute(
+                    select(link.c.digest).where(
+                        link.c.repository_id == repo_id, link.c.digest.in_(wanted_blobs)
+                    )
+                ).scalars()
+            )
+            missing = sorted(wanted_blobs - found)
+            if missing:
+                raise ManifestBlobUnknown(
+                    f"blob {missing[0]} is not in this repository", detail={"digest": missing[0]}
+                )
+        wanted_children = {str(d.digest) for d in parsed.children}
+        if wanted_children:
+            m = s.manifests
+            found = set(
+                conn.execute(
+                    select(m.c.digest).where(
+                        m.c.repository_id == repo_id, m.c.digest.in_(wanted_children)
+                    )
+                ).scalars()
+            )
+            missing = sorted(wanted_children - found)
+            if missing:
+                raise ManifestBlobUnknown(
+                    f"child manifest {missing[0]} is not in this repository",
+                    detail={"digest": missing[0]},
+                )
+
+    # -- delete -----------------------------------------------------------------------
+    def delete(self, repo: str, reference: str) -> None:
+        """By digest: the manifest and its tags. By tag: only the tag (untag)."""
+        with self.db.write() as conn:
+            repo_id = repository_id(conn, repo)
+            if is_digest(reference):
+                Digest.parse(reference)
+                self._delete_manifest(conn, repo_id, reference)
+                return
+            validate_tag(reference)
+            deleted = 0
+            if repo_id is not None:
+                deleted = conn.execute(
+                    delete(s.tags).where(
+                        s.tags.c.repository_id == repo_id, s.tags.c.name == reference
+                    )
+                ).rowcount
+            if deleted == 0:
+                raise ManifestUnknown(f"tag {reference!r} not found", detail={"tag": reference})
+
+    def _delete_manifest(self, conn: Connection, repo_id: int | None, digest: str) -> None:
+        m = s.manifests
+        manifest_id = None
+        if repo_id is not None:
+            manifest_id = conn.execute(
+                select(m.c.id).where(m.c.repository_id == repo_id, m.c.digest == digest)
+            ).scalar_one_or_none()
+        if manifest_id is None:
+            raise ManifestUnknown(detail={"digest": digest})
+        parent = conn.execute(
+            select(m.c.digest)
+            .join(s.manifest_children, s.manifest_children.c.manifest_id == m.c.id)
+            .where(m.c.repository_id == repo_id, s.manifest_children.c.child_digest == digest)
+            .limit(1)
+        ).scalar_one_or_none()
+        if parent is not None:
+            raise Conflict(
+                f"manifest is part of index {parent} in this repository; delete the index first"
+            )
+        conn.execute(delete(s.tags).where(s.tags.c.manifest_id == manifest_id))
+        conn.execute(delete(s.manifest_blobs).where(s.manifest_blobs.c.manifest_id == manifest_id))
+        conn.execute(
+            delete(s.manifest_children).where(s.manifest_children.c.manifest_id == manifest_id)
+        )
+        conn.execute(delete(m).where(m.c.id == manifest_id))
+
+    # -- listing ----------------------------------------------------------------------
+    def tags(self, repo: str, limit: int | None, last: str | None) -> list[str]:
+        with self.db.read() as conn:
+            repo_id = repository_id(conn, repo)
+            if repo_id is None:
+                raise NameUnknown(detail={"name": repo})
+            query = select(s.tags.c.name).where(s.tags.c.repository_id == repo_id)
+            if last:
+                query = query.where(s.tags.c.name > last)
+            query = query.order_by(s.tags.c.name)
+            if limit is not None:
+                query = query.limit(limit)
+            names = list(conn.execute(query).scalars())
+            if not names and not last:
+                has_content = conn.execute(
+                    select(func.count())
+                    .select_from(s.manifests)
+                    .where(s.manifests.c.repository_id == repo_id)
+                ).scalar_one()
+                if not has_content:
+                    raise NameUnknown(detail={"name": repo})
+            return names
+
+    def catalog(self, limit: int | None, last: str | None) -> list[str]:
+        r = s.repositories
+        query = select(r.c.name).where(
+            select(s.manifests.c.id).where(s.manifests.c.repository_id == r.c.id).exists()
+        )
+        if last:
+            query = query.where(r.c.name > last)
+        query = query.order_by(r.c.name)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.db.read() as conn:
+            return list(conn.execute(query).scalars())
+
+    def referrers(self, repo: str, subject: str, artifact_type: str | None) -> list[dict[str, Any]]:
+        m = s.manifests
+        query = (
+            select(m.c.digest, m.c.media_type, m.c.size, m.c.artifact_type, m.c.annotations)
+            .join(s.repositories, s.repositories.c.id == m.c.repository_id)
+            .where(and_(s.repositories.c.name == repo, m.c.subject_digest == subject))
+            .order_by(m.c.pushed_at, m.c.digest)
+        )
+        if artifact_type is not None:
+            query = query.where(m.c.artifact_type == artifact_type)
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+        result: list[dict[str, Any]] = []
+        for row in rows:
+            descriptor: dict[str, Any] = {
+                "mediaType": row.media_type,
+                "digest": row.digest,
+                "size": row.size,
+            }
+            if row.artifact_type:
+                descriptor["artifactType"] = row.artifact_type
+            if row.annotations:
+                descriptor["annotations"] = json.loads(row.annotations)
+            result.append(descriptor)
+        return result
+
+
+def supported_algorithms() -> list[str]:
+    return sorted(ALGORITHMS)

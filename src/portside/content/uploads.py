@@ -1,0 +1,248 @@
+"""Blob uploads: start, append chunks, finish with digest verification, cancel, mount.
+
+Correctness never depends on process memory: an upload is a row in `uploads` plus the
+bytes at `paths.upload_data_path(id)`, so any process can continue or finish it. The
+in-memory HasherCache only saves re-reading the data at the end when the same process
+saw every byte (the usual case); on a miss the data is hashed again from storage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, select
+
+from portside.content.blobs import BlobService
+from portside.content.db import Database, utcnow
+from portside.digest import Digest
+from portside.errors import (
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    RangeNotSatisfiable,
+    SizeInvalid,
+)
+from portside.metadata import schema as s
+from portside.storage import paths
+from portside.storage.base import PathNotFound, StorageDriver
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
+
+_HASH_READ = 1024 * 1024
+DEFAULT_ALGORITHM = "sha256"
+
+
+class HasherCache:
+    """upload id -> (sha256 state, bytes hashed); bounded, process-local, optional."""
+
+    def __init__(self, capacity: int = 512) -> None:
+        self._items: OrderedDict[str, tuple[_Hash, int]] = OrderedDict()
+        self._capacity = capacity
+
+    def take(self, upload_id: str, offset: int) -> _Hash | None:
+        item = self._items.pop(upload_id, None)
+        if item is not None and item[1] == offset:
+            return item[0]
+        if offset == 0:
+            return hashlib.new(DEFAULT_ALGORITHM)
+        return None
+
+    def put(self, upload_id: str, hasher: _Hash, offset: int) -> None:
+        self._items[upload_id] = (hasher, offset)
+        while len(self._items) > self._capacity:
+            self._items.popitem(last=False)
+
+    def drop(self, upload_id: str) -> None:
+        self._items.pop(upload_id, None)
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRange:
+    start: int
+    end: int  # inclusive
+
+
+def parse_content_range(value: str) -> ContentRange:
+    """`Content-Range: <start>-<end>` as the distribution spec uses it (also `bytes a-b/*`)."""
+    text = value.strip()
+    if text.startswith("bytes"):
+        text = text[5:].strip().lstrip("=").strip()
+    text = text.split("/", 1)[0]
+    start_s, sep, end_s = text.partition("-")
+    if not sep or not start_s.isdigit() or not end_s.isdigit():
+        raise BlobUploadInvalid(f"invalid Content-Range {value[:100]!r}: expected <start>-<end>")
+    start, end = int(start_s), int(end_s)
+    if end < start:
+        raise RangeNotSatisfiable(f"invalid Content-Range {value[:100]!r}: end before start")
+    return ContentRange(start, end)
+
+
+class UploadService:
+    def __init__(self, db: Database, storage: StorageDriver, blobs: BlobService) -> None:
+        self.db = db
+        self.storage = storage
+        self.blobs = blobs
+        self.hashers = HasherCache()
+
+    def start(self, repo: str) -> str:
+        upload_id = str(uuid.uuid4())
+        self.storage.writer(paths.upload_data_path(upload_id), append=False).close()
+        now = utcnow()
+        with self.db.write() as conn:
+            repo_id = self.db.ensure_repository(conn, repo)
+            conn.execute(
+                s.uploads.insert().values(
+                    id=upload_id, repository_id=repo_id, started_at=now, updated_at=now
+                )
+            )
+        return upload_id
+
+    def size(self, repo: str, upload_id: str) -> int:
+        """Bytes received so far; BLOB_UPLOAD_UNKNOWN if no such upload in this repository."""
+        query = (
+            select(s.uploads.c.id)
+            .join(s.repositories, s.repositories.c.id == s.uploads.c.repository_id)
+            .where(s.uploads.c.id == upload_id, s.repositories.c.name == repo)
+        )
+        with self.db.read() as conn:
+            found = conn.execute(query).scalar_one_or_none()
+        if found is None:
+            raise BlobUploadUnknown(detail={"upload": upload_id[:64]})
+        try:
+            return self.storage.stat(paths.upload_data_path(upload_id)).size
+        except PathNotFound:
+            raise BlobUploadUnknown(detail={"upload": upload_id[:64]}) from None
+
+    async def append(
+        self,
+        repo: str,
+        upload_id: str,
+        body: AsyncIterator[bytes],
+        *,
+        content_range: ContentRange | None,
+        length: int | None,
+    ) -> int:
+        """Append a chunk; return the new size. A chunk must continue where the upload stands."""
+        offset = self.size(repo, upload_id)
+        if content_range is not None:
+            if content_range.start != offset:
+                raise RangeNotSatisfiable(
+                    f"chunk starts at {content_range.start}, upload has {offset} bytes",
+                    headers=_range_headers(offset),
+                )
+            expected = content_range.end - content_range.start + 1
+            if length is not None and length != expected:
+                raise RangeNotSatisfiable(
+                    f"Content-Length {length} does not match Content-Range length {expected}",
+                    headers=_range_headers(offset),
+                )
+        size = await self._write(upload_id, offset, body, length)
+        with self.db.write() as conn:
+            conn.execute(
+                s.uploads.update().where(s.uploads.c.id == upload_id).values(updated_at=utcnow())
+            )
+        return size
+
+    async def _write(
+        self, upload_id: str, offset: int, body: AsyncIterator[bytes], length: int | None
+    ) -> int:
+        hasher = self.hashers.take(upload_id, offset)
+        writer = self.storage.writer(paths.upload_data_path(upload_id), append=True)
+        received = 0
+        try:
+            async for chunk in body:
+                writer.write(chunk)
+                if hasher is not None:
+                    hasher.update(chunk)
+                received += len(chunk)
+        finally:
+            writer.close()
+            if hasher is not None:
+                self.hashers.put(upload_id, hasher, offset + received)
+        if length is not None and received != length:
+            raise SizeInvalid(f"received {received} bytes, Content-Length said {length}")
+        return offset + received
+
+    async def finish(
+        self,
+        repo: str,
+        upload_id: str,
+        digest: Digest,
+        body: AsyncIterator[bytes],
+        *,
+        content_range: ContentRange | None,
+        length: int | None,
+    ) -> int:
+        """Append an optional last chunk, verify the digest, commit the blob; return its size."""
+        size = await self.append(repo, upload_id, body, content_range=content_range, length=length)
+        data_path = paths.upload_data_path(upload_id)
+        actual = self._digest_of(upload_id, data_path, size, digest.algorithm)
+        if actual != digest.hex:
+            self.cancel(repo, upload_id)
+            raise DigestInvalid(
+                f"uploaded content has digest {digest.algorithm}:{actual}, not {digest}",
+                detail={"digest": str(digest)},
+            )
+        self.blobs.store_upload(data_path, digest)
+        with self.db.write() as conn:
+            repo_id = self.db.ensure_repository(conn, repo)
+            self.blobs.link(conn, repo_id, digest, size)
+            conn.execute(delete(s.uploads).where(s.uploads.c.id == upload_id))
+        self._discard(upload_id)
+        return size
+
+    async def monolithic(
+        self, repo: str, digest: Digest, body: AsyncIterator[bytes], length: int | None
+    ) -> int:
+        """POST ?digest=: the whole blob in one request, no upload row needed."""
+        upload_id = str(uuid.uuid4())
+        data_path = paths.upload_data_path(upload_id)
+        try:
+            size = await self._write(upload_id, 0, body, length)
+            actual = self._digest_of(upload_id, data_path, size, digest.algorithm)
+            if actual != digest.hex:
+                raise DigestInvalid(
+                    f"uploaded content has digest {digest.algorithm}:{actual}, not {digest}",
+                    detail={"digest": str(digest)},
+                )
+            self.blobs.store_upload(data_path, digest)
+            with self.db.write() as conn:
+                repo_id = self.db.ensure_repository(conn, repo)
+                self.blobs.link(conn, repo_id, digest, size)
+        finally:
+            self._discard(upload_id)
+        return size
+
+    def cancel(self, repo: str, upload_id: str) -> None:
+        self.size(repo, upload_id)
+        with self.db.write() as conn:
+            conn.execute(delete(s.uploads).where(s.uploads.c.id == upload_id))
+        self._discard(upload_id)
+
+    def _discard(self, upload_id: str) -> None:
+        self.hashers.drop(upload_id)
+        with contextlib.suppress(PathNotFound):
+            self.storage.delete(paths.upload_dir(upload_id))
+
+    def _digest_of(self, upload_id: str, data_path: str, size: int, algorithm: str) -> str:
+        hasher = self.hashers.take(upload_id, size) if algorithm == DEFAULT_ALGORITHM else None
+        if hasher is None:
+            hasher = hashlib.new(algorithm)
+            reader = self.storage.reader(data_path)
+            try:
+                while block := reader.read(_HASH_READ):
+                    hasher.update(block)
+            finally:
+                reader.close()
+        return hasher.hexdigest()
+
+
+def _range_headers(size: int) -> dict[str, str]:
+    return {"Range": f"0-{max(size - 1, 0)}"}

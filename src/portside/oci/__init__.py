@@ -1,0 +1,1 @@
+"""Pure parsing and validation of OCI and Docker manifests (no I/O)."""

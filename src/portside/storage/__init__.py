@@ -1,0 +1,1 @@
+"""Byte storage: the driver interface, the path layout, and the drivers."""

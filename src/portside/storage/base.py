@@ -1,0 +1,86 @@
+"""The storage driver interface: bytes only, addressed by slash-separated paths.
+
+Drivers know nothing of repositories, manifests or tags (those live in SQL); they store
+and return bytes. Every driver must pass tests/storage/test_driver_conformance.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+class PathNotFound(Exception):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"path not found: {path}")
+        self.path = path
+
+
+class InvalidPath(ValueError):
+    """A path that is empty, absolute, or tries to leave the driver's root."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    path: str
+    size: int
+    modified: float
+
+
+class Writer(Protocol):
+    """Appends to one file; nothing is visible at its final place until commit()."""
+
+    @property
+    def size(self) -> int: ...
+
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    def commit(self) -> None:
+        """Flush and make the written bytes durable (fsync)."""
+
+    def close(self) -> None:
+        """Flush and close without the durability guarantee; the data stays appendable."""
+
+
+class Reader(Protocol):
+    def read(self, size: int = -1) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class StorageDriver(Protocol):
+    name: str
+
+    def put(self, path: str, data: bytes) -> None:
+        """Write a whole file atomically (temp + fsync + rename)."""
+
+    def get(self, path: str) -> bytes: ...
+
+    def reader(self, path: str, offset: int = 0) -> Reader: ...
+
+    def writer(self, path: str, *, append: bool) -> Writer:
+        """Open for appending (append=True keeps existing content; False truncates)."""
+
+    def stat(self, path: str) -> FileInfo: ...
+
+    def exists(self, path: str) -> bool: ...
+
+    def list(self, prefix: str) -> list[str]:
+        """Direct children (files and directories) of a directory path, sorted."""
+
+    def walk(self, prefix: str) -> Iterator[FileInfo]:
+        """Every file under a directory path, recursively."""
+
+    def move(self, source: str, destination: str) -> None:
+        """Atomically move a file into place, durably; replaces the destination."""
+
+    def delete(self, path: str) -> None:
+        """Delete a file or a whole directory tree. Missing paths raise PathNotFound."""
+
+    def local_path(self, path: str) -> Path | None:
+        """A filesystem path the HTTP server may send directly (sendfile), if any."""
+
+    def redirect_url(self, path: str, method: str) -> str | None:
+        """A URL the client can fetch the bytes from directly (object stores), if any."""

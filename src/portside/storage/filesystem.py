@@ -1,0 +1,141 @@
+"""The local-filesystem driver: durable writes by fsync + atomic rename, sendfile-able paths."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from portside.storage.base import FileInfo, InvalidPath, PathNotFound
+
+_WRITE_BUFFER = 1024 * 1024
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileWriter:
+    def __init__(self, path: Path, *, append: bool) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: BinaryIO = open(path, "ab" if append else "wb", buffering=_WRITE_BUFFER)  # noqa: SIM115
+        self._size = self._file.tell()
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._file.write(data)
+        self._size += len(data)
+
+    def commit(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class FilesystemDriver:
+    name = "filesystem"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.absolute()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _full(self, path: str) -> Path:
+        parts = path.split("/")
+        if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise InvalidPath(f"invalid storage path {path!r}")
+        return self.root.joinpath(*parts)
+
+    def put(self, path: str, data: bytes) -> None:
+        full = self._full(path)
+        full.parent.mkdir(parents=True, exist_ok=True)
+        temp = full.with_name(f".{full.name}.{uuid.uuid4().hex}.tmp")
+        with open(temp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, full)
+        _fsync_dir(full.parent)
+
+    def get(self, path: str) -> bytes:
+        try:
+            return self._full(path).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise PathNotFound(path) from None
+
+    def reader(self, path: str, offset: int = 0) -> BinaryIO:
+        try:
+            handle = open(self._full(path), "rb")  # noqa: SIM115 - returned to the caller
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise PathNotFound(path) from None
+        if offset:
+            handle.seek(offset)
+        return handle
+
+    def writer(self, path: str, *, append: bool) -> FileWriter:
+        return FileWriter(self._full(path), append=append)
+
+    def stat(self, path: str) -> FileInfo:
+        try:
+            st = self._full(path).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise PathNotFound(path) from None
+        return FileInfo(path, st.st_size, st.st_mtime)
+
+    def exists(self, path: str) -> bool:
+        return self._full(path).exists()
+
+    def list(self, prefix: str) -> list[str]:
+        full = self._full(prefix)
+        try:
+            return sorted(f"{prefix}/{child.name}" for child in full.iterdir())
+        except (FileNotFoundError, NotADirectoryError):
+            raise PathNotFound(prefix) from None
+
+    def walk(self, prefix: str) -> Iterator[FileInfo]:
+        full = self._full(prefix)
+        for directory, _dirs, files in os.walk(full):
+            for name in sorted(files):
+                file_path = Path(directory) / name
+                with contextlib.suppress(FileNotFoundError):
+                    st = file_path.stat()
+                    rel = file_path.relative_to(self.root).as_posix()
+                    yield FileInfo(rel, st.st_size, st.st_mtime)
+
+    def move(self, source: str, destination: str) -> None:
+        src, dst = self._full(source), self._full(destination)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(src, dst)
+        except FileNotFoundError:
+            raise PathNotFound(source) from None
+        _fsync_dir(dst.parent)
+
+    def delete(self, path: str) -> None:
+        full = self._full(path)
+        try:
+            if full.is_dir():
+                shutil.rmtree(full)
+            else:
+                full.unlink()
+        except FileNotFoundError:
+            raise PathNotFound(path) from None
+
+    def local_path(self, path: str) -> Path | None:
+        return self._full(path)
+
+    def redirect_url(self, path: str, method: str) -> str | None:
+        return None
