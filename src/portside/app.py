@@ -7,8 +7,8 @@ granian calls in each worker process (settings arrive serialized from `portside 
 from __future__ import annotations
 
 import json
+import os
 import time
-import uuid
 
 import structlog
 from sqlalchemy import text
@@ -30,10 +30,11 @@ from portside.api.http import (
 from portside.config import Settings, settings_from_environment
 from portside.content.blobs import BlobService
 from portside.content.db import Database
+from portside.content.hotpath import HotQueries
 from portside.content.manifests import ManifestService
 from portside.content.uploads import UploadService
 from portside.errors import RegistryError
-from portside.logs import configure
+from portside.logs import AccessLog, configure
 from portside.metadata.engine import make_engine
 from portside.storage.filesystem import FilesystemDriver
 
@@ -44,15 +45,17 @@ API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
 
 def build_context(settings: Settings) -> Context:
     db = Database(make_engine(settings.database_url))
+    hot = HotQueries(db.engine)
     storage = FilesystemDriver(settings.storage_root)
-    blobs = BlobService(db, storage)
+    blobs = BlobService(db, storage, hot)
     return Context(
         settings=settings,
         db=db,
         storage=storage,
         blobs=blobs,
         uploads=UploadService(db, storage, blobs),
-        manifests=ManifestService(db, settings.registry.manifest_max_bytes),
+        manifests=ManifestService(db, hot, settings.registry.manifest_max_bytes),
+        hot=hot,
     )
 
 
@@ -66,7 +69,7 @@ def _error_response(error: RegistryError, request_id: str) -> Response:
 class PortsideApp:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.access_log = ctx.settings.log.access
+        self.access_log = AccessLog(ctx.settings.log.format) if ctx.settings.log.access else None
 
     async def __call__(self, scope: Scope, receive: Receive, send_message: Send) -> None:
         if scope["type"] == "lifespan":
@@ -76,7 +79,7 @@ class PortsideApp:
             return
         started = time.perf_counter()
         request = Request(scope, receive)
-        request_id = request.header("x-request-id") or uuid.uuid4().hex
+        request_id = request.header("x-request-id") or os.urandom(8).hex()
         route = "other"
         response: Response
         try:
@@ -135,9 +138,8 @@ class PortsideApp:
                 metrics.BYTES_IN.inc(request.received)
             if response.sent_bytes:
                 metrics.BYTES_OUT.inc(response.sent_bytes)
-            if self.access_log:
-                log.info(
-                    "http.request",
+            if self.access_log is not None:
+                self.access_log.write(
                     method=request.method,
                     path=request.path,
                     status=response.status,
@@ -172,6 +174,9 @@ class PortsideApp:
             if message["type"] == "lifespan.startup":
                 await send_message({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.access_log is not None:
+                    self.access_log.flush()
+                self.ctx.hot.close()
                 self.ctx.db.engine.dispose()
                 await send_message({"type": "lifespan.shutdown.complete"})
                 return

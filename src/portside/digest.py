@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 # Algorithm -> length of its lowercase hex encoding (OCI image-spec "Registered algorithms").
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
+_LOWER_HEX = re.compile(r"[0-9a-f]+")
 _GRAMMAR = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 
 
@@ -31,7 +32,7 @@ class Digest:
         length = ALGORITHMS.get(algorithm)
         if length is None:
             raise DigestInvalid(f"unsupported digest algorithm {algorithm!r}: use sha256 or sha512")
-        if len(encoded) != length or not all(c in "0123456789abcdef" for c in encoded):
+        if len(encoded) != length or not _LOWER_HEX.fullmatch(encoded):
             raise DigestInvalid(
                 f"invalid {algorithm} digest: expected {length} lowercase hex characters"
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from portside.api.context import Context
 from portside.api.http import FileBody, Request, Response, empty
 from portside.digest import Digest
@@ -35,7 +37,8 @@ async def get(ctx: Context, request: Request, name: str, digest_text: str) -> Re
     digest = Digest.parse(digest_text)
     info = ctx.blobs.stat(name, digest)
     path = ctx.blobs.local_path(info)
-    if path is None or not path.exists():
+    if path is None or (request.method == "GET" and not os.path.isfile(path)):
+        # Metadata says yes but the bytes are gone: say so rather than send a broken body.
         raise BlobUnknown(f"blob {digest} is missing from storage", detail={"digest": str(digest)})
     response = Response(200)
     response.header("docker-content-digest", str(digest))

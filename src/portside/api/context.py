@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from portside.config import Settings
 from portside.content.blobs import BlobService
 from portside.content.db import Database
+from portside.content.hotpath import HotQueries
 from portside.content.manifests import ManifestService
 from portside.content.uploads import UploadService
 from portside.storage.base import StorageDriver
@@ -20,3 +21,4 @@ class Context:
     blobs: BlobService
     uploads: UploadService
     manifests: ManifestService
+    hot: HotQueries

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -94,7 +93,7 @@ class Request:
 
 @dataclass(slots=True)
 class FileBody:
-    path: Path
+    path: str
     offset: int
     length: int
     whole: bool
@@ -141,7 +140,7 @@ async def send(scope: Scope, send_message: Send, response: Response, *, head: bo
     extensions = scope.get("extensions") or {}
     if file.whole and "http.response.pathsend" in extensions:
         # granian sends the file from Rust; no blob bytes pass through Python.
-        await send_message({"type": "http.response.pathsend", "path": str(file.path)})
+        await send_message({"type": "http.response.pathsend", "path": file.path})
         response.sent_bytes = file.length
         return
     fd = os.open(file.path, os.O_RDONLY)

@@ -4,11 +4,11 @@ verified upload data into the content-addressed store."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import Connection, and_, delete, select
 
 from portside.content.db import Database, repository_id, utcnow
+from portside.content.hotpath import HotQueries
 from portside.digest import Digest
 from portside.errors import BlobUnknown, Conflict
 from portside.metadata import schema as s
@@ -24,28 +24,19 @@ class BlobInfo:
 
 
 class BlobService:
-    def __init__(self, db: Database, storage: StorageDriver) -> None:
+    def __init__(self, db: Database, storage: StorageDriver, hot: HotQueries) -> None:
         self.db = db
         self.storage = storage
+        self.hot = hot
 
     def stat(self, repo: str, digest: Digest) -> BlobInfo:
         """The blob if `repo` may read it, else BLOB_UNKNOWN."""
-        query = (
-            select(s.blobs.c.size)
-            .select_from(
-                s.repositories.join(
-                    s.repository_blobs, s.repository_blobs.c.repository_id == s.repositories.c.id
-                ).join(s.blobs, s.blobs.c.digest == s.repository_blobs.c.digest)
-            )
-            .where(s.repositories.c.name == repo, s.repository_blobs.c.digest == str(digest))
-        )
-        with self.db.read() as conn:
-            size = conn.execute(query).scalar_one_or_none()
+        size = self.hot.blob_size(repo, str(digest))
         if size is None:
             raise BlobUnknown(detail={"digest": str(digest)})
-        return BlobInfo(digest, int(size), paths.blob_path(digest))
+        return BlobInfo(digest, size, paths.blob_path(digest))
 
-    def local_path(self, info: BlobInfo) -> Path | None:
+    def local_path(self, info: BlobInfo) -> str | None:
         return self.storage.local_path(info.storage_path)
 
     def link(self, conn: Connection, repo_id: int, digest: Digest, size: int) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from portside.content.db import Database, repository_id, utcnow
+from portside.content.hotpath import HotQueries
 from portside.digest import ALGORITHMS, Digest, is_digest
 from portside.errors import (
     Conflict,
@@ -45,42 +46,30 @@ class PutResult:
 
 
 class ManifestService:
-    def __init__(self, db: Database, max_bytes: int) -> None:
+    def __init__(self, db: Database, hot: HotQueries, max_bytes: int) -> None:
         self.db = db
+        self.hot = hot
         self.max_bytes = max_bytes
 
     # -- read -------------------------------------------------------------------------
     def get(self, repo: str, reference: str, *, record_pull: bool) -> StoredManifest:
-        m = s.manifests
-        columns = (m.c.id, m.c.digest, m.c.media_type, m.c.content, m.c.last_pulled_at)
-        if is_digest(reference):
+        by_digest = is_digest(reference)
+        if by_digest:
             Digest.parse(reference)
-            query = (
-                select(*columns)
-                .join(s.repositories, s.repositories.c.id == m.c.repository_id)
-                .where(s.repositories.c.name == repo, m.c.digest == reference)
-            )
         else:
             validate_tag(reference)
-            query = (
-                select(*columns)
-                .select_from(
-                    s.repositories.join(s.tags, s.tags.c.repository_id == s.repositories.c.id).join(
-                        m, m.c.id == s.tags.c.manifest_id
-                    )
-                )
-                .where(s.repositories.c.name == repo, s.tags.c.name == reference)
-            )
-        with self.db.read() as conn:
-            row = conn.execute(query).first()
+        row = self.hot.manifest(repo, reference, by_digest=by_digest)
         if row is None:
             raise ManifestUnknown(detail={"reference": reference[:200]})
+        manifest_id, digest, media_type, content, last_pulled_at = row
         if record_pull:
-            self._record_pull(row.id, row.last_pulled_at)
-        return StoredManifest(row.id, row.digest, row.media_type, bytes(row.content))
+            self._record_pull(manifest_id, last_pulled_at)
+        return StoredManifest(manifest_id, digest, media_type, bytes(content))
 
-    def _record_pull(self, manifest_id: int, last: datetime | None) -> None:
+    def _record_pull(self, manifest_id: int, last: datetime | str | None) -> None:
         now = utcnow()
+        if isinstance(last, str):  # raw SQLite rows carry the ISO text
+            last = datetime.fromisoformat(last)
         if last is not None:
             if last.tzinfo is None:  # SQLite hands back naive datetimes
                 last = last.replace(tzinfo=now.tzinfo)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 
@@ -79,7 +78,7 @@ class StorageDriver(Protocol):
     def delete(self, path: str) -> None:
         """Delete a file or a whole directory tree. Missing paths raise PathNotFound."""
 
-    def local_path(self, path: str) -> Path | None:
+    def local_path(self, path: str) -> str | None:
         """A filesystem path the HTTP server may send directly (sendfile), if any."""
 
     def redirect_url(self, path: str, method: str) -> str | None:

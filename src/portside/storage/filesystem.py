@@ -51,6 +51,7 @@ class FilesystemDriver:
 
     def __init__(self, root: Path) -> None:
         self.root = root.absolute()
+        self._root_text = str(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _full(self, path: str) -> Path:
@@ -134,8 +135,11 @@ class FilesystemDriver:
         except FileNotFoundError:
             raise PathNotFound(path) from None
 
-    def local_path(self, path: str) -> Path | None:
-        return self._full(path)
+    def local_path(self, path: str) -> str | None:
+        # Hot path (every blob GET): plain string joins, no pathlib objects.
+        if not path or path.startswith("/") or "//" in path or "/." in path or path[0] == ".":
+            raise InvalidPath(f"invalid storage path {path!r}")
+        return f"{self._root_text}/{path}"
 
     def redirect_url(self, path: str, method: str) -> str | None:
         return None
