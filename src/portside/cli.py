@@ -63,6 +63,38 @@ def fsck(config_file: Path | None, data_dir: Path | None, no_hash: bool) -> None
 
 
 @main.group()
+def uploads() -> None:
+    """Blob uploads in progress."""
+
+
+@uploads.command("purge")
+@CONFIG_OPTION
+@DATA_DIR_OPTION
+@click.option(
+    "--older-than-hours",
+    type=click.FloatRange(min=0),
+    help="Idle time before an upload is abandoned (default: registry.upload_expiry_hours).",
+)
+def uploads_purge(
+    config_file: Path | None, data_dir: Path | None, older_than_hours: float | None
+) -> None:
+    """Delete uploads idle too long and leftover upload data no upload claims."""
+    from datetime import timedelta
+
+    from portside.app import build_context
+    from portside.content.purge import purge_uploads
+
+    settings = _settings(config_file, data_dir=data_dir)
+    hours = settings.registry.upload_expiry_hours if older_than_hours is None else older_than_hours
+    ctx = build_context(settings)
+    result = purge_uploads(ctx.db, ctx.storage, timedelta(hours=hours))
+    click.echo(
+        f"purged {result.expired_uploads} expired uploads and "
+        f"{result.orphan_directories} leftover upload directories"
+    )
+
+
+@main.group()
 def config() -> None:
     """Configuration helpers."""
 
