@@ -16,7 +16,7 @@ import os
 import secrets
 import shutil
 import sys
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +77,9 @@ class RegistryServer:
 def registry_kind() -> str:
     kind = os.environ.get(REGISTRY_ENV, "portside") or "portside"
     if kind not in ("portside", "distribution"):
-        raise pytest.UsageError(f"{REGISTRY_ENV} must be 'portside' or 'distribution', not {kind!r}")
+        raise pytest.UsageError(
+            f"{REGISTRY_ENV} must be 'portside' or 'distribution', not {kind!r}"
+        )
     return kind
 
 
@@ -192,18 +194,39 @@ def image_index(repo: str, session_nonce: str) -> ImageIndex:
     return build_index(f"{repo}#{session_nonce}")
 
 
-LayoutWriter = Callable[[dict[str, Image | ImageIndex]], Path]
+@dataclass
+class Target:
+    """Where a test pushes: the registry, its repository, and scratch space."""
+
+    server: RegistryServer
+    http: RegistryHTTP
+    repo: str
+    tmp: Path
+    _layouts: int = 0
+
+    @property
+    def host(self) -> str:
+        return self.server.host
+
+    def ref(self, reference: str, repo: str | None = None) -> str:
+        """``HOST/REPO:tag`` or ``HOST/REPO@digest`` (REPO defaults to the test's)."""
+        return self.server.ref(repo or self.repo, reference)
+
+    def layout(self, refs: dict[str, Image | ImageIndex]) -> Path:
+        """Write images into a fresh OCI image layout directory."""
+        self._layouts += 1
+        return write_layout(self.tmp / f"layout-{self._layouts}", refs)
+
+    def scratch(self, name: str) -> Path:
+        """A path (not created) in the test's temporary directory."""
+        return self.tmp / name
 
 
 @pytest.fixture
-def oci_layout(tmp_path: Path) -> LayoutWriter:
-    """Write images into a fresh OCI layout directory; returns its path."""
-    counter = iter(range(1_000_000))
-
-    def write(refs: dict[str, Image | ImageIndex]) -> Path:
-        return write_layout(tmp_path / f"layout-{next(counter)}", refs)
-
-    return write
+def target(
+    registry: RegistryServer, registry_http: RegistryHTTP, repo: str, tmp_path: Path
+) -> Target:
+    return Target(registry, registry_http, repo, tmp_path)
 
 
 # ---------------------------------------------------------------------------

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from .conftest import LayoutWriter, RegistryServer, storage_tool
+from .conftest import Target, storage_tool
 from .images import Image, assert_registry_has_same_content
-from .tooling import ContainersStorageTool, RegistryHTTP
+from .tooling import ContainersStorageTool
 
 pytestmark = pytest.mark.clients
 
@@ -28,18 +28,12 @@ def clear(buildah: ContainersStorageTool) -> None:
     buildah("rmi", "--all", "--force")
 
 
-def test_from_commit_push(
-    buildah: ContainersStorageTool,
-    registry: RegistryServer,
-    registry_http: RegistryHTTP,
-    repo: str,
-    image: Image,
-    oci_layout: LayoutWriter,
-) -> None:
+def test_from_commit_push(buildah: ContainersStorageTool, target: Target, image: Image) -> None:
+    registry_http, repo = target.http, target.repo
     # Seed the registry with buildah itself.
-    layout = oci_layout({"v1": image})
+    layout = target.layout({"v1": image})
     buildah("pull", "--quiet", f"oci:{layout}:v1")
-    base = registry.ref(repo, "base")
+    base = target.ref("base")
     buildah("push", "--quiet", TLS, image.config_digest.removeprefix("sha256:"), f"docker://{base}")
     assert_registry_has_same_content(registry_http, repo, "base", image)
     clear(buildah)
@@ -49,7 +43,7 @@ def test_from_commit_push(
     from_info = json.loads(buildah("inspect", "--type", "container", container).stdout)
     assert from_info["FromImageID"] == image.config_digest.removeprefix("sha256:")
     buildah("config", "--label", f"{LABEL}=yes", container)
-    committed = registry.ref(repo, "committed")
+    committed = target.ref("committed")
     buildah("commit", "--quiet", container, committed)
     buildah("push", "--quiet", TLS, committed)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import LayoutWriter, RegistryServer
+from .conftest import Target
 from .images import (
     Image,
     ImageIndex,
@@ -24,10 +24,10 @@ from .images import (
     write_docker_archive,
 )
 from .tooling import (
+    DOCKER_MANIFEST,
     CommandError,
     Docker,
     ManagedProcess,
-    RegistryHTTP,
     Skopeo,
     require_binary,
     short_tmpdir,
@@ -114,69 +114,56 @@ def remove_all_images(docker: Docker) -> None:
         docker("rmi", "--force", *sorted(set(ids)))
 
 
-def test_load_push_rmi_pull(
-    docker: Docker,
-    registry: RegistryServer,
-    registry_http: RegistryHTTP,
-    repo: str,
-    image: Image,
-    tmp_path: Path,
-) -> None:
+def test_load_push_rmi_pull(docker: Docker, target: Target, image: Image) -> None:
+    http, repo = target.http, target.repo
     local = f"portside-tests/{repo.rsplit('/', 1)[-1]}:loaded"
-    docker("load", "--input", write_docker_archive(image, tmp_path / "image.tar", local))
+    docker("load", "--input", write_docker_archive(image, target.scratch("image.tar"), local))
     assert image_id(docker, local) == image.config_digest
 
-    target = registry.ref(repo, "v1")
-    docker("tag", local, target)
-    docker("push", target)
-    manifest = assert_registry_has_same_content(registry_http, repo, "v1", image)
-    pushed_digest = registry_http.manifest(repo, "v1").digest
-    assert manifest["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
-    assert f"{registry.host}/{repo}@{pushed_digest}" in repo_digests(docker, target)
+    v1 = target.ref("v1")
+    docker("tag", local, v1)
+    docker("push", v1)
+    manifest = assert_registry_has_same_content(http, repo, "v1", image)
+    assert manifest["mediaType"] == DOCKER_MANIFEST
+    pushed_digest = http.manifest(repo, "v1").digest
+    assert pushed_digest is not None
+    assert target.ref(pushed_digest) in repo_digests(docker, v1)
 
     # A second push of the same image only re-tags: every blob already exists.
-    docker("tag", local, registry.ref(repo, "v2"))
-    docker("push", registry.ref(repo, "v2"))
-    assert registry_http.manifest(repo, "v2").digest == pushed_digest
-    assert registry_http.tags(repo) == ["v1", "v2"]
+    docker("tag", local, target.ref("v2"))
+    docker("push", target.ref("v2"))
+    assert http.manifest(repo, "v2").digest == pushed_digest
+    assert http.tags(repo) == ["v1", "v2"]
 
     remove_all_images(docker)
     with pytest.raises(CommandError):
-        docker("image", "inspect", target)
+        docker("image", "inspect", v1)
 
-    docker("pull", target)
-    assert image_id(docker, target) == image.config_digest
-    assert saved_diff_ids(docker, target, tmp_path / "saved.tar") == image.diff_ids
+    docker("pull", v1)
+    assert image_id(docker, v1) == image.config_digest
+    assert saved_diff_ids(docker, v1, target.scratch("saved.tar")) == image.diff_ids
 
     remove_all_images(docker)
-    by_digest = f"{registry.host}/{repo}@{pushed_digest}"
-    docker("pull", by_digest)
-    assert image_id(docker, by_digest) == image.config_digest
+    docker("pull", target.ref(pushed_digest))
+    assert image_id(docker, target.ref(pushed_digest)) == image.config_digest
+    remove_all_images(docker)
 
 
 def test_pull_oci_image_and_index_pushed_by_skopeo(
-    docker: Docker,
-    skopeo: Skopeo,
-    registry: RegistryServer,
-    repo: str,
-    image: Image,
-    image_index: ImageIndex,
-    oci_layout: LayoutWriter,
-    tmp_path: Path,
+    docker: Docker, skopeo: Skopeo, target: Target, image: Image, image_index: ImageIndex
 ) -> None:
-    layout = oci_layout({"single": image, "multi": image_index})
-    for ref, flags in (("single", []), ("multi", ["--all"])):
-        skopeo.push_layout(layout, ref, registry.ref(repo, ref), *flags)
+    layout = target.layout({"single": image, "multi": image_index})
+    skopeo.push_layout(layout, "single", target.ref("single"))
+    skopeo.push_layout(layout, "multi", target.ref("multi"), "--all")
 
-    single = registry.ref(repo, "single")
+    single = target.ref("single")
     docker("pull", single)
     assert image_id(docker, single) == image.config_digest
-    assert f"{registry.host}/{repo}@{image.digest}" in repo_digests(docker, single)
-    assert saved_diff_ids(docker, single, tmp_path / "single.tar") == image.diff_ids
+    assert target.ref(image.digest) in repo_digests(docker, single)
+    assert saved_diff_ids(docker, single, target.scratch("single.tar")) == image.diff_ids
 
-    multi = registry.ref(repo, "multi")
+    multi = target.ref("multi")
     docker("pull", "--platform", "linux/arm64", multi)
-    arm = image_index.image_for("arm64")
-    assert image_id(docker, multi) == arm.config_digest
-    assert f"{registry.host}/{repo}@{image_index.digest}" in repo_digests(docker, multi)
+    assert image_id(docker, multi) == image_index.image_for("arm64").config_digest
+    assert target.ref(image_index.digest) in repo_digests(docker, multi)
     remove_all_images(docker)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from .conftest import NO_MEDIA_TYPE_BY_DIGEST_BUG, LayoutWriter, RegistryServer
+from .conftest import NO_MEDIA_TYPE_BY_DIGEST_BUG, Target
 from .images import (
     Image,
     ImageIndex,
@@ -18,117 +17,69 @@ from .images import (
     assert_registry_has_same_content,
     sha256,
 )
-from .tooling import DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, RegistryHTTP, Skopeo
+from .tooling import DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_INDEX, Skopeo
 
 pytestmark = pytest.mark.clients
 
-PUSH = "--dest-tls-verify=false"
-PULL = "--src-tls-verify=false"
+
+def pull(skopeo: Skopeo, target: Target, src: str, name: str, *flags: str) -> Layout:
+    """Copy ``src`` from the registry into a new layout under the ref ``name``."""
+    return Layout(skopeo.pull_layout(src, target.scratch(name), name, *flags))
 
 
-def push_layout(skopeo: Skopeo, layout: Path, ref: str, dest: str, *flags: str) -> None:
-    skopeo.push_layout(layout, ref, dest, *flags)
+def test_copy_roundtrip(skopeo: Skopeo, target: Target, image: Image) -> None:
+    skopeo.push_layout(target.layout({"v1": image}), "v1", target.ref("v1"))
+    assert_registry_has_exact_image(target.http, target.repo, "v1", image)
+    assert_registry_has_exact_image(target.http, target.repo, image.digest, image)
 
-
-def pull_layout(skopeo: Skopeo, src: str, layout: Path, ref: str, *flags: str) -> Layout:
-    return Layout(skopeo.pull_layout(src, layout, ref, *flags))
-
-
-def test_copy_roundtrip(
-    skopeo: Skopeo,
-    registry: RegistryServer,
-    registry_http: RegistryHTTP,
-    repo: str,
-    image: Image,
-    oci_layout: LayoutWriter,
-    tmp_path: Path,
-) -> None:
-    layout = oci_layout({"v1": image})
-    push_layout(skopeo, layout, "v1", registry.ref(repo, "v1"))
-    assert_registry_has_exact_image(registry_http, repo, "v1", image)
-    assert_registry_has_exact_image(registry_http, repo, image.digest, image)
-
-    pulled = pull_layout(skopeo, registry.ref(repo, "v1"), tmp_path / "pulled", "v1")
-    assert_layout_has_image(pulled, image, "v1")
-
-    by_digest = pull_layout(skopeo, registry.ref(repo, image.digest), tmp_path / "bydigest", "x")
-    assert_layout_has_image(by_digest, image, "x")
+    assert_layout_has_image(pull(skopeo, target, target.ref("v1"), "tag"), image, "tag")
+    by_digest = pull(skopeo, target, target.ref(image.digest), "digest")
+    assert_layout_has_image(by_digest, image, "digest")
 
 
 def test_manifest_without_media_type_is_kept_verbatim(
-    skopeo: Skopeo,
-    registry: RegistryServer,
-    registry_http: RegistryHTTP,
-    repo: str,
-    image: Image,
-    oci_layout: LayoutWriter,
-    tmp_path: Path,
+    skopeo: Skopeo, target: Target, image: Image
 ) -> None:
     bare = image.without_media_type()
     assert b'"mediaType": "application/vnd.oci.image.manifest' not in bare.manifest
-    layout = oci_layout({"bare": bare})
-    push_layout(skopeo, layout, "bare", registry.ref(repo, "bare"))
-    assert_registry_has_exact_image(registry_http, repo, "bare", bare)
+    skopeo.push_layout(target.layout({"bare": bare}), "bare", target.ref("bare"))
+    assert_registry_has_exact_image(target.http, target.repo, "bare", bare)
+    assert_layout_has_image(pull(skopeo, target, target.ref("bare"), "tag"), bare, "tag")
 
-    pulled = pull_layout(skopeo, registry.ref(repo, "bare"), tmp_path / "pulled", "bare")
-    assert_layout_has_image(pulled, bare, "bare")
-
-    registry.xfail_on_distribution(NO_MEDIA_TYPE_BY_DIGEST_BUG)
-    assert_registry_has_exact_image(registry_http, repo, bare.digest, bare)
-    by_digest = pull_layout(skopeo, registry.ref(repo, bare.digest), tmp_path / "bd", "bd")
-    assert_layout_has_image(by_digest, bare, "bd")
+    target.server.xfail_on_distribution(NO_MEDIA_TYPE_BY_DIGEST_BUG)
+    assert_registry_has_exact_image(target.http, target.repo, bare.digest, bare)
+    by_digest = pull(skopeo, target, target.ref(bare.digest), "digest")
+    assert_layout_has_image(by_digest, bare, "digest")
 
 
-def test_copy_all_multi_arch_index(
-    skopeo: Skopeo,
-    registry: RegistryServer,
-    registry_http: RegistryHTTP,
-    repo: str,
-    image_index: ImageIndex,
-    oci_layout: LayoutWriter,
-    tmp_path: Path,
-) -> None:
-    layout = oci_layout({"multi": image_index})
-    push_layout(skopeo, layout, "multi", registry.ref(repo, "multi"), "--all")
+def test_copy_all_multi_arch_index(skopeo: Skopeo, target: Target, image_index: ImageIndex) -> None:
+    layout = target.layout({"multi": image_index})
+    skopeo.push_layout(layout, "multi", target.ref("multi"), "--all")
 
-    fetched = registry_http.manifest(repo, "multi")
+    fetched = target.http.manifest(target.repo, "multi")
     assert fetched.body == image_index.index
-    assert fetched.media_type.split(";")[0] == "application/vnd.oci.image.index.v1+json"
+    assert fetched.media_type.split(";")[0] == OCI_INDEX
+    assert fetched.digest in (None, image_index.digest)
     for child in image_index.images:
-        assert_registry_has_exact_image(registry_http, repo, child.digest, child)
+        assert_registry_has_exact_image(target.http, target.repo, child.digest, child)
 
-    pulled = pull_layout(skopeo, registry.ref(repo, "multi"), tmp_path / "all", "multi", "--all")
-    assert_layout_has_index(pulled, image_index, "multi")
+    pulled = pull(skopeo, target, target.ref("multi"), "all", "--all")
+    assert_layout_has_index(pulled, image_index, "all")
 
     # Without --all, skopeo resolves the index to one platform.
-    arm = image_index.image_for("arm64")
-    single = pull_layout(
-        skopeo,
-        registry.ref(repo, "multi"),
-        tmp_path / "arm",
-        "arm",
-        "--override-arch",
-        "arm64",
-    )
-    assert_layout_has_image(single, arm, "arm")
+    arm = pull(skopeo, target, target.ref("multi"), "arm", "--override-arch", "arm64")
+    assert_layout_has_image(arm, image_index.image_for("arm64"), "arm")
 
 
-def test_inspect_returns_pushed_bytes(
-    skopeo: Skopeo,
-    registry: RegistryServer,
-    repo: str,
-    image: Image,
-    oci_layout: LayoutWriter,
-) -> None:
-    layout = oci_layout({"v1": image})
-    push_layout(skopeo, layout, "v1", registry.ref(repo, "v1"))
-    src = f"docker://{registry.ref(repo, 'v1')}"
+def test_inspect_returns_pushed_bytes(skopeo: Skopeo, target: Target, image: Image) -> None:
+    skopeo.push_layout(target.layout({"v1": image}), "v1", target.ref("v1"))
+    src = f"docker://{target.ref('v1')}"
 
-    raw = skopeo("inspect", "--raw", "--tls-verify=false", src).stdout
-    assert raw.encode() == image.manifest
+    raw = skopeo("inspect", "--raw", "--tls-verify=false", src).stdout_bytes
+    assert raw == image.manifest
 
-    config = skopeo("inspect", "--config", "--raw", "--tls-verify=false", src).stdout
-    assert config.encode() == image.config
+    config = skopeo("inspect", "--config", "--raw", "--tls-verify=false", src).stdout_bytes
+    assert config == image.config
 
     info = json.loads(skopeo("inspect", "--tls-verify=false", src).stdout)
     assert info["Digest"] == image.digest
@@ -137,109 +88,73 @@ def test_inspect_returns_pushed_bytes(
     assert info["Labels"] == {"org.example.portside.seed": image.seed}
 
 
-def test_list_tags(
-    skopeo: Skopeo,
-    registry: RegistryServer,
-    repo: str,
-    image: Image,
-    oci_layout: LayoutWriter,
-) -> None:
-    layout = oci_layout({"v1": image})
+def test_list_tags(skopeo: Skopeo, target: Target, image: Image) -> None:
+    layout = target.layout({"v1": image})
     tags = ["1.0", "1.0.1", "latest", "v1", "z_last"]
     for tag in tags:
-        push_layout(skopeo, layout, "v1", registry.ref(repo, tag))
-    out = skopeo("list-tags", "--tls-verify=false", f"docker://{registry.host}/{repo}").stdout
-    listed = json.loads(out)
-    assert listed["Repository"] == f"{registry.host}/{repo}"
+        skopeo.push_layout(layout, "v1", target.ref(tag))
+    out = skopeo("list-tags", "--tls-verify=false", f"docker://{target.host}/{target.repo}")
+    listed = json.loads(out.stdout)
+    assert listed["Repository"] == f"{target.host}/{target.repo}"
     assert sorted(listed["Tags"]) == sorted(tags)
 
 
-def test_delete(
-    skopeo: Skopeo,
-    registry: RegistryServer,
-    registry_http: RegistryHTTP,
-    repo: str,
-    image: Image,
-    oci_layout: LayoutWriter,
-) -> None:
+def test_delete(skopeo: Skopeo, target: Target, image: Image) -> None:
     doomed = image.without_media_type()
-    layout = oci_layout({"keep": image, "gone": doomed})
-    push_layout(skopeo, layout, "keep", registry.ref(repo, "keep"))
-    push_layout(skopeo, layout, "gone", registry.ref(repo, "gone"))
-    assert registry_http.tags(repo) == ["gone", "keep"]
+    layout = target.layout({"keep": image, "gone": doomed})
+    skopeo.push_layout(layout, "keep", target.ref("keep"))
+    skopeo.push_layout(layout, "gone", target.ref("gone"))
+    http, repo = target.http, target.repo
+    assert http.tags(repo) == ["gone", "keep"]
 
-    skopeo("delete", "--tls-verify=false", f"docker://{registry.ref(repo, 'gone')}")
+    skopeo("delete", "--tls-verify=false", f"docker://{target.ref('gone')}")
+    assert http.manifest_status(repo, doomed.digest) == 404
+    assert http.manifest_status(repo, "gone") == 404
+    assert http.tags(repo) == ["keep"]
+    assert_registry_has_exact_image(http, repo, "keep", image)
 
-    assert registry_http.manifest_status(repo, doomed.digest) == 404
-    assert registry_http.manifest_status(repo, "gone") == 404
-    assert registry_http.tags(repo) == ["keep"]
-    assert_registry_has_exact_image(registry_http, repo, "keep", image)
-
-    # Deleting by digest works as well.
-    skopeo("delete", "--tls-verify=false", f"docker://{registry.ref(repo, image.digest)}")
-    assert registry_http.manifest_status(repo, image.digest) == 404
-    assert registry_http.manifest_status(repo, "keep") == 404
+    # Deleting by digest works as well, and removes the tags pointing at it.
+    skopeo("delete", "--tls-verify=false", f"docker://{target.ref(image.digest)}")
+    assert http.manifest_status(repo, image.digest) == 404
+    assert http.manifest_status(repo, "keep") == 404
 
 
-def test_sync_registry_to_dir_and_back(
-    skopeo: Skopeo,
-    registry: RegistryServer,
-    registry_http: RegistryHTTP,
-    repo: str,
-    image: Image,
-    oci_layout: LayoutWriter,
-    tmp_path: Path,
-) -> None:
+def test_sync_registry_to_dir_and_back(skopeo: Skopeo, target: Target, image: Image) -> None:
     bare = image.without_media_type()
-    layout = oci_layout({"a": image, "b": bare})
-    push_layout(skopeo, layout, "a", registry.ref(repo, "a"))
-    push_layout(skopeo, layout, "b", registry.ref(repo, "b"))
+    layout = target.layout({"a": image, "b": bare})
+    skopeo.push_layout(layout, "a", target.ref("a"))
+    skopeo.push_layout(layout, "b", target.ref("b"))
 
-    out = tmp_path / "sync"
+    out = target.scratch("sync")
     out.mkdir()
     skopeo(
-        "sync", "--src", "docker", "--dest", "dir", Skopeo.EXACT, PULL,
-        f"{registry.host}/{repo}", out,
+        "sync", "--src", "docker", "--dest", "dir", Skopeo.EXACT, "--src-tls-verify=false",
+        f"{target.host}/{target.repo}", out,
     )  # fmt: skip
-    name = repo.rsplit("/", 1)[-1]
+    name = target.repo.rsplit("/", 1)[-1]
     for tag, built in (("a", image), ("b", bare)):
         synced = out / f"{name}:{tag}"
         assert (synced / "manifest.json").read_bytes() == built.manifest
         for digest, data in built.blobs().items():
             assert (synced / digest.removeprefix("sha256:")).read_bytes() == data
 
-    # And from the directory into a new repository (sync appends the
-    # source directory's name to the destination repository).
-    prefix = f"{repo}-copy"
+    # And from the directory into a new repository (sync appends the source
+    # directory's name to the destination repository).
+    prefix = f"{target.repo}-copy"
     skopeo(
-        "sync",
-        "--src",
-        "dir",
-        "--dest",
-        "docker",
-        Skopeo.EXACT,
-        PUSH,
-        str(out / f"{name}:a"),
-        f"{registry.host}/{prefix}",
-    )
-    target = f"{prefix}/{name}"
-    assert registry_http.tags(target) == ["a"]
-    assert_registry_has_exact_image(registry_http, target, "a", image)
+        "sync", "--src", "dir", "--dest", "docker", Skopeo.EXACT, "--dest-tls-verify=false",
+        out / f"{name}:a", f"{target.host}/{prefix}",
+    )  # fmt: skip
+    copy = f"{prefix}/{name}"
+    assert target.http.tags(copy) == ["a"]
+    assert_registry_has_exact_image(target.http, copy, "a", image)
 
 
-def test_push_docker_schema2(
-    skopeo: Skopeo,
-    registry: RegistryServer,
-    registry_http: RegistryHTTP,
-    repo: str,
-    image: Image,
-    oci_layout: LayoutWriter,
-    tmp_path: Path,
-) -> None:
-    layout = oci_layout({"v1": image})
-    push_layout(skopeo, layout, "v1", registry.ref(repo, "v2s2"), "--format", "v2s2")
+def test_push_docker_schema2(skopeo: Skopeo, target: Target, image: Image) -> None:
+    layout = target.layout({"v1": image})
+    skopeo.push_layout(layout, "v1", target.ref("v2s2"), "--format", "v2s2")
 
-    fetched = registry_http.manifest(repo, "v2s2")
+    fetched = target.http.manifest(target.repo, "v2s2")
     assert fetched.media_type.split(";")[0] == DOCKER_MANIFEST
     manifest = fetched.json()
     expected = json.loads(image.as_docker_schema2().manifest)
@@ -248,12 +163,14 @@ def test_push_docker_schema2(
     assert manifest["config"]["mediaType"] == DOCKER_CONFIG
     assert manifest["layers"] == expected["layers"]
     assert {layer["mediaType"] for layer in manifest["layers"]} == {DOCKER_LAYER_GZIP}
-    assert_registry_has_same_content(registry_http, repo, "v2s2", image)
+    assert_registry_has_same_content(target.http, target.repo, "v2s2", image)
 
-    # Pulling back as-is (dir: keeps the manifest) returns the stored bytes.
-    out = tmp_path / "dir"
-    skopeo("copy", "--quiet", Skopeo.EXACT, PULL, f"docker://{registry.ref(repo, 'v2s2')}",
-           f"dir:{out}")  # fmt: skip
+    # Pulling back unchanged (dir: keeps the manifest) returns the stored bytes.
+    out = target.scratch("dir")
+    skopeo(
+        "copy", "--quiet", Skopeo.EXACT, "--src-tls-verify=false",
+        f"docker://{target.ref('v2s2')}", f"dir:{out}",
+    )  # fmt: skip
     assert (out / "manifest.json").read_bytes() == fetched.body
     assert fetched.digest in (None, sha256(fetched.body))
     assert (out / image.config_digest.removeprefix("sha256:")).read_bytes() == image.config

@@ -8,6 +8,7 @@ global flags, and ``RegistryHTTP`` for looking at what the server stored.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -49,8 +50,12 @@ class CommandError(AssertionError):
 class Result:
     argv: tuple[str, ...]
     returncode: int
-    stdout: str
+    stdout_bytes: bytes
     stderr: str
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_bytes.decode(errors="replace")
 
     def describe(self) -> str:
         return (
@@ -85,7 +90,6 @@ def run(
             env=full_env,
             cwd=cwd,
             capture_output=True,
-            text=True,
             timeout=timeout,
             stdin=subprocess.DEVNULL,
         )
@@ -94,7 +98,7 @@ def run(
             f"$ {' '.join(args)}\ntimed out after {timeout}s\n"
             f"--- stdout ---\n{_text(exc.stdout)}\n--- stderr ---\n{_text(exc.stderr)}"
         ) from exc
-    result = Result(args, proc.returncode, proc.stdout, proc.stderr)
+    result = Result(args, proc.returncode, proc.stdout, proc.stderr.decode(errors="replace"))
     if check and proc.returncode != 0:
         raise CommandError(result.describe())
     return result
@@ -213,10 +217,8 @@ class ManagedProcess:
                 proc.kill()
                 proc.wait(timeout=timeout)
         # Children that outlived their parent are in our process group.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -287,17 +289,6 @@ class RegistryHTTP:
         assert resp.status_code == 200, f"GET /v2/{repo}/tags/list: {resp.status_code}"
         tags: list[str] | None = resp.json().get("tags")
         return sorted(tags or [])
-
-    def put_manifest(self, repo: str, reference: str, body: bytes, media_type: str) -> str:
-        resp = self.client.put(
-            f"/v2/{repo}/manifests/{reference}",
-            content=body,
-            headers={"Content-Type": media_type},
-        )
-        assert resp.status_code == 201, (
-            f"PUT /v2/{repo}/manifests/{reference}: {resp.status_code} {resp.text}"
-        )
-        return resp.headers.get("docker-content-digest", "")
 
     def referrers(self, repo: str, digest: str, artifact_type: str | None = None) -> httpx.Response:
         params = {"artifactType": artifact_type} if artifact_type is not None else None
@@ -374,7 +365,9 @@ class Docker:
     env: Mapping[str, str]
 
     def __call__(self, *args: Argument, timeout: float = 180, check: bool = True) -> Result:
-        return run([self.binary, "-H", self.host, *args], env=self.env, timeout=timeout, check=check)
+        return run(
+            [self.binary, "-H", self.host, *args], env=self.env, timeout=timeout, check=check
+        )
 
 
 @dataclass(frozen=True)
