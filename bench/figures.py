@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from bench import client, skopeobench, wrkbench
+from bench import client, loadgen, skopeobench
 from bench.client import MANIFEST_ACCEPT, OCI_MANIFEST
 from bench.payload import Payload, small_blob
 from bench.procmon import RssSampler
@@ -73,6 +73,10 @@ class Figure(ABC):
 
     @abstractmethod
     def sample(self, ctx: Context, server: Server, rep: int) -> Sample: ...
+
+    def note(self, name: str, extra: dict[str, object]) -> str | None:
+        """An extra line under the table for one server's last sample, if useful."""
+        return None
 
     def aggregate(self, values: list[float]) -> float:
         ordered = sorted(values)
@@ -194,16 +198,27 @@ class PushRss(Figure):
             _ = b.digest
 
     def sample(self, ctx: Context, server: Server, rep: int) -> Sample:
-        with RssSampler(server.pid, interval=0.02) as rss:
+        with RssSampler(server.pid, interval=0.02, pss=True) as rss:
             client.push_monolithic(server.endpoint, PUSH_REPO, self.blobs[0])
             client.push_streamed(server.endpoint, PUSH_REPO, self.blobs[1])
         return Sample(
             rss.peak_kib / 1024,
             {
+                "processes": rss.processes,
                 "rss_at_start_mb": round(rss.first_kib / 1024, 1),
-                "sum_vmhwm_mb": round(rss.hwm_kib / 1024, 1),
+                "rss_growth_mb": round((rss.peak_kib - rss.first_kib) / 1024, 1),
+                "pss_at_start_mb": round(rss.first_pss_kib / 1024, 1),
+                "peak_pss_mb": round(rss.peak_pss_kib / 1024, 1),
+                "lifetime_sum_vmhwm_mb": round(rss.hwm_kib / 1024, 1),
                 "samples": rss.samples,
             },
+        )
+
+    def note(self, name: str, extra: dict[str, object]) -> str:
+        return (
+            f"{name}: {extra['processes']} process(es), summed RSS {extra['rss_at_start_mb']}"
+            f" MB at start, +{extra['rss_growth_mb']} MB at peak; summed PSS (shared pages"
+            f" counted once) {extra['pss_at_start_mb']} -> {extra['peak_pss_mb']} MB"
         )
 
     def aggregate(self, values: list[float]) -> float:
@@ -222,28 +237,26 @@ class Wrk(Figure):
     def label(self, s: Settings) -> str:
         if self.what == "manifest":
             return "manifest GET by tag, wrk -t2 -c64"
-        return "blob HEAD, wrk -t2 -c64"
+        return "blob HEAD, ab -i -k, 2 processes x 32 connections"
 
     def reps(self, s: Settings) -> int:
         return s.wrk_reps
 
-    def _request(self, ctx: Context, server: Server) -> tuple[str, str, dict[str, str]]:
+    def sample(self, ctx: Context, server: Server, rep: int) -> Sample:
         assert ctx.image is not None
+        s = ctx.settings
         base = server.endpoint.base_url
         if self.what == "manifest":
-            return (
-                f"{base}/v2/{SMALL_REPO}/manifests/{SMALL_TAG}",
-                "GET",
-                {"Accept": MANIFEST_ACCEPT},
-            )
-        return f"{base}/v2/{SMALL_REPO}/blobs/{ctx.image.layer_digest}", "HEAD", {}
-
-    def sample(self, ctx: Context, server: Server, rep: int) -> Sample:
-        url, method, headers = self._request(ctx, server)
-        s = ctx.settings
-        if rep == 0 and s.wrk_warmup_seconds > 0:
-            wrkbench.run_wrk(url, s.wrk_warmup_seconds, headers, method=method, workdir=ctx.workdir)
-        r = wrkbench.run_wrk(url, s.wrk_seconds, headers, method=method, workdir=ctx.workdir)
+            url = f"{base}/v2/{SMALL_REPO}/manifests/{SMALL_TAG}"
+            headers = {"Accept": MANIFEST_ACCEPT}
+            if rep == 0 and s.wrk_warmup_seconds > 0:
+                loadgen.run_wrk(url, s.wrk_warmup_seconds, headers)
+            r = loadgen.run_wrk(url, s.wrk_seconds, headers)
+        else:
+            url = f"{base}/v2/{SMALL_REPO}/blobs/{ctx.image.layer_digest}"
+            if rep == 0 and s.wrk_warmup_seconds > 0:
+                loadgen.run_ab_head(url, s.wrk_warmup_seconds)
+            r = loadgen.run_ab_head(url, s.wrk_seconds)
         return Sample(r.requests_per_s, {"requests": r.requests, "latency": r.latency})
 
 

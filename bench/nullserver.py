@@ -6,13 +6,13 @@ Run as `python -m bench.nullserver SIZE`; prints the port it listens on (127.0.0
 
 from __future__ import annotations
 
+import os
 import socket
 import socketserver
 import sys
+import tempfile
 from io import BufferedReader
 from typing import cast
-
-_ZEROS = memoryview(bytes(4 << 20))
 
 
 def _drain(rf: BufferedReader, n: int, mv: memoryview) -> None:
@@ -25,6 +25,7 @@ def _drain(rf: BufferedReader, n: int, mv: memoryview) -> None:
 
 class _Handler(socketserver.BaseRequestHandler):
     size = 0
+    fd = -1  # a sparse file of `size` bytes, sent with sendfile(2) like a real server would
 
     def handle(self) -> None:
         sock: socket.socket = self.request
@@ -64,11 +65,12 @@ class _Handler(socketserver.BaseRequestHandler):
                 b"Content-Length: %d\r\n\r\n" % self.size
             )
             if method == "GET":
-                left = self.size
-                while left > 0:
-                    n = min(left, len(_ZEROS))
-                    sock.sendall(_ZEROS[:n])
-                    left -= n
+                offset = 0
+                while offset < self.size:
+                    sent = os.sendfile(sock.fileno(), self.fd, offset, self.size - offset)
+                    if sent == 0:
+                        raise ConnectionError("sendfile made no progress")
+                    offset += sent
         elif method in ("POST", "PATCH"):
             sock.sendall(
                 b"HTTP/1.1 202 Accepted\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n"
@@ -89,6 +91,13 @@ class _Server(socketserver.ThreadingTCPServer):
 
 def main() -> None:
     _Handler.size = int(sys.argv[1])
+    with tempfile.TemporaryFile() as f:
+        f.truncate(_Handler.size)
+        _Handler.fd = f.fileno()
+        _serve()
+
+
+def _serve() -> None:
     with _Server(("127.0.0.1", 0), _Handler) as srv:
         print(srv.server_address[1], flush=True)
         srv.serve_forever()

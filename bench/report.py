@@ -83,6 +83,14 @@ def markdown(results: list[FigureResult], names: tuple[str, str]) -> str:
             f"| {_fmt(r.sides[theirs].value, r.sides[theirs].error)} "
             f"| {ratio_s} | {goal} |"
         )
+    notes = [
+        f"- {r.figure.key}: {note}"
+        for r in results
+        for name, side in r.sides.items()
+        if side.extras and (note := r.figure.note(name, side.extras[-1]))
+    ]
+    if notes:
+        lines += ["", "Notes:", *notes]
     errors = [
         f"- {r.figure.key} on {name}: {side.error}"
         for r in results

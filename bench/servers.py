@@ -102,10 +102,19 @@ def _wait_ready(server: Server, timeout: float) -> None:
     raise RuntimeError(f"{server.name} not ready after {timeout:.0f}s:\n{server.log_tail()}")
 
 
-def _launch(name: str, argv: list[str], data_dir: Path, log_path: Path, port: int) -> Server:
+def _launch(
+    name: str,
+    argv: list[str],
+    data_dir: Path,
+    log_path: Path,
+    port: int,
+    *,
+    env: dict[str, str] | None = None,
+) -> Server:
     log = log_path.open("wb")
     proc = subprocess.Popen(
         argv,
+        env={**os.environ, **(env or {})},
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -128,14 +137,16 @@ def start_distribution(name: str, workdir: Path, binary: str = DISTRIBUTION_BIN)
     return _launch(name, argv, data_dir, workdir / f"{slug}.log", port)
 
 
-def start_command(name: str, workdir: Path, template: str) -> Server:
+def start_command(
+    name: str, workdir: Path, template: str, env: dict[str, str] | None = None
+) -> Server:
     """Start a server from a command template with {host}, {port}, {listen}, {data_dir}."""
     port = free_port()
     slug = name.lower().replace(" ", "-")
     data_dir = workdir / f"{slug}-data"
     data_dir.mkdir(parents=True)
     cmd = template.format(host=HOST, port=port, listen=f"{HOST}:{port}", data_dir=data_dir)
-    return _launch(name, shlex.split(cmd), data_dir, workdir / f"{slug}.log", port)
+    return _launch(name, shlex.split(cmd), data_dir, workdir / f"{slug}.log", port, env=env)
 
 
 class NullServer:
