@@ -127,7 +127,7 @@ class PortsideApp:
                     }
                 ).encode(),
             )
-        if route != "other" and route not in ("healthz", "metrics"):
+        if request.path.startswith("/v2"):
             response.headers.append(API_VERSION)
         response.headers.append((b"x-request-id", request_id.encode("latin-1")))
         try:

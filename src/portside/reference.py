@@ -13,12 +13,17 @@ _NAME = re.compile(
 _TAG = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
 
 
+def is_ascii_int(text: str) -> bool:
+    """Plain decimal digits only (str.isdigit also accepts '²' and other Unicode digits)."""
+    return text.isascii() and text.isdigit()
+
+
 def validate_name(name: str) -> str:
     if len(name) > NAME_MAX_LENGTH:
         raise NameInvalid(
             f"repository name is {len(name)} characters long; the limit is {NAME_MAX_LENGTH}"
         )
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise NameInvalid(
             f"invalid repository name {name!r}: path components of lowercase letters and "
             "digits, separated by '.', '_', '__' or '-', joined by '/'"
@@ -27,7 +32,7 @@ def validate_name(name: str) -> str:
 
 
 def validate_tag(tag: str) -> str:
-    if not _TAG.match(tag):
+    if not _TAG.fullmatch(tag):
         raise TagInvalid(
             f"invalid tag {tag[:200]!r}: up to 128 characters of letters, digits, '_', '.' "
             "and '-', not starting with '.' or '-'"
@@ -36,4 +41,4 @@ def validate_tag(tag: str) -> str:
 
 
 def is_valid_tag(tag: str) -> bool:
-    return bool(_TAG.match(tag))
+    return bool(_TAG.fullmatch(tag))

@@ -3,33 +3,37 @@
 from __future__ import annotations
 
 import os
+import re
 
 from portside.api.context import Context
 from portside.api.http import FileBody, Request, Response, empty
 from portside.digest import Digest
 from portside.errors import BlobUnknown, RangeUnsatisfiable, Unsupported
 
+_RANGE = re.compile(r"\s*bytes=\s*([0-9]*)-([0-9]*)\s*", re.ASCII | re.IGNORECASE)
+
 
 def parse_range(value: str, size: int) -> tuple[int, int] | None:
     """(start, end inclusive) for a single `bytes=` range; None means serve it all
-    (unknown unit or several ranges, which RFC 9110 lets a server ignore)."""
-    unit, _, spec = value.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
+    (malformed, another unit, or several ranges, which RFC 9110 lets a server ignore)."""
+    found = _RANGE.fullmatch(value)
+    if found is None:
         return None
-    first, sep, last = spec.strip().partition("-")
-    if not sep or not (first.isdigit() or last.isdigit()):
+    first, last = found.groups()
+    if not first and not last:
         return None
-    if first == "":
+    unsatisfiable = RangeUnsatisfiable(headers={"Content-Range": f"bytes */{size}"})
+    if not first:
         suffix = int(last)
         if suffix == 0 or size == 0:
-            raise RangeUnsatisfiable(headers={"Content-Range": f"bytes */{size}"})
+            raise unsatisfiable
         return max(size - suffix, 0), size - 1
     start = int(first)
-    if last and not last.isdigit():
-        return None
+    if last and int(last) < start:
+        return None  # an invalid range-spec is ignored, not refused (RFC 9110 14.1.1)
+    if start >= size:
+        raise unsatisfiable
     end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
-        raise RangeUnsatisfiable(headers={"Content-Range": f"bytes */{size}"})
     return start, end
 
 

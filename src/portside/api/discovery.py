@@ -10,6 +10,7 @@ from portside.api.http import Request, Response, json_body
 from portside.digest import Digest
 from portside.errors import PaginationNumberInvalid
 from portside.oci.mediatypes import OCI_INDEX
+from portside.reference import is_ascii_int
 
 MAX_PAGE = 10_000
 
@@ -18,7 +19,7 @@ def _page(request: Request) -> tuple[int | None, str | None]:
     raw_n = request.query("n")
     limit: int | None = None
     if raw_n is not None and raw_n != "":
-        if not raw_n.isdigit():
+        if not is_ascii_int(raw_n):
             raise PaginationNumberInvalid(f"n must be a non-negative integer, got {raw_n[:20]!r}")
         limit = min(int(raw_n), MAX_PAGE)
     return limit, request.query("last") or None

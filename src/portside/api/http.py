@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+from portside.errors import SizeInvalid
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -61,9 +63,7 @@ class Request:
         value = self.header("content-length")
         if value is None:
             return None
-        if not value.isdigit():
-            from portside.errors import SizeInvalid
-
+        if not (value.isascii() and value.isdigit()):
             raise SizeInvalid(f"invalid Content-Length {value[:40]!r}")
         return int(value)
 
@@ -156,7 +156,7 @@ async def send(scope: Scope, send_message: Send, response: Response, *, head: bo
                 {"type": "http.response.body", "body": chunk, "more_body": remaining > 0}
             )
         response.sent_bytes = file.length - remaining
-        if remaining > 0:  # file shorter than recorded: end the response, never hang
+        if remaining > 0 or file.length == 0:  # always end the response, never hang
             await send_message({"type": "http.response.body", "body": b""})
     finally:
         os.close(fd)

@@ -13,13 +13,23 @@ def accepts(accept_header: str | None, media_type: str) -> bool:
         return True
     super_type = media_type.split("/", 1)[0] + "/*"
     for item in accept_header.split(","):
-        value, _, params = item.partition(";")
-        value = value.strip().lower()
-        if "q=0" in params.replace(" ", "") and "q=0." not in params.replace(" ", ""):
+        value, *params = item.split(";")
+        if value.strip().lower() not in (media_type, "*/*", super_type):
             continue
-        if value in (media_type, "*/*", super_type):
+        if all(_quality(param) != 0 for param in params):
             return True
     return False
+
+
+def _quality(param: str) -> float | None:
+    """The q value of one Accept parameter (None if it is not q=...)."""
+    key, _, value = param.partition("=")
+    if key.strip().lower() != "q":
+        return None
+    try:
+        return float(value.strip())
+    except ValueError:
+        return None
 
 
 async def get(ctx: Context, request: Request, name: str, reference: str) -> Response:

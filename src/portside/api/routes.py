@@ -7,13 +7,13 @@ import re
 from dataclasses import dataclass
 
 _ROUTES: list[tuple[str, re.Pattern[str]]] = [
-    ("base", re.compile(r"^/v2/?$")),
-    ("catalog", re.compile(r"^/v2/_catalog$")),
-    ("upload", re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/(?P<id>[^/]*)$")),
-    ("manifest", re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<reference>[^/]+)$")),
-    ("blob", re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<digest>[^/]+)$")),
-    ("tags", re.compile(r"^/v2/(?P<name>.+)/tags/list$")),
-    ("referrers", re.compile(r"^/v2/(?P<name>.+)/referrers/(?P<digest>[^/]+)$")),
+    ("base", re.compile(r"/v2/?")),
+    ("catalog", re.compile(r"/v2/_catalog")),
+    ("upload", re.compile(r"/v2/(?P<name>.+)/blobs/uploads/(?P<id>[^/]*)")),
+    ("manifest", re.compile(r"/v2/(?P<name>.+)/manifests/(?P<reference>[^/]+)")),
+    ("blob", re.compile(r"/v2/(?P<name>.+)/blobs/(?P<digest>[^/]+)")),
+    ("tags", re.compile(r"/v2/(?P<name>.+)/tags/list")),
+    ("referrers", re.compile(r"/v2/(?P<name>.+)/referrers/(?P<digest>[^/]+)")),
 ]
 
 
@@ -25,7 +25,7 @@ class Match:
 
 def match(path: str) -> Match | None:
     for route, pattern in _ROUTES:
-        found = pattern.match(path)
+        found = pattern.fullmatch(path)
         if found:
             return Match(route, found.groupdict())
     return None

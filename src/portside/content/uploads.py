@@ -29,6 +29,7 @@ from portside.errors import (
     SizeInvalid,
 )
 from portside.metadata import schema as s
+from portside.reference import is_ascii_int
 from portside.storage import paths
 from portside.storage.base import PathNotFound, StorageDriver
 
@@ -76,7 +77,7 @@ def parse_content_range(value: str) -> ContentRange:
         text = text[5:].strip().lstrip("=").strip()
     text = text.split("/", 1)[0]
     start_s, sep, end_s = text.partition("-")
-    if not sep or not start_s.isdigit() or not end_s.isdigit():
+    if not sep or not is_ascii_int(start_s) or not is_ascii_int(end_s):
         raise BlobUploadInvalid(f"invalid Content-Range {value[:100]!r}: expected <start>-<end>")
     start, end = int(start_s), int(end_s)
     if end < start:

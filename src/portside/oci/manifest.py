@@ -108,6 +108,8 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ManifestInvalid("manifest JSON is nested too deeply") from None
     if not isinstance(document, dict):
         raise ManifestInvalid("manifest must be a JSON object")
     if document.get("schemaVersion") != 2:

@@ -23,6 +23,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _checked_parts(path: str) -> list[str]:
+    parts = path.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise InvalidPath(f"invalid storage path {path!r}")
+    return parts
+
+
 class FileWriter:
     def __init__(self, path: Path, *, append: bool) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,10 +62,7 @@ class FilesystemDriver:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _full(self, path: str) -> Path:
-        parts = path.split("/")
-        if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise InvalidPath(f"invalid storage path {path!r}")
-        return self.root.joinpath(*parts)
+        return self.root.joinpath(*_checked_parts(path))
 
     def put(self, path: str, data: bytes) -> None:
         full = self._full(path)
@@ -137,8 +141,7 @@ class FilesystemDriver:
 
     def local_path(self, path: str) -> str | None:
         # Hot path (every blob GET): plain string joins, no pathlib objects.
-        if not path or path.startswith("/") or "//" in path or "/." in path or path[0] == ".":
-            raise InvalidPath(f"invalid storage path {path!r}")
+        _checked_parts(path)
         return f"{self._root_text}/{path}"
 
     def redirect_url(self, path: str, method: str) -> str | None:
