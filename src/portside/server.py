@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import sys
 from datetime import timedelta
 
 import structlog
@@ -35,19 +35,46 @@ def _purge_abandoned_uploads(settings: Settings) -> None:
         )
 
 
-def serve(settings: Settings) -> None:
-    from granian import Granian
-    from granian.constants import Interfaces
+def granian_command(settings: Settings, workers: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--factory",
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port),
+        "--workers",
+        str(workers),
+        "--no-ws",
+        "--respawn-failed-workers",
+        "--log-level",
+        "warning" if settings.log.level in ("warning", "error") else "info",
+        "portside.app:worker_app",
+    ]
 
+
+def serve(settings: Settings) -> None:
+    """Prepare the data directory and database, then become the granian master.
+
+    exec() rather than running granian in this interpreter: the master then holds none of
+    the modules used for preparation (alembic, SQLAlchemy), which saves ~40 MB of RSS, and
+    the PID the caller started is the server's, so signals reach it directly.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
     _purge_abandoned_uploads(settings)
     workers = settings.server.workers or os.cpu_count() or 1
-    # Workers are separate processes: they rebuild Settings from this variable, and
-    # sum their Prometheus counters through files in a private directory.
+    # Workers are separate processes: they rebuild Settings from this variable, and sum
+    # their Prometheus counters through files in a private directory.
     os.environ[SERIALIZED_ENV] = settings.model_dump_json()
-    metrics_dir = tempfile.mkdtemp(prefix="portside-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    metrics_dir = settings.data_dir.absolute() / "run" / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     log.info(
         "server.starting",
         listen=settings.listen,
@@ -55,16 +82,7 @@ def serve(settings: Settings) -> None:
         database=settings.database_url.split("@")[-1],
         storage=str(settings.storage_root),
     )
-    try:
-        Granian(
-            "portside.app:worker_app",
-            factory=True,
-            address=settings.host,
-            port=settings.port,
-            interface=Interfaces.ASGI,
-            workers=workers,
-            log_enabled=True,
-            respawn_failed_workers=True,
-        ).serve()
-    finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+    command = granian_command(settings, workers)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(command[0], command)  # noqa: S606 - fixed argv, our own interpreter
