@@ -24,11 +24,19 @@ class PurgeResult:
 
 def purge_uploads(db: Database, storage: StorageDriver, max_idle: timedelta) -> PurgeResult:
     cutoff = utcnow() - max_idle
-    with db.write() as conn:
-        expired = list(
+    oldest_allowed = time.time() - max_idle.total_seconds()
+    with db.read() as conn:
+        candidates = list(
             conn.execute(select(s.uploads.c.id).where(s.uploads.c.updated_at < cutoff)).scalars()
         )
-        if expired:
+    # Chunks do not touch the row; the data file's mtime says when bytes last arrived.
+    expired = [
+        upload_id
+        for upload_id in candidates
+        if _modified(storage, paths.upload_data_path(upload_id)) < oldest_allowed
+    ]
+    if expired:
+        with db.write() as conn:
             conn.execute(delete(s.uploads).where(s.uploads.c.id.in_(expired)))
     for upload_id in expired:
         _delete_quietly(storage, paths.upload_dir(upload_id))
@@ -38,16 +46,11 @@ def purge_uploads(db: Database, storage: StorageDriver, max_idle: timedelta) -> 
         directories = storage.list(paths.UPLOADS)
     except PathNotFound:
         directories = []
-    oldest_allowed = time.time() - max_idle.total_seconds()
     orphans = 0
     for directory in directories:
         if directory.rsplit("/", 1)[-1] in live:
             continue
-        try:
-            modified = storage.stat(f"{directory}/data").modified
-        except PathNotFound:
-            modified = 0.0
-        if modified < oldest_allowed:
+        if _modified(storage, f"{directory}/data") < oldest_allowed:
             _delete_quietly(storage, directory)
             orphans += 1
     return PurgeResult(len(expired), orphans)
@@ -56,3 +59,10 @@ def purge_uploads(db: Database, storage: StorageDriver, max_idle: timedelta) -> 
 def _delete_quietly(storage: StorageDriver, path: str) -> None:
     with contextlib.suppress(PathNotFound):
         storage.delete(path)
+
+
+def _modified(storage: StorageDriver, path: str) -> float:
+    try:
+        return storage.stat(path).modified
+    except PathNotFound:
+        return 0.0

@@ -144,12 +144,9 @@ class UploadService:
                     f"Content-Length {length} does not match Content-Range length {expected}",
                     headers=_range_headers(offset),
                 )
-        size = await self._write(upload_id, offset, body, length)
-        with self.db.write() as conn:
-            conn.execute(
-                s.uploads.update().where(s.uploads.c.id == upload_id).values(updated_at=utcnow())
-            )
-        return size
+        # No database write per chunk: the data file's mtime records the last activity,
+        # which is what upload purging reads (content.purge).
+        return await self._write(upload_id, offset, body, length)
 
     async def _write(
         self, upload_id: str, offset: int, body: AsyncIterator[bytes], length: int | None
