@@ -45,6 +45,6 @@ def test_push_and_pull_roundtrip(client: TestClient) -> None:
     pulled = client.get("/v2/acme/app/manifests/v1")
     assert pulled.content == manifest
     assert pulled.headers["content-type"] == "application/vnd.oci.image.manifest.v1+json"
-    blob = client.get(f"/v2/acme/app/blobs/{layer_digest}")
-    assert blob.content == layer
+    pulled_blob = client.get(f"/v2/acme/app/blobs/{layer_digest}")
+    assert pulled_blob.content == layer
     assert client.get("/v2/acme/app/tags/list").json() == {"name": "acme/app", "tags": ["v1"]}

@@ -6,6 +6,7 @@ The stored bytes are never rewritten: this module only reads them.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,12 +33,25 @@ class ParsedManifest:
     annotations: dict[str, str] | None = None
 
 
+# RFC 6838 media type names, as the OCI image-spec JSON schema constrains them.
+_MEDIA_TYPE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+)
+
+
+def _media_type(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _MEDIA_TYPE.fullmatch(value):
+        raise ManifestInvalid(
+            f"{where}: must be a media type like 'application/vnd.example+json' "
+            "(RFC 6838, at most 127 characters on each side of '/')"
+        )
+    return value
+
+
 def _descriptor(value: Any, where: str) -> Descriptor:
     if not isinstance(value, dict):
         raise ManifestInvalid(f"{where}: a descriptor must be a JSON object")
-    media_type = value.get("mediaType")
-    if not isinstance(media_type, str) or not media_type:
-        raise ManifestInvalid(f"{where}.mediaType: required string")
+    media_type = _media_type(value.get("mediaType"), f"{where}.mediaType")
     raw_digest = value.get("digest")
     if not isinstance(raw_digest, str):
         raise ManifestInvalid(f"{where}.digest: required string")
@@ -119,8 +133,8 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
         raise ManifestInvalid("schemaVersion: must be 2")
     media_type = resolve_media_type(document.get("mediaType"), content_type)
     artifact_type = document.get("artifactType")
-    if artifact_type is not None and not isinstance(artifact_type, str):
-        raise ManifestInvalid("artifactType: must be a string")
+    if artifact_type is not None:
+        _media_type(artifact_type, "artifactType")
     annotations = _check_annotations(document.get("annotations"), "annotations")
     subject = (
         _descriptor(document["subject"], "subject") if document.get("subject") is not None else None
