@@ -41,6 +41,10 @@ from portside.storage.filesystem import FilesystemDriver
 log = structlog.get_logger("portside.http")
 
 API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Unread request bodies up to this size are drained to keep the connection reusable;
+# past it the response says `Connection: close` instead.
+_DRAIN_LIMIT = 1024 * 1024
 
 
 def build_context(settings: Settings) -> Context:
@@ -129,6 +133,8 @@ class PortsideApp:
             )
         if request.path.startswith("/v2"):
             response.headers.append(API_VERSION)
+        if request.method in _BODY_METHODS and not await request.drain(_DRAIN_LIMIT):
+            response.headers.append((b"connection", b"close"))
         response.headers.append((b"x-request-id", request_id.encode("latin-1")))
         try:
             await send(scope, send_message, response, head=request.method == "HEAD")

@@ -27,7 +27,16 @@ class ClientDisconnected(Exception):
 
 
 class Request:
-    __slots__ = ("_headers", "_query", "method", "path", "receive", "received", "scope")
+    __slots__ = (
+        "_headers",
+        "_query",
+        "body_done",
+        "method",
+        "path",
+        "receive",
+        "received",
+        "scope",
+    )
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
@@ -37,6 +46,7 @@ class Request:
         self._headers: dict[str, str] | None = None
         self._query: dict[str, list[str]] | None = None
         self.received = 0
+        self.body_done = False
 
     @property
     def headers(self) -> dict[str, str]:
@@ -77,7 +87,24 @@ class Request:
                 self.received += len(chunk)
                 yield chunk
             if not message.get("more_body", False):
+                self.body_done = True
                 return
+
+    async def drain(self, limit: int) -> bool:
+        """Read and drop what is left of the body, up to limit bytes; True if it all came.
+        A response sent before its request's body was read must not leave the rest on the
+        connection, or the next request on it is garbled."""
+        if self.body_done:
+            return True
+        dropped = 0
+        try:
+            async for chunk in self.stream():
+                dropped += len(chunk)
+                if dropped > limit:
+                    return False
+        except ClientDisconnected:
+            return False
+        return True
 
     async def read(self, limit: int) -> bytes:
         """The whole body, or as much as limit+1 bytes so the caller can refuse it."""

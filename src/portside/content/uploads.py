@@ -188,12 +188,17 @@ class UploadService:
                 f"uploaded content has digest {digest.algorithm}:{actual}, not {digest}",
                 detail={"digest": str(digest)},
             )
-        self.blobs.store_upload(data_path, digest)
+        # Order matters for crashes: the row goes first, so a kill at any later point
+        # leaves only unclaimed bytes (purged later), never a row without its data.
         with self.db.write() as conn:
-            repo_id = self.db.ensure_repository(conn, repo)
-            self.blobs.link(conn, repo_id, digest, size)
             conn.execute(delete(s.uploads).where(s.uploads.c.id == upload_id))
-        self._discard(upload_id)
+        try:
+            self.blobs.store_upload(data_path, digest)
+            with self.db.write() as conn:
+                repo_id = self.db.ensure_repository(conn, repo)
+                self.blobs.link(conn, repo_id, digest, size)
+        finally:
+            self._discard(upload_id)
         return size
 
     async def monolithic(

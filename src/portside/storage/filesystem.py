@@ -123,6 +123,16 @@ class FilesystemDriver:
     def move(self, source: str, destination: str) -> None:
         src, dst = self._full(source), self._full(destination)
         dst.parent.mkdir(parents=True, exist_ok=True)
+        # The bytes must be on disk before the name is: otherwise an OS crash can leave
+        # a complete-looking name over empty or partial content.
+        try:
+            fd = os.open(src, os.O_RDONLY)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise PathNotFound(source) from None
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         try:
             os.replace(src, dst)
         except FileNotFoundError:
