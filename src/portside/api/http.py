@@ -83,11 +83,14 @@ class Request:
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected
             chunk = message.get("body", b"")
+            more = message.get("more_body", False)
+            # Known before yielding: a consumer may stop at the last chunk, and asking
+            # receive() again after the final message would wait for the disconnect.
+            self.body_done = not more
             if chunk:
                 self.received += len(chunk)
                 yield chunk
-            if not message.get("more_body", False):
-                self.body_done = True
+            if not more:
                 return
 
     async def drain(self, limit: int) -> bool:

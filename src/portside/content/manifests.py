@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select
+from sqlalchemy import ColumnElement, Connection, and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from portside.content.db import Database, repository_id, utcnow
 from portside.content.hotpath import HotQueries
-from portside.digest import ALGORITHMS, Digest, is_digest
+from portside.digest import Digest, is_digest
 from portside.errors import (
     Conflict,
     DigestInvalid,
@@ -176,37 +176,19 @@ class ManifestService:
                 )
 
     def _check_references(self, conn: Connection, repo_id: int, parsed: ParsedManifest) -> None:
-        wanted_blobs = {str(d.digest) for d in parsed.blobs if not d.has_urls}
-        if wanted_blobs:
-            link = s.repository_blobs
-            found = set(
-                conn.execute(
-                    select(link.c.digest).where(
-                        link.c.repository_id == repo_id, link.c.digest.in_(wanted_blobs)
-                    )
-                ).scalars()
+        link, m = s.repository_blobs, s.manifests
+        blobs = {str(d.digest) for d in parsed.blobs if not d.has_urls}
+        missing = _first_missing(conn, link.c.digest, link.c.repository_id, repo_id, blobs)
+        if missing:
+            raise ManifestBlobUnknown(
+                f"blob {missing} is not in this repository", detail={"digest": missing}
             )
-            missing = sorted(wanted_blobs - found)
-            if missing:
-                raise ManifestBlobUnknown(
-                    f"blob {missing[0]} is not in this repository", detail={"digest": missing[0]}
-                )
-        wanted_children = {str(d.digest) for d in parsed.children}
-        if wanted_children:
-            m = s.manifests
-            found = set(
-                conn.execute(
-                    select(m.c.digest).where(
-                        m.c.repository_id == repo_id, m.c.digest.in_(wanted_children)
-                    )
-                ).scalars()
+        children = {str(d.digest) for d in parsed.children}
+        missing = _first_missing(conn, m.c.digest, m.c.repository_id, repo_id, children)
+        if missing:
+            raise ManifestBlobUnknown(
+                f"child manifest {missing} is not in this repository", detail={"digest": missing}
             )
-            missing = sorted(wanted_children - found)
-            if missing:
-                raise ManifestBlobUnknown(
-                    f"child manifest {missing[0]} is not in this repository",
-                    detail={"digest": missing[0]},
-                )
 
     # -- delete -----------------------------------------------------------------------
     def delete(self, repo: str, reference: str) -> None:
@@ -317,5 +299,20 @@ class ManifestService:
         return result
 
 
-def supported_algorithms() -> list[str]:
-    return sorted(ALGORITHMS)
+def _first_missing(
+    conn: Connection,
+    digest_column: ColumnElement[str],
+    repo_column: ColumnElement[int],
+    repo_id: int,
+    wanted: set[str],
+) -> str | None:
+    """The smallest of `wanted` digests that the repository does not have, if any."""
+    if not wanted:
+        return None
+    found = set(
+        conn.execute(
+            select(digest_column).where(repo_column == repo_id, digest_column.in_(wanted))
+        ).scalars()
+    )
+    missing = sorted(wanted - found)
+    return missing[0] if missing else None

@@ -180,23 +180,17 @@ class UploadService:
     ) -> int:
         """Append an optional last chunk, verify the digest, commit the blob; return its size."""
         size = await self.append(repo, upload_id, body, content_range=content_range, length=length)
-        data_path = paths.upload_data_path(upload_id)
-        actual = self._digest_of(upload_id, data_path, size, digest.algorithm)
-        if actual != digest.hex:
+        try:
+            self._verify(upload_id, size, digest)
+        except DigestInvalid:
             self.cancel(repo, upload_id)
-            raise DigestInvalid(
-                f"uploaded content has digest {digest.algorithm}:{actual}, not {digest}",
-                detail={"digest": str(digest)},
-            )
+            raise
         # Order matters for crashes: the row goes first, so a kill at any later point
         # leaves only unclaimed bytes (purged later), never a row without its data.
         with self.db.write() as conn:
             conn.execute(delete(s.uploads).where(s.uploads.c.id == upload_id))
         try:
-            self.blobs.store_upload(data_path, digest)
-            with self.db.write() as conn:
-                repo_id = self.db.ensure_repository(conn, repo)
-                self.blobs.link(conn, repo_id, digest, size)
+            self._commit(repo, upload_id, digest, size)
         finally:
             self._discard(upload_id)
         return size
@@ -206,22 +200,28 @@ class UploadService:
     ) -> int:
         """POST ?digest=: the whole blob in one request, no upload row needed."""
         upload_id = str(uuid.uuid4())
-        data_path = paths.upload_data_path(upload_id)
         try:
             size = await self._write(upload_id, 0, body, length)
-            actual = self._digest_of(upload_id, data_path, size, digest.algorithm)
-            if actual != digest.hex:
-                raise DigestInvalid(
-                    f"uploaded content has digest {digest.algorithm}:{actual}, not {digest}",
-                    detail={"digest": str(digest)},
-                )
-            self.blobs.store_upload(data_path, digest)
-            with self.db.write() as conn:
-                repo_id = self.db.ensure_repository(conn, repo)
-                self.blobs.link(conn, repo_id, digest, size)
+            self._verify(upload_id, size, digest)
+            self._commit(repo, upload_id, digest, size)
         finally:
             self._discard(upload_id)
         return size
+
+    def _verify(self, upload_id: str, size: int, digest: Digest) -> None:
+        actual = self._digest_of(upload_id, size, digest.algorithm)
+        if actual != digest.hex:
+            raise DigestInvalid(
+                f"uploaded content has digest {digest.algorithm}:{actual}, not {digest}",
+                detail={"digest": str(digest)},
+            )
+
+    def _commit(self, repo: str, upload_id: str, digest: Digest, size: int) -> None:
+        """Move verified bytes to their content address, then link them to the repository."""
+        self.blobs.store_upload(paths.upload_data_path(upload_id), digest)
+        with self.db.write() as conn:
+            repo_id = self.db.ensure_repository(conn, repo)
+            self.blobs.link(conn, repo_id, digest, size)
 
     def cancel(self, repo: str, upload_id: str) -> None:
         self.size(repo, upload_id)
@@ -234,11 +234,11 @@ class UploadService:
         with contextlib.suppress(PathNotFound):
             self.storage.delete(paths.upload_dir(upload_id))
 
-    def _digest_of(self, upload_id: str, data_path: str, size: int, algorithm: str) -> str:
+    def _digest_of(self, upload_id: str, size: int, algorithm: str) -> str:
         hasher = self.hashers.take(upload_id, size) if algorithm == DEFAULT_ALGORITHM else None
         if hasher is None:
             hasher = hashlib.new(algorithm)
-            reader = self.storage.reader(data_path)
+            reader = self.storage.reader(paths.upload_data_path(upload_id))
             try:
                 while block := reader.read(_HASH_READ):
                     hasher.update(block)
