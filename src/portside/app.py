@@ -33,7 +33,7 @@ from portside.content.db import Database
 from portside.content.hotpath import HotQueries
 from portside.content.manifests import ManifestService
 from portside.content.uploads import UploadService
-from portside.errors import RegistryError
+from portside.errors import InternalError, NotFound, RegistryError
 from portside.logs import AccessLog, configure
 from portside.metadata.engine import make_engine
 from portside.storage.filesystem import FilesystemDriver
@@ -63,7 +63,7 @@ def build_context(settings: Settings) -> Context:
     )
 
 
-def _error_response(error: RegistryError, request_id: str) -> Response:
+def _error_response(error: RegistryError) -> Response:
     response = json_body(error.status, error.body())
     for name, value in error.headers.items():
         response.header(name.lower(), value)
@@ -96,11 +96,9 @@ class PortsideApp:
                 route = "metrics"
                 response = json_body(200, metrics.render(self.ctx.db), "text/plain; version=0.0.4")
             else:
-                response = json_body(
-                    404, b'{"errors":[{"code":"NOT_FOUND","message":"not found"}]}'
-                )
+                raise NotFound()
         except RegistryError as error:
-            response = _error_response(error, request_id)
+            response = _error_response(error)
         except ClientDisconnected:
             log.info(
                 "http.client_disconnected",
@@ -117,20 +115,7 @@ class PortsideApp:
                 path=request.path,
                 request_id=request_id,
             )
-            response = json_body(
-                500,
-                json.dumps(
-                    {
-                        "errors": [
-                            {
-                                "code": "UNKNOWN",
-                                "message": "internal server error",
-                                "detail": {"request_id": request_id},
-                            }
-                        ]
-                    }
-                ).encode(),
-            )
+            response = _error_response(InternalError(detail={"request_id": request_id}))
         if request.path.startswith("/v2"):
             response.headers.append(API_VERSION)
         if request.method in _BODY_METHODS and not await request.drain(_DRAIN_LIMIT):

@@ -150,3 +150,9 @@ class Conflict(RegistryError):
 
 class Unavailable(RegistryError):
     code, status, default_message = "UNAVAILABLE", 503, "service unavailable"
+
+
+class InternalError(RegistryError):
+    """Our fault, never the client's: logged with its traceback, shown only as this."""
+
+    code, status, default_message = "UNKNOWN", 500, "internal server error"
