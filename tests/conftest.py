@@ -54,7 +54,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 def app(settings: Settings) -> Iterator[PortsideApp]:
     application = create_app(settings)
     yield application
-    application.ctx.db.engine.dispose()
+    application.ctx.close()
 
 
 @pytest.fixture

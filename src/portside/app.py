@@ -23,7 +23,6 @@ from portside.api.http import (
     Response,
     Scope,
     Send,
-    empty,
     json_body,
     send,
 )
@@ -167,8 +166,7 @@ class PortsideApp:
             elif message["type"] == "lifespan.shutdown":
                 if self.access_log is not None:
                     self.access_log.flush()
-                self.ctx.hot.close()
-                self.ctx.db.engine.dispose()
+                self.ctx.close()
                 await send_message({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -182,4 +180,4 @@ def worker_app() -> PortsideApp:
     return create_app(settings_from_environment())
 
 
-__all__ = ["PortsideApp", "create_app", "empty", "worker_app"]
+__all__ = ["PortsideApp", "create_app", "worker_app"]

@@ -87,7 +87,10 @@ def uploads_purge(
     settings = _settings(config_file, data_dir=data_dir)
     hours = settings.registry.upload_expiry_hours if older_than_hours is None else older_than_hours
     ctx = build_context(settings)
-    result = purge_uploads(ctx.db, ctx.storage, timedelta(hours=hours))
+    try:
+        result = purge_uploads(ctx.db, ctx.storage, timedelta(hours=hours))
+    finally:
+        ctx.close()
     click.echo(
         f"purged {result.expired_uploads} expired uploads and "
         f"{result.orphan_directories} leftover upload directories"

@@ -25,8 +25,7 @@ def _purge_abandoned_uploads(settings: Settings) -> None:
             ctx.db, ctx.storage, timedelta(hours=settings.registry.upload_expiry_hours)
         )
     finally:
-        ctx.hot.close()
-        ctx.db.engine.dispose()
+        ctx.close()
     if result.expired_uploads or result.orphan_directories:
         log.info(
             "uploads.purged",

@@ -89,7 +89,7 @@ def make_client(tmp_path: Path, database_url: str) -> Iterator[MakeClient]:
         finally:
             stack.close()
             for app in apps:
-                app.ctx.db.engine.dispose()
+                app.ctx.close()
 
 
 @pytest.fixture

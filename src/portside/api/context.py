@@ -22,3 +22,8 @@ class Context:
     uploads: UploadService
     manifests: ManifestService
     hot: HotQueries
+
+    def close(self) -> None:
+        """Release database connections (the hot-path connection is outside the pool)."""
+        self.hot.close()
+        self.db.engine.dispose()

@@ -77,6 +77,7 @@ class HotQueries:
         if self._connection is not None:
             with contextlib.suppress(Exception):  # it is being thrown away anyway
                 self._connection.invalidate()
+                self._connection.driver_connection.close()
             self._connection = None
 
     def blob_size(self, repo: str, digest: str) -> int | None:
