@@ -10,7 +10,7 @@ from portside.api.http import FileBody, Request, Response, empty
 from portside.digest import Digest
 from portside.errors import BlobUnknown, RangeUnsatisfiable, Unsupported
 
-_RANGE = re.compile(r"\s*bytes=\s*([0-9]*)-([0-9]*)\s*", re.ASCII | re.IGNORECASE)
+_RANGE = re.compile(r"\s*bytes=([0-9]*)-([0-9]*)\s*", re.ASCII | re.IGNORECASE)
 
 
 def parse_range(value: str, size: int) -> tuple[int, int] | None:
