@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Any
 
 import structlog
 from sqlalchemy import text
@@ -17,14 +18,17 @@ from portside import metrics
 from portside.api import dispatch
 from portside.api.context import Context
 from portside.api.http import (
+    AsgiRequest,
     ClientDisconnected,
     Receive,
     Request,
     Response,
+    RsgiRequest,
     Scope,
     Send,
     json_body,
-    send,
+    send_asgi,
+    send_rsgi,
 )
 from portside.config import Settings, settings_from_environment
 from portside.content.blobs import BlobService
@@ -39,7 +43,7 @@ from portside.storage.filesystem import FilesystemDriver
 
 log = structlog.get_logger("portside.http")
 
-API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
+API_VERSION = ("docker-distribution-api-version", "registry/2.0")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Unread request bodies up to this size are drained to keep the connection reusable;
 # past it the response says `Connection: close` instead.
@@ -75,24 +79,57 @@ class PortsideApp:
         self.access_log = AccessLog(ctx.settings.log.format) if ctx.settings.log.access else None
 
     async def __call__(self, scope: Scope, receive: Receive, send_message: Send) -> None:
+        """ASGI entry point (tests, other ASGI servers)."""
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send_message)
             return
         if scope["type"] != "http":
             return
         started = time.perf_counter()
-        request = Request(scope, receive)
+        request = AsgiRequest(scope, receive)
+        response = await self._handle(request)
+        if response is None:
+            return
+        try:
+            await send_asgi(scope, send_message, response, head=request.method == "HEAD")
+        finally:
+            self._record(request, response, started)
+
+    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+        """RSGI entry point: what `portside serve` runs under granian."""
+        if scope.proto != "http":
+            return
+        started = time.perf_counter()
+        request = RsgiRequest(scope, protocol)
+        response = await self._handle(request)
+        if response is None:
+            return
+        try:
+            send_rsgi(protocol, response, head=request.method == "HEAD")
+        finally:
+            self._record(request, response, started)
+
+    def __rsgi_init__(self, loop: Any) -> None:
+        """Nothing to start: connections open on first use."""
+
+    def __rsgi_del__(self, loop: Any) -> None:
+        if self.access_log is not None:
+            self.access_log.flush()
+        self.ctx.close()
+
+    async def _handle(self, request: Request) -> Response | None:
+        """Route and run a request; the response to send, or None if the client left."""
         request_id = request.header("x-request-id") or os.urandom(8).hex()
-        route = "other"
+        request.route = "other"
         response: Response
         try:
             if request.path.startswith("/v2"):
-                route, handler, params = dispatch.resolve(request)
+                request.route, handler, params = dispatch.resolve(request)
                 response = await handler(self.ctx, request, params)
             elif request.path == "/healthz":
-                route, response = "healthz", self._health()
+                request.route, response = "healthz", self._health()
             elif request.path == "/metrics":
-                route = "metrics"
+                request.route = "metrics"
                 response = json_body(200, metrics.render(self.ctx.db), "text/plain; version=0.0.4")
             else:
                 raise NotFound()
@@ -106,7 +143,7 @@ class PortsideApp:
                 received=request.received,
                 request_id=request_id,
             )
-            return
+            return None
         except Exception:
             log.exception(
                 "http.internal_error",
@@ -118,26 +155,27 @@ class PortsideApp:
         if request.path.startswith("/v2"):
             response.headers.append(API_VERSION)
         if request.method in _BODY_METHODS and not await request.drain(_DRAIN_LIMIT):
-            response.headers.append((b"connection", b"close"))
-        response.headers.append((b"x-request-id", request_id.encode("latin-1")))
-        try:
-            await send(scope, send_message, response, head=request.method == "HEAD")
-        finally:
-            metrics.REQUESTS.labels(route, request.method, str(response.status)).inc()
-            if request.received:
-                metrics.BYTES_IN.inc(request.received)
-            if response.sent_bytes:
-                metrics.BYTES_OUT.inc(response.sent_bytes)
-            if self.access_log is not None:
-                self.access_log.write(
-                    method=request.method,
-                    path=request.path,
-                    status=response.status,
-                    received=request.received,
-                    sent=response.sent_bytes,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                    request_id=request_id,
-                )
+            response.headers.append(("connection", "close"))
+        response.headers.append(("x-request-id", request_id))
+        request.request_id = request_id
+        return response
+
+    def _record(self, request: Request, response: Response, started: float) -> None:
+        metrics.REQUESTS.labels(request.route, request.method, str(response.status)).inc()
+        if request.received:
+            metrics.BYTES_IN.inc(request.received)
+        if response.sent_bytes:
+            metrics.BYTES_OUT.inc(response.sent_bytes)
+        if self.access_log is not None:
+            self.access_log.write(
+                method=request.method,
+                path=request.path,
+                status=response.status,
+                received=request.received,
+                sent=response.sent_bytes,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                request_id=request.request_id,
+            )
 
     def _health(self) -> Response:
         problems = []

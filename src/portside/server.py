@@ -40,7 +40,7 @@ def granian_command(settings: Settings, workers: int) -> list[str]:
         "-m",
         "granian",
         "--interface",
-        "asgi",
+        "rsgi",
         "--factory",
         "--host",
         settings.host,
