@@ -161,7 +161,7 @@ class PortsideApp:
         return response
 
     def _record(self, request: Request, response: Response, started: float) -> None:
-        metrics.REQUESTS.labels(request.route, request.method, str(response.status)).inc()
+        metrics.count_request(request.route, request.method, response.status)
         if request.received:
             metrics.BYTES_IN.inc(request.received)
         if response.sent_bytes:

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 # Algorithm -> length of its lowercase hex encoding (OCI image-spec "Registered algorithms").
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 _LOWER_HEX = re.compile(r"[0-9a-f]+")
-_GRAMMAR = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+_GRAMMAR = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+_VALID = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +27,11 @@ class Digest:
     @classmethod
     def parse(cls, text: str) -> Digest:
         """Parse and validate a digest string; raise DIGEST_INVALID with the reason otherwise."""
-        if not _GRAMMAR.match(text):
+        valid = _VALID.fullmatch(text)
+        if valid is not None:  # the common case, in one regex
+            algorithm, _, encoded = text.partition(":")
+            return cls(algorithm, encoded)
+        if not _GRAMMAR.fullmatch(text):
             raise DigestInvalid(f"invalid digest {text[:200]!r}: expected 'algorithm:hex'")
         algorithm, _, encoded = text.partition(":")
         length = ALGORITHMS.get(algorithm)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
@@ -23,6 +24,18 @@ REQUESTS = Counter(
 )
 BYTES_IN = Counter("portside_http_received_bytes_total", "Request body bytes received")
 BYTES_OUT = Counter("portside_http_sent_bytes_total", "Response body bytes sent")
+
+
+_request_counters: dict[tuple[str, str, int], Any] = {}
+
+
+def count_request(route: str, method: str, status: int) -> None:
+    """REQUESTS.labels(...).inc() with the label lookup cached (it is on every request)."""
+    key = (route, method, status)
+    counter = _request_counters.get(key)
+    if counter is None:
+        counter = _request_counters[key] = REQUESTS.labels(route, method, str(status))
+    counter.inc()
 
 
 class StoreCollector(Collector):

@@ -40,30 +40,30 @@ def parse_range(value: str, size: int) -> tuple[int, int] | None:
 async def get(ctx: Context, request: Request, name: str, digest_text: str) -> Response:
     digest = Digest.parse(digest_text)
     info = ctx.blobs.stat(name, digest)
+    digest_text = str(digest)
+    headers = [
+        ("docker-content-digest", digest_text),
+        ("content-type", "application/octet-stream"),
+        ("accept-ranges", "bytes"),
+        ("etag", f'"{digest_text}"'),
+        ("cache-control", "max-age=31536000"),
+    ]
+    if request.method == "HEAD":
+        headers.append(("content-length", str(info.size)))
+        return Response(200, headers)
     path = ctx.blobs.local_path(info)
-    if path is None or (request.method == "GET" and not os.path.isfile(path)):
+    if path is None or not os.path.isfile(path):
         # Metadata says yes but the bytes are gone: say so rather than send a broken body.
-        raise BlobUnknown(f"blob {digest} is missing from storage", detail={"digest": str(digest)})
-    response = Response(200)
-    response.header("docker-content-digest", str(digest))
-    response.header("content-type", "application/octet-stream")
-    response.header("accept-ranges", "bytes")
-    response.header("etag", f'"{digest}"')
-    response.header("cache-control", "max-age=31536000")
-    byte_range = None
+        raise BlobUnknown(f"blob {digest} is missing from storage", detail={"digest": digest_text})
     range_header = request.header("range")
-    if range_header and request.method == "GET":
-        byte_range = parse_range(range_header, info.size)
+    byte_range = parse_range(range_header, info.size) if range_header else None
     if byte_range is None:
-        response.header("content-length", str(info.size))
-        response.file = FileBody(path, 0, info.size, whole=True)
-        return response
+        headers.append(("content-length", str(info.size)))
+        return Response(200, headers, file=FileBody(path, 0, info.size, whole=True))
     start, end = byte_range
-    response.status = 206
-    response.header("content-range", f"bytes {start}-{end}/{info.size}")
-    response.header("content-length", str(end - start + 1))
-    response.file = FileBody(path, start, end - start + 1, whole=False)
-    return response
+    headers.append(("content-range", f"bytes {start}-{end}/{info.size}"))
+    headers.append(("content-length", str(end - start + 1)))
+    return Response(206, headers, file=FileBody(path, start, end - start + 1, whole=False))
 
 
 async def delete(ctx: Context, name: str, digest_text: str) -> Response:

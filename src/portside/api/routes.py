@@ -6,14 +6,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# Most frequent first (each miss costs a regex); `upload` must precede `blob`.
 _ROUTES: list[tuple[str, re.Pattern[str]]] = [
-    ("base", re.compile(r"/v2/?")),
-    ("catalog", re.compile(r"/v2/_catalog")),
-    ("upload", re.compile(r"/v2/(?P<name>.+)/blobs/uploads/(?P<id>[^/]*)")),
     ("manifest", re.compile(r"/v2/(?P<name>.+)/manifests/(?P<reference>[^/]+)")),
+    ("upload", re.compile(r"/v2/(?P<name>.+)/blobs/uploads/(?P<id>[^/]*)")),
     ("blob", re.compile(r"/v2/(?P<name>.+)/blobs/(?P<digest>[^/]+)")),
     ("tags", re.compile(r"/v2/(?P<name>.+)/tags/list")),
     ("referrers", re.compile(r"/v2/(?P<name>.+)/referrers/(?P<digest>[^/]+)")),
+    ("base", re.compile(r"/v2/?")),
+    ("catalog", re.compile(r"/v2/_catalog")),
 ]
 
 

@@ -4,6 +4,7 @@ referrers. Stored bytes are returned exactly as pushed."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from portside.reference import validate_tag
 
 # last_pulled_at is written at most this often per manifest, to keep pulls read-only.
 PULL_TIME_RESOLUTION = timedelta(minutes=1)
+_PULL_NOTES_MAX = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,7 @@ class ManifestService:
     def __init__(self, db: Database, hot: HotQueries, max_bytes: int) -> None:
         self.db = db
         self.hot = hot
+        self._pull_noted: dict[int, float] = {}
         self.max_bytes = max_bytes
 
     # -- read -------------------------------------------------------------------------
@@ -67,6 +70,12 @@ class ManifestService:
         return StoredManifest(manifest_id, digest, media_type, bytes(content))
 
     def _record_pull(self, manifest_id: int, last: datetime | str | None) -> None:
+        """Set last_pulled_at, at most once per PULL_TIME_RESOLUTION per manifest. The
+        in-process note of recent writes only saves work: the database has the truth."""
+        now_seconds = time.monotonic()
+        noted = self._pull_noted.get(manifest_id)
+        if noted is not None and now_seconds - noted < PULL_TIME_RESOLUTION.total_seconds():
+            return
         now = utcnow()
         if isinstance(last, str):  # raw SQLite rows carry the ISO text
             last = datetime.fromisoformat(last)
@@ -74,6 +83,7 @@ class ManifestService:
             if last.tzinfo is None:  # SQLite hands back naive datetimes
                 last = last.replace(tzinfo=now.tzinfo)
             if now - last < PULL_TIME_RESOLUTION:
+                self._note_pull(manifest_id, now_seconds - (now - last).total_seconds())
                 return
         with self.db.write() as conn:
             conn.execute(
@@ -81,6 +91,12 @@ class ManifestService:
                 .where(s.manifests.c.id == manifest_id)
                 .values(last_pulled_at=now)
             )
+        self._note_pull(manifest_id, now_seconds)
+
+    def _note_pull(self, manifest_id: int, at: float) -> None:
+        if len(self._pull_noted) >= _PULL_NOTES_MAX:
+            self._pull_noted.clear()
+        self._pull_noted[manifest_id] = at
 
     # -- write ------------------------------------------------------------------------
     def put(self, repo: str, reference: str, body: bytes, content_type: str | None) -> PutResult:
