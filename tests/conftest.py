@@ -4,8 +4,10 @@ PORTSIDE_TEST_DATABASE_URL is set), settings, the ASGI app, and a test client.""
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,26 +21,48 @@ from portside.metadata.engine import upgrade
 POSTGRES_URL = os.environ.get("PORTSIDE_TEST_DATABASE_URL")
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty metadata database private to one test."""
+@contextmanager
+def fresh_database(directory: Path, template: str | None = None) -> Iterator[str]:
+    """A migrated, empty metadata database: a SQLite file in `directory`, or a new
+    PostgreSQL database when PORTSIDE_TEST_DATABASE_URL is set (dropped afterwards).
+    With `template` (from `migrated_template`) it is copied instead of migrated."""
     if not POSTGRES_URL:
-        url = f"sqlite:///{tmp_path / 'portside.db'}"
-        upgrade(url)
-        yield url
+        path = directory / "portside.db"
+        if template is None:
+            upgrade(f"sqlite:///{path}")
+        else:
+            shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
         return
     name = f"portside_t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    clause = f' TEMPLATE "{template}"' if template else ""
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"{clause}'))
     url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    upgrade(url)
+    if template is None:
+        upgrade(url)
     try:
         yield url
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One migrated database per session that each test's database is copied from
+    (running the migrations for each of several hundred tests would dominate the run)."""
+    with fresh_database(tmp_path_factory.mktemp("template")) as url:
+        yield url.removeprefix("sqlite:///") if not POSTGRES_URL else url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, migrated_template: str) -> Iterator[str]:
+    """A migrated, empty metadata database private to one test."""
+    with fresh_database(tmp_path, migrated_template) as url:
+        yield url
 
 
 @pytest.fixture

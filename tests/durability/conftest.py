@@ -7,16 +7,13 @@ take seconds to start can be shared by the tests of one module.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from portside.metadata.engine import upgrade
-from tests.conftest import POSTGRES_URL
+from tests.conftest import fresh_database
 from tests.durability.server import ServerProcess
 
 ServerFactory = Callable[..., ServerProcess]
@@ -76,28 +73,10 @@ def server_factory(store: Store) -> ServerFactory:
 @pytest.fixture(scope="module")
 def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     root = tmp_path_factory.mktemp("shared-store")
-    if not POSTGRES_URL:
-        url = f"sqlite:///{root / 'portside.db'}"
-        upgrade(url)
+    with fresh_database(root) as url:
         created = Store(root, url)
         created.data_dir.mkdir()
         try:
             yield created
         finally:
             created.kill_all()
-        return
-    name = f"portside_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    upgrade(url)
-    created = Store(root, url)
-    created.data_dir.mkdir()
-    try:
-        yield created
-    finally:
-        created.kill_all()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
