@@ -1,4 +1,4 @@
-"""The ASGI application: /v2 (thin handlers), /healthz and /metrics.
+"""The application: /v2 (thin handlers), /healthz and /metrics, over RSGI and ASGI.
 
 `create_app(settings)` builds everything a worker needs; `worker_app()` is the factory
 granian calls in each worker process (settings arrive serialized from `portside serve`).
