@@ -180,7 +180,7 @@ def _describe(error: ValidationError, source: str) -> str:
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Build Settings from the file, the environment and non-None overrides."""
     file_data = _read_yaml(config_file) if config_file else {}
-    source = str(config_file) if config_file else "environment"
+    source = str(config_file) if config_file else "command line and PORTSIDE_* variables"
     _YamlSource.current = file_data
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
