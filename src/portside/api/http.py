@@ -11,6 +11,7 @@ is all a registry handler needs, and it is measurably cheaper than middleware st
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +31,7 @@ class ClientDisconnected(Exception):
     """The client went away before sending the whole body."""
 
 
-class Request:
+class Request(ABC):
     """What a handler may know about a request; subclasses read it from a server interface."""
 
     __slots__ = (
@@ -56,12 +57,13 @@ class Request:
         self.route = "other"  # for metrics, set once routed
         self.request_id = ""
 
+    @abstractmethod
     def _raw_headers(self) -> Iterable[tuple[str, str]]:
-        raise NotImplementedError  # pragma: no cover - every interface provides it
+        """(name, value) pairs, names in lowercase."""
 
+    @abstractmethod
     def _chunks(self) -> AsyncIterator[tuple[bytes, bool]]:
         """(chunk, more to come) pairs of the body."""
-        raise NotImplementedError  # pragma: no cover - every interface provides it
 
     @property
     def headers(self) -> dict[str, str]:
