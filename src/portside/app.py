@@ -119,8 +119,7 @@ class PortsideApp:
 
     async def _handle(self, request: Request) -> Response | None:
         """Route and run a request; the response to send, or None if the client left."""
-        request_id = request.header("x-request-id") or os.urandom(8).hex()
-        request.route = "other"
+        request_id = request.request_id = request.header("x-request-id") or os.urandom(8).hex()
         response: Response
         try:
             if request.path.startswith("/v2"):
@@ -157,7 +156,6 @@ class PortsideApp:
         if request.method in _BODY_METHODS and not await request.drain(_DRAIN_LIMIT):
             response.headers.append(("connection", "close"))
         response.headers.append(("x-request-id", request_id))
-        request.request_id = request_id
         return response
 
     def _record(self, request: Request, response: Response, started: float) -> None:

@@ -75,9 +75,9 @@ class HotQueries:
 
     def close(self) -> None:
         if self._connection is not None:
+            # invalidate() closes the DBAPI connection and keeps it out of the pool.
             with contextlib.suppress(Exception):  # it is being thrown away anyway
                 self._connection.invalidate()
-                self._connection.driver_connection.close()
             self._connection = None
 
     def blob_size(self, repo: str, digest: str) -> int | None:
