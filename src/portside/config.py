@@ -8,11 +8,13 @@ Every problem is reported as a ConfigError naming the dotted key.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -87,6 +89,122 @@ class LogSettings(_Section):
     access: bool = Field(default=True, description="One log line per HTTP request.")
 
 
+class TlsSettings(_Section):
+    certificate: Path | None = Field(
+        default=None, description="PEM certificate chain; with `tls.key`, serve HTTPS."
+    )
+    key: Path | None = Field(default=None, description="PEM private key for `tls.certificate`.")
+
+
+class ExternalIssuerSettings(_Section):
+    issuer: str = Field(description="`iss` that tokens from the external auth server carry.")
+    audience: str = Field(description="`aud` those tokens must be addressed to.")
+    public_key_file: Path = Field(
+        description="PEM public key (or certificate) they are signed with."
+    )
+    algorithm: Literal["ES256", "RS256"] = Field(
+        default="RS256", description="The one signature algorithm accepted from that issuer."
+    )
+
+
+class TokenSettings(_Section):
+    issuer: str = Field(default="portside", description="`iss` of the tokens Portside issues.")
+    service: str = Field(
+        default="portside",
+        description="The `service` named in challenges and the `aud` of issued tokens.",
+    )
+    lifetime_seconds: int = Field(
+        default=300, ge=30, le=3600, description="How long an issued registry token is valid."
+    )
+    algorithm: Literal["ES256", "RS256"] = Field(
+        default="ES256", description="Signature algorithm of issued tokens."
+    )
+    key_file: Path | None = Field(
+        default=None,
+        description="PEM private key to sign tokens with. Default: a key generated on first "
+        "start and kept in the metadata database (shared by every replica).",
+    )
+
+
+class ThrottleSettings(_Section):
+    max_failures: int = Field(
+        default=5, ge=1, description="Failed logins per account and source before a 429."
+    )
+    window_seconds: int = Field(
+        default=300, ge=1, description="Period failures are counted over, and the lockout."
+    )
+
+
+class AuthSettings(_Section):
+    mode: Literal["auto", "none"] = Field(
+        default="auto",
+        description="`auto`: authentication is on once any account exists or LDAP is set up. "
+        "`none`: an open registry, allowed on a non-loopback address only when set here.",
+    )
+    token: TokenSettings = TokenSettings()
+    external_issuer: ExternalIssuerSettings | None = Field(
+        default=None,
+        description="Also accept registry tokens from this external auth server.",
+    )
+    initial_admin_username: str = Field(
+        default="admin", description="Name of the admin created from `initial_admin_password`."
+    )
+    initial_admin_password: str | None = Field(
+        default=None,
+        description="If set and no account exists at start-up, create the first admin with "
+        "this password (use the environment variable "
+        "`PORTSIDE_AUTH__INITIAL_ADMIN_PASSWORD`, not a file).",
+    )
+    throttle: ThrottleSettings = ThrottleSettings()
+
+
+class ProjectSettings(_Section):
+    auto_create: bool = Field(
+        default=False,
+        description="A push to a repository whose project does not exist creates the project "
+        "(private, pusher as project admin) if the pusher may create projects.",
+    )
+    creation: Literal["admins", "users"] = Field(
+        default="admins", description="Who may create projects: `admins` or any signed-in user."
+    )
+
+
+class LdapGroupSettings(_Section):
+    base_dn: str | None = Field(
+        default=None, description="Where to search groups; unset means no group lookup."
+    )
+    filter: str = Field(
+        default="(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))",
+        description="Which entries under `ldap.groups.base_dn` are groups.",
+    )
+    member_attribute: str = Field(
+        default="member", description="Group attribute holding the member DNs."
+    )
+    name_attribute: str = Field(
+        default="cn", description="Group attribute used as the group's name in mappings."
+    )
+    admin_group: str | None = Field(
+        default=None, description="Members of this group (by name) are system administrators."
+    )
+
+
+class LdapSettings(_Section):
+    url: str = Field(description="`ldap://host:389` or `ldaps://host:636`.")
+    bind_dn: str | None = Field(default=None, description="DN to search with (unset: anonymous).")
+    bind_password: str | None = Field(default=None, description="Password of `ldap.bind_dn`.")
+    base_dn: str = Field(description="Where to search users.")
+    user_filter: str = Field(default="(objectClass=person)", description="Which entries are users.")
+    uid_attribute: str = Field(default="uid", description="Attribute matched against the login.")
+    email_attribute: str = Field(default="mail", description="Attribute holding the e-mail.")
+    start_tls: bool = Field(default=False, description="Upgrade `ldap://` with StartTLS.")
+    ca_file: Path | None = Field(default=None, description="CA bundle to verify the server.")
+    verify_certificate: bool = Field(
+        default=True, description="Verify the LDAP server's certificate (TLS/StartTLS)."
+    )
+    timeout_seconds: float = Field(default=5.0, gt=0, description="Connect/operation timeout.")
+    groups: LdapGroupSettings = LdapGroupSettings()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PORTSIDE_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -104,6 +222,16 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     registry: RegistrySettings = RegistrySettings()
     log: LogSettings = LogSettings()
+    external_url: str | None = Field(
+        default=None,
+        description="URL clients reach this registry at, e.g. `https://registry.example.com` "
+        "behind a proxy. Used in the token realm, `Location` and `Link`; the request's "
+        "`Host` and `X-Forwarded-*` are never trusted. Default: from `listen` and `tls`.",
+    )
+    tls: TlsSettings = TlsSettings()
+    auth: AuthSettings = AuthSettings()
+    projects: ProjectSettings = ProjectSettings()
+    ldap: LdapSettings | None = Field(default=None, description="LDAP / Active Directory users.")
 
     @field_validator("listen")
     @classmethod
@@ -112,6 +240,37 @@ class Settings(BaseSettings):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("expected HOST:PORT, for example 127.0.0.1:5000 or [::1]:5000")
         return value
+
+    @field_validator("external_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError(
+                "expected an absolute http(s) URL such as https://registry.example.com"
+            )
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls.certificate is None) != (self.tls.key is None):
+            raise ValueError("tls.certificate and tls.key must be set together")
+        return self
+
+    @property
+    def public_url(self) -> str:
+        """external_url, or the URL `listen` is reached at (a wildcard becomes this host)."""
+        if self.external_url:
+            return self.external_url
+        scheme = "https" if self.tls.certificate else "http"
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding it
+            host = socket.getfqdn()
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def host(self) -> str:

@@ -42,3 +42,9 @@ def validate_tag(tag: str) -> str:
 
 def is_valid_tag(tag: str) -> bool:
     return bool(_TAG.fullmatch(tag))
+
+
+def project_of(name: str) -> str:
+    """The project a repository belongs to: its first path component (`acme/web/api` ->
+    `acme`). A one-component name is its own project."""
+    return name.split("/", 1)[0]

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from portside.errors import Unavailable
 from portside.metadata import schema as s
+from portside.reference import project_of
 
 
 def utcnow() -> datetime:
@@ -53,7 +54,11 @@ class Database:
         conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing())
 
     def ensure_repository(self, conn: Connection, name: str) -> int:
-        self.insert_ignore(conn, s.repositories, {"name": name, "created_at": utcnow()})
+        self.insert_ignore(
+            conn,
+            s.repositories,
+            {"name": name, "project": project_of(name), "created_at": utcnow()},
+        )
         repo_id = conn.execute(
             select(s.repositories.c.id).where(s.repositories.c.name == name)
         ).scalar_one()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -37,6 +38,9 @@ repositories = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("name", NAME, nullable=False, unique=True),
+    # The first path component: which project's roles and visibility apply (no foreign
+    # key: repositories may exist before their project, e.g. pushed while auth was off).
+    Column("project", NAME, nullable=False, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -132,4 +136,116 @@ uploads = Table(
     ),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Who started the upload ("user:alice", "robot:robot$ci"); only they may continue it.
+    Column("owner", NAME),
+)
+
+# --- access control -------------------------------------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", NAME, nullable=False, unique=True),
+    Column("password_hash", Text),  # NULL for LDAP users: their password lives in LDAP
+    Column("email", NAME),
+    Column("source", String(16), nullable=False),  # "local" or "ldap"
+    Column("is_admin", Boolean, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_login_at", DateTime(timezone=True)),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", NAME, nullable=False, unique=True),
+    Column("public", Boolean, nullable=False),
+    Column("quota_bytes", BigInteger),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", NAME),
+)
+
+project_members = Table(
+    "project_members",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(32), nullable=False),
+    Index(None, "user_id"),
+)
+
+# LDAP groups given a role in a project (members of the group get it at login).
+project_groups = Table(
+    "project_groups",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_name", NAME, primary_key=True),
+    Column("role", String(32), nullable=False),
+)
+
+robots = Table(
+    "robots",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", NAME, nullable=False, unique=True),  # robot$proj+name or robot$name
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE")),
+    Column("description", Text),
+    Column("secret_hash", String(128), nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("created_by", NAME, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+robot_permissions = Table(
+    "robot_permissions",
+    metadata,
+    Column("robot_id", Integer, ForeignKey("robots.id", ondelete="CASCADE"), primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("actions", String(64), nullable=False),  # "pull,push,delete" subset
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("algorithm", String(16), nullable=False),
+    Column("private_pem", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("account", NAME, primary_key=True),
+    Column("source", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("first_failed_at", DateTime(timezone=True), nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),  # sha256 of the cookie value
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("actor", NAME, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("resource_type", String(32), nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("project", NAME, index=True),
+    Column("result", String(16), nullable=False),
+    Column("source", String(64)),
+    Column("detail", Text),
 )
