@@ -15,8 +15,9 @@ import structlog
 from sqlalchemy import text
 
 from portside import metrics
-from portside.api import dispatch
+from portside.api import dispatch, token
 from portside.api.context import Context
+from portside.api.guard import Guard
 from portside.api.http import (
     AsgiRequest,
     ClientDisconnected,
@@ -30,13 +31,16 @@ from portside.api.http import (
     send_asgi,
     send_rsgi,
 )
+from portside.auth.ldap_login import ldap_source
+from portside.auth.service import AuthService
 from portside.config import Settings, settings_from_environment
 from portside.content.blobs import BlobService
 from portside.content.db import Database
 from portside.content.hotpath import HotQueries
 from portside.content.manifests import ManifestService
 from portside.content.uploads import UploadService
-from portside.errors import InternalError, NotFound, RegistryError
+from portside.errors import InternalError, NotFound, RegistryError, Unsupported
+from portside.events.audit import AuditLog
 from portside.logs import AccessLog, configure
 from portside.metadata.engine import make_engine
 from portside.storage.filesystem import FilesystemDriver
@@ -55,6 +59,7 @@ def build_context(settings: Settings) -> Context:
     hot = HotQueries(db.engine)
     storage = FilesystemDriver(settings.storage_root)
     blobs = BlobService(db, storage, hot)
+    auth = AuthService(settings, db, ldap_source(settings))
     return Context(
         settings=settings,
         db=db,
@@ -63,6 +68,9 @@ def build_context(settings: Settings) -> Context:
         uploads=UploadService(db, storage, blobs),
         manifests=ManifestService(db, hot, settings.registry.manifest_max_bytes),
         hot=hot,
+        auth=auth,
+        guard=Guard(auth),
+        audit=AuditLog(db),
     )
 
 
@@ -124,7 +132,16 @@ class PortsideApp:
         try:
             if request.path.startswith("/v2"):
                 request.route, handler, params = dispatch.resolve(request)
+                request.caller = self.ctx.guard.check(request, request.route, params)
                 response = await handler(self.ctx, request, params)
+            elif request.path == "/auth/token":
+                request.route = "token"
+                if request.method == "GET":
+                    response = await token.get(self.ctx, request)
+                elif request.method == "POST":
+                    response = await token.post(self.ctx, request)
+                else:
+                    raise Unsupported("use GET or POST", headers={"allow": "GET, POST"})
             elif request.path == "/healthz":
                 request.route, response = "healthz", self._health()
             elif request.path == "/metrics":

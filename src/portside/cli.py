@@ -43,7 +43,11 @@ def serve(config_file: Path | None, data_dir: Path | None, listen: str | None) -
 
     settings = _settings(config_file, data_dir=data_dir, listen=listen)
     configure(settings.log.level, settings.log.format)
-    run(settings)
+    try:
+        run(settings)
+    except ConfigError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
 
 
 @main.command()
@@ -126,3 +130,15 @@ def db_upgrade(config_file: Path | None, data_dir: Path | None) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
     click.echo("database schema is up to date")
+
+
+def _register_account_commands() -> None:
+    from portside.commands.projects import project
+    from portside.commands.robots import robot
+    from portside.commands.users import admin, user
+
+    for command in (admin, user, project, robot):
+        main.add_command(command)
+
+
+_register_account_commands()

@@ -66,9 +66,16 @@ async def get(ctx: Context, request: Request, name: str, digest_text: str) -> Re
     return Response(206, headers, file=FileBody(path, start, end - start + 1, whole=False))
 
 
-async def delete(ctx: Context, name: str, digest_text: str) -> Response:
+async def delete(ctx: Context, request: Request, name: str, digest_text: str) -> Response:
     if not ctx.settings.registry.delete_enabled:
         raise Unsupported("deletes are disabled on this registry (registry.delete_enabled)")
     digest = Digest.parse(digest_text)
     ctx.blobs.unlink(name, digest)
+    ctx.audit.record(
+        actor=request.caller.identity.actor,
+        action="delete",
+        resource_type="blob",
+        resource=f"{name}@{digest}",
+        source=request.client,
+    )
     return empty(202)

@@ -41,13 +41,14 @@ async def tags(ctx: Context, request: Request, name: str) -> Response:
     names = [] if limit == 0 else ctx.manifests.tags(name, limit, last)
     if limit == 0:
         ctx.manifests.tags(name, 1, None)  # still 404 for an unknown repository
-    return _paginated(f"/v2/{name}/tags/list", "tags", names, limit, {"name": name})
+    return _paginated(ctx.url(f"/v2/{name}/tags/list"), "tags", names, limit, {"name": name})
 
 
 async def catalog(ctx: Context, request: Request) -> Response:
     limit, last = _page(request)
-    names = [] if limit == 0 else ctx.manifests.catalog(limit, last)
-    return _paginated("/v2/_catalog", "repositories", names, limit, {})
+    projects = request.caller.visible_projects()
+    names = [] if limit == 0 else ctx.manifests.catalog(limit, last, projects)
+    return _paginated(ctx.url("/v2/_catalog"), "repositories", names, limit, {})
 
 
 async def referrers(ctx: Context, request: Request, name: str, digest_text: str) -> Response:

@@ -31,7 +31,7 @@ async def _manifest_put(ctx: Context, request: Request, p: dict[str, str]) -> Re
 
 
 async def _manifest_delete(ctx: Context, request: Request, p: dict[str, str]) -> Response:
-    return await manifests.delete(ctx, p["name"], p["reference"])
+    return await manifests.delete(ctx, request, p["name"], p["reference"])
 
 
 async def _blob_get(ctx: Context, request: Request, p: dict[str, str]) -> Response:
@@ -39,7 +39,7 @@ async def _blob_get(ctx: Context, request: Request, p: dict[str, str]) -> Respon
 
 
 async def _blob_delete(ctx: Context, request: Request, p: dict[str, str]) -> Response:
-    return await blobs.delete(ctx, p["name"], p["digest"])
+    return await blobs.delete(ctx, request, p["name"], p["digest"])
 
 
 async def _upload_post(ctx: Context, request: Request, p: dict[str, str]) -> Response:
@@ -57,11 +57,11 @@ async def _upload_put(ctx: Context, request: Request, p: dict[str, str]) -> Resp
 
 
 async def _upload_get(ctx: Context, request: Request, p: dict[str, str]) -> Response:
-    return await uploads.status(ctx, p["name"], _upload_id(p))
+    return await uploads.status(ctx, request, p["name"], _upload_id(p))
 
 
 async def _upload_delete(ctx: Context, request: Request, p: dict[str, str]) -> Response:
-    return await uploads.cancel(ctx, p["name"], _upload_id(p))
+    return await uploads.cancel(ctx, request, p["name"], _upload_id(p))
 
 
 async def _tags(ctx: Context, request: Request, p: dict[str, str]) -> Response:

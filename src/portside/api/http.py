@@ -38,6 +38,8 @@ class Request(ABC):
         "_headers",
         "_query",
         "body_done",
+        "caller",
+        "client",
         "method",
         "path",
         "query_string",
@@ -56,6 +58,9 @@ class Request(ABC):
         self.body_done = False
         self.route = "other"  # for metrics, set once routed
         self.request_id = ""
+        self.client = ""  # the peer's address (never X-Forwarded-For: it is not trusted)
+        # Who is calling and what they may do, once the guard has looked (api.guard.Caller).
+        self.caller: Any = None
 
     @abstractmethod
     def _raw_headers(self) -> Iterable[tuple[str, str]]:
@@ -144,6 +149,8 @@ class AsgiRequest(Request):
         )
         self.scope = scope
         self.receive = receive
+        client = scope.get("client")
+        self.client = client[0] if client else ""
 
     def _raw_headers(self) -> Iterable[tuple[str, str]]:
         for name, value in self.scope["headers"]:
@@ -167,6 +174,7 @@ class RsgiRequest(Request):
         super().__init__(scope.method, scope.path, scope.query_string)
         self.scope = scope
         self.protocol = protocol
+        self.client = scope.client.rsplit(":", 1)[0].strip("[]")
 
     def _raw_headers(self) -> Iterable[tuple[str, str]]:
         return self.scope.headers.items()  # type: ignore[no-any-return]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from portside.api.context import Context
 from portside.api.http import Request, Response, empty, json_body
 from portside.errors import ManifestTooLarge, ManifestUnknown, Unsupported
+from portside.reference import is_valid_tag
 
 
 def accepts(accept_header: str | None, media_type: str) -> bool:
@@ -40,6 +41,8 @@ async def get(ctx: Context, request: Request, name: str, reference: str) -> Resp
             f"manifest is {manifest.media_type}, which the request's Accept header excludes",
             detail={"reference": reference[:200], "mediaType": manifest.media_type},
         )
+    if not head:
+        _audit(ctx, request, "pull", f"{name}@{manifest.digest}", reference)
     response = json_body(200, manifest.content, manifest.media_type)
     response.header("docker-content-digest", manifest.digest)
     response.header("etag", f'"{manifest.digest}"')
@@ -53,8 +56,9 @@ async def put(ctx: Context, request: Request, name: str, reference: str) -> Resp
         raise ManifestTooLarge(f"manifest is {length} bytes; the limit is {limit}")
     body = await request.read(limit)
     result = ctx.manifests.put(name, reference, body, request.header("content-type"))
+    _audit(ctx, request, "push", f"{name}@{result.digest}", reference)
     headers = {
-        "location": f"/v2/{name}/manifests/{result.digest}",
+        "location": ctx.url(f"/v2/{name}/manifests/{result.digest}"),
         "docker-content-digest": result.digest,
     }
     if result.subject:
@@ -62,8 +66,21 @@ async def put(ctx: Context, request: Request, name: str, reference: str) -> Resp
     return empty(201, headers)
 
 
-async def delete(ctx: Context, name: str, reference: str) -> Response:
+async def delete(ctx: Context, request: Request, name: str, reference: str) -> Response:
     if not ctx.settings.registry.delete_enabled:
         raise Unsupported("deletes are disabled on this registry (registry.delete_enabled)")
     ctx.manifests.delete(name, reference)
+    separator = ":" if is_valid_tag(reference) else "@"
+    _audit(ctx, request, "delete", f"{name}{separator}{reference}", reference)
     return empty(202)
+
+
+def _audit(ctx: Context, request: Request, action: str, resource: str, reference: str) -> None:
+    ctx.audit.record(
+        actor=request.caller.identity.actor,
+        action=action,
+        resource_type="artifact",
+        resource=resource,
+        source=request.client,
+        detail={"reference": reference} if reference not in resource else None,
+    )

@@ -10,24 +10,25 @@ from portside.errors import BlobUploadInvalid, RegistryError
 from portside.reference import validate_name
 
 
-def _location(name: str, upload_id: str) -> str:
-    return f"/v2/{name}/blobs/uploads/{upload_id}"
+def _location(ctx: Context, name: str, upload_id: str) -> str:
+    return ctx.url(f"/v2/{name}/blobs/uploads/{upload_id}")
 
 
-def _progress(name: str, upload_id: str, size: int, status: int) -> Response:
+def _progress(ctx: Context, name: str, upload_id: str, size: int, status: int) -> Response:
     return empty(
         status,
         {
-            "location": _location(name, upload_id),
+            "location": _location(ctx, name, upload_id),
             "range": f"0-{max(size - 1, 0)}",
             "docker-upload-uuid": upload_id,
         },
     )
 
 
-def _created(name: str, digest: Digest) -> Response:
+def _created(ctx: Context, name: str, digest: Digest) -> Response:
     return empty(
-        201, {"location": f"/v2/{name}/blobs/{digest}", "docker-content-digest": str(digest)}
+        201,
+        {"location": ctx.url(f"/v2/{name}/blobs/{digest}"), "docker-content-digest": str(digest)},
     )
 
 
@@ -41,19 +42,23 @@ async def post(ctx: Context, request: Request, name: str) -> Response:
     if mount is not None:
         digest = Digest.parse(mount)
         source = request.query("from")
+        # Only from a repository the caller may pull: otherwise (and when the blob is not
+        # there) fall back to a normal upload, as the spec requires, revealing nothing.
         if source:
             validate_name(source)
-            if ctx.blobs.try_mount(name, digest, source) is not None:
-                return _created(name, digest)
-        # Not readable from `from`: fall back to a normal upload, as the spec requires.
+            if request.caller.may(source, "pull") and (
+                ctx.blobs.try_mount(name, digest, source) is not None
+            ):
+                _audit_push(ctx, request, name, digest)
+                return _created(ctx, name, digest)
     else:
         digest_text = request.query("digest")
         if digest_text is not None:
             digest = Digest.parse(digest_text)
             await ctx.uploads.monolithic(name, digest, request.stream(), request.content_length())
-            return _created(name, digest)
-    upload_id = ctx.uploads.start(name)
-    return _progress(name, upload_id, 0, 202)
+            return _created(ctx, name, digest)
+    upload_id = ctx.uploads.start(name, request.caller.owner)
+    return _progress(ctx, name, upload_id, 0, 202)
 
 
 async def patch(ctx: Context, request: Request, name: str, upload_id: str) -> Response:
@@ -64,13 +69,14 @@ async def patch(ctx: Context, request: Request, name: str, upload_id: str) -> Re
             request.stream(),
             content_range=_content_range(request),
             length=request.content_length(),
+            owner=request.caller.owner,
         )
     except RegistryError as error:
         if error.status == 416:
-            error.headers.setdefault("location", _location(name, upload_id))
+            error.headers.setdefault("location", _location(ctx, name, upload_id))
             error.headers.setdefault("docker-upload-uuid", upload_id)
         raise
-    return _progress(name, upload_id, size, 202)
+    return _progress(ctx, name, upload_id, size, 202)
 
 
 async def put(ctx: Context, request: Request, name: str, upload_id: str) -> Response:
@@ -85,15 +91,26 @@ async def put(ctx: Context, request: Request, name: str, upload_id: str) -> Resp
         request.stream(),
         content_range=_content_range(request),
         length=request.content_length(),
+        owner=request.caller.owner,
     )
-    return _created(name, digest)
+    return _created(ctx, name, digest)
 
 
-async def status(ctx: Context, name: str, upload_id: str) -> Response:
-    size = ctx.uploads.size(name, upload_id)
-    return _progress(name, upload_id, size, 204)
+async def status(ctx: Context, request: Request, name: str, upload_id: str) -> Response:
+    size = ctx.uploads.size(name, upload_id, request.caller.owner)
+    return _progress(ctx, name, upload_id, size, 204)
 
 
-async def cancel(ctx: Context, name: str, upload_id: str) -> Response:
-    ctx.uploads.cancel(name, upload_id)
+async def cancel(ctx: Context, request: Request, name: str, upload_id: str) -> Response:
+    ctx.uploads.cancel(name, upload_id, request.caller.owner)
     return empty(204)
+
+
+def _audit_push(ctx: Context, request: Request, name: str, digest: Digest) -> None:
+    ctx.audit.record(
+        actor=request.caller.identity.actor,
+        action="mount",
+        resource_type="repository",
+        resource=f"{name}@{digest}",
+        source=request.client,
+    )

@@ -275,11 +275,16 @@ class ManifestService:
                     raise NameUnknown(detail={"name": repo})
             return names
 
-    def catalog(self, limit: int | None, last: str | None) -> list[str]:
+    def catalog(
+        self, limit: int | None, last: str | None, projects: list[str] | None = None
+    ) -> list[str]:
+        """Repository names with content, in order; only in `projects` if given."""
         r = s.repositories
         query = select(r.c.name).where(
             select(s.manifests.c.id).where(s.manifests.c.repository_id == r.c.id).exists()
         )
+        if projects is not None:
+            query = query.where(r.c.project.in_(projects))
         if last:
             query = query.where(r.c.name > last)
         query = query.order_by(r.c.name)

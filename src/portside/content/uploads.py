@@ -92,7 +92,7 @@ class UploadService:
         self.blobs = blobs
         self.hashers = HasherCache()
 
-    def start(self, repo: str) -> str:
+    def start(self, repo: str, owner: str | None = None) -> str:
         upload_id = str(uuid.uuid4())
         self.storage.writer(paths.upload_data_path(upload_id), append=False).close()
         now = utcnow()
@@ -100,21 +100,26 @@ class UploadService:
             repo_id = self.db.ensure_repository(conn, repo)
             conn.execute(
                 s.uploads.insert().values(
-                    id=upload_id, repository_id=repo_id, started_at=now, updated_at=now
+                    id=upload_id,
+                    repository_id=repo_id,
+                    started_at=now,
+                    updated_at=now,
+                    owner=owner,
                 )
             )
         return upload_id
 
-    def size(self, repo: str, upload_id: str) -> int:
-        """Bytes received so far; BLOB_UPLOAD_UNKNOWN if no such upload in this repository."""
+    def size(self, repo: str, upload_id: str, owner: str | None = None) -> int:
+        """Bytes received so far; BLOB_UPLOAD_UNKNOWN if no such upload in this repository
+        (or, when `owner` is given, if someone else started it: only they may continue)."""
         query = (
-            select(s.uploads.c.id)
+            select(s.uploads.c.owner)
             .join(s.repositories, s.repositories.c.id == s.uploads.c.repository_id)
             .where(s.uploads.c.id == upload_id, s.repositories.c.name == repo)
         )
         with self.db.read() as conn:
-            found = conn.execute(query).scalar_one_or_none()
-        if found is None:
+            found = conn.execute(query).first()
+        if found is None or (owner is not None and found.owner != owner):
             raise BlobUploadUnknown(detail={"upload": upload_id[:64]})
         try:
             return self.storage.stat(paths.upload_data_path(upload_id)).size
@@ -129,9 +134,10 @@ class UploadService:
         *,
         content_range: ContentRange | None,
         length: int | None,
+        owner: str | None = None,
     ) -> int:
         """Append a chunk; return the new size. A chunk must continue where the upload stands."""
-        offset = self.size(repo, upload_id)
+        offset = self.size(repo, upload_id, owner)
         if content_range is not None:
             if content_range.start != offset:
                 raise RangeNotSatisfiable(
@@ -177,9 +183,12 @@ class UploadService:
         *,
         content_range: ContentRange | None,
         length: int | None,
+        owner: str | None = None,
     ) -> int:
         """Append an optional last chunk, verify the digest, commit the blob; return its size."""
-        size = await self.append(repo, upload_id, body, content_range=content_range, length=length)
+        size = await self.append(
+            repo, upload_id, body, content_range=content_range, length=length, owner=owner
+        )
         try:
             self._verify(upload_id, size, digest)
         except DigestInvalid:
@@ -223,8 +232,8 @@ class UploadService:
             repo_id = self.db.ensure_repository(conn, repo)
             self.blobs.link(conn, repo_id, digest, size)
 
-    def cancel(self, repo: str, upload_id: str) -> None:
-        self.size(repo, upload_id)
+    def cancel(self, repo: str, upload_id: str, owner: str | None = None) -> None:
+        self.size(repo, upload_id, owner)
         with self.db.write() as conn:
             conn.execute(delete(s.uploads).where(s.uploads.c.id == upload_id))
         self._discard(upload_id)

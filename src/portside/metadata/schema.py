@@ -154,6 +154,8 @@ users = Table(
     Column("disabled", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_login_at", DateTime(timezone=True)),
+    # LDAP users: the group names seen at their last login, as a JSON list (group roles).
+    Column("ldap_groups", Text),
 )
 
 projects = Table(

@@ -1,0 +1,211 @@
+"""Authentication and authorization of /v2 requests.
+
+Callers present a bearer token (from /auth/token or a trusted external issuer), HTTP Basic
+credentials (users and robots, for simple clients), or nothing (anonymous: public
+projects only). A caller who may not even pull a repository gets exactly what a caller
+asking for a missing repository gets — 401 with a challenge that depends only on the
+request — so a private repository's existence never leaks. A caller who may pull but
+not push or delete gets 403 DENIED.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from portside.api.http import Request
+from portside.auth.identity import ANONYMOUS, Identity
+from portside.auth.names import ROBOT_PREFIX
+from portside.auth.service import AuthService
+from portside.auth.tokens import TokenInvalid, VerifiedToken
+from portside.errors import Denied, Unauthorized
+
+log = structlog.get_logger(__name__)
+
+# The repository action each route needs. Uploads are pushes; `base` and `catalog` are
+# decided separately.
+_ACTIONS: dict[tuple[str, str], str] = {
+    ("manifest", "GET"): "pull",
+    ("manifest", "HEAD"): "pull",
+    ("manifest", "PUT"): "push",
+    ("manifest", "DELETE"): "delete",
+    ("blob", "GET"): "pull",
+    ("blob", "HEAD"): "pull",
+    ("blob", "DELETE"): "delete",
+    ("tags", "GET"): "pull",
+    ("referrers", "GET"): "pull",
+}
+# What a challenge asks for, as Distribution does: a push needs pull too.
+_CHALLENGE_SCOPE = {"pull": "pull", "push": "pull,push", "delete": "delete"}
+# Basic credentials and policy answers are remembered this long: a disabled user or a
+# removed membership stops working within it (shorter than any token lifetime).
+_CACHE_SECONDS = 30.0
+_CACHE_SIZE = 4096
+
+OPEN_REGISTRY = Identity("anonymous", is_admin=True)
+
+
+@dataclass(slots=True)
+class Caller:
+    identity: Identity
+    presented: str  # "none", "basic" or "bearer"
+    token: VerifiedToken | None = None
+    guard: Guard | None = field(default=None, repr=False)
+
+    @property
+    def owner(self) -> str | None:
+        """Upload ownership label; None in an open registry (no ownership checks)."""
+        return None if self.guard is None else self.identity.subject
+
+    def actions(self, repository: str) -> frozenset[str]:
+        if self.guard is None:
+            return frozenset({"pull", "push", "delete"})
+        if self.token is not None:
+            return self.token.actions("repository", repository)
+        return self.guard.policy_actions(self.identity, repository)
+
+    def may(self, repository: str, action: str) -> bool:
+        return action in self.actions(repository)
+
+    def visible_projects(self) -> list[str] | None:
+        """Projects whose repositories this caller may list (None: all of them)."""
+        if self.guard is None or self.identity.kind == "external":
+            return None
+        identity = self.identity
+        if self.token is not None and identity.kind != "anonymous":
+            identity = self.guard.auth.accounts.identity_for(identity.name)
+        return self.guard.auth.visible_projects(identity)
+
+
+OPEN_CALLER = Caller(OPEN_REGISTRY, "none")
+
+
+class Guard:
+    def __init__(self, auth: AuthService) -> None:
+        self.auth = auth
+        self._basic: dict[str, tuple[Identity, float]] = {}
+        self._policy: dict[tuple[str, str], tuple[frozenset[str], float]] = {}
+
+    def check(self, request: Request, route: str, params: dict[str, str]) -> Caller:
+        """Who is calling and whether the route is allowed; raises Unauthorized/Denied."""
+        if not self.auth.enabled():
+            return OPEN_CALLER
+        caller = self._caller(request)
+        if route == "base":
+            if caller.presented == "none":
+                raise self._challenge(None, caller)
+            return caller
+        if route == "catalog":
+            if caller.token is not None and not caller.token.allows("registry", "catalog", "*"):
+                raise self._challenge("registry:catalog:*", caller)
+            return caller
+        name = params["name"]
+        action = "push" if route == "upload" else _ACTIONS[(route, request.method)]
+        actions = caller.actions(name)
+        if action in actions:
+            if action == "push":
+                self.auth.ensure_project(caller.identity, name)
+            return caller
+        if "pull" in actions:
+            raise Denied(
+                f"{action} access to repository {name!r} is denied",
+                detail=[{"Type": "repository", "Name": name, "Action": action}],
+            )
+        raise self._challenge(f"repository:{name}:{_CHALLENGE_SCOPE[action]}", caller, name, action)
+
+    def policy_actions(self, identity: Identity, repository: str) -> frozenset[str]:
+        key = (identity.subject, repository)
+        now = time.monotonic()
+        cached = self._policy.get(key)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        actions = self.auth.repository_actions(identity, repository)
+        _remember(self._policy, key, (actions, now + _CACHE_SECONDS))
+        return actions
+
+    def _caller(self, request: Request) -> Caller:
+        header = request.header("authorization")
+        if not header:
+            return Caller(ANONYMOUS, "none", guard=self)
+        scheme, _, credentials = header.partition(" ")
+        scheme = scheme.lower()
+        credentials = credentials.strip()
+        if scheme == "bearer" and credentials:
+            try:
+                token = self.auth.verifier.verify(credentials)
+            except TokenInvalid as error:
+                log.info("auth.token_refused", reason=str(error), request_id=request.request_id)
+                raise self._challenge(None, None, error="invalid_token") from None
+            return Caller(_token_identity(token), "bearer", token, guard=self)
+        if scheme == "basic" and credentials:
+            return Caller(self._basic_identity(request, credentials), "basic", guard=self)
+        raise self._challenge(None, None, error="invalid_request")
+
+    def _basic_identity(self, request: Request, credentials: str) -> Identity:
+        key = hashlib.sha256(credentials.encode()).hexdigest()
+        now = time.monotonic()
+        cached = self._basic.get(key)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        username, password = decode_basic(credentials)
+        identity = self.auth.accounts.authenticate(username, password, request.client)
+        if identity is None:
+            raise self._challenge(None, None, error="invalid_token")
+        _remember(self._basic, key, (identity, now + _CACHE_SECONDS))
+        return identity
+
+    def _challenge(
+        self,
+        scope: str | None,
+        caller: Caller | None,
+        name: str | None = None,
+        action: str | None = None,
+        error: str | None = None,
+    ) -> Unauthorized:
+        parts = [f'realm="{self.auth.realm}"', f'service="{self.auth.service}"']
+        if scope:
+            parts.append(f'scope="{scope}"')
+        if error is None and caller is not None and caller.presented == "bearer":
+            error = "insufficient_scope"
+        if error:
+            parts.append(f'error="{error}"')
+        detail = None
+        if name is not None:
+            detail = [{"Type": "repository", "Name": name, "Action": action}]
+        return Unauthorized(
+            detail=detail, headers={"WWW-Authenticate": "Bearer " + ",".join(parts)}
+        )
+
+
+def decode_basic(credentials: str) -> tuple[str, str]:
+    """(username, password) from the base64 part of a Basic header; Unauthorized if bad."""
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("malformed Basic credentials") from None
+    username, sep, password = decoded.partition(":")
+    if not sep or not username:
+        raise Unauthorized("malformed Basic credentials")
+    return username, password
+
+
+def _token_identity(token: VerifiedToken) -> Identity:
+    if token.external:
+        return Identity("external", token.subject)
+    if not token.subject:
+        return ANONYMOUS
+    if token.subject.startswith(ROBOT_PREFIX):
+        return Identity("robot", token.subject)
+    return Identity("user", token.subject)
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    cache[key] = value
+    if len(cache) > _CACHE_SIZE:
+        cache.pop(next(iter(cache)))

@@ -1,0 +1,1 @@
+"""Authentication and authorization: identities, passwords, tokens, roles, LDAP."""

@@ -1,0 +1,197 @@
+"""Robot accounts for CI: project robots (`robot$acme+ci`) and system robots (`robot$ci`).
+
+A robot holds explicit pull/push/delete permissions per project, may expire, can be
+disabled, and has a secret that is shown once (only its hash is stored) and can be
+rotated. Nobody can give a robot more than they have themselves, and robots cannot
+create robots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, select, update
+
+from portside.auth import passwords
+from portside.auth.errors import Exists, Forbidden, Invalid, Missing
+from portside.auth.identity import Identity
+from portside.auth.names import check_robot_name, robot_full_name
+from portside.auth.policy import Policy
+from portside.auth.scopes import REPOSITORY_ACTIONS
+from portside.content.db import Database, utcnow
+from portside.metadata import schema as s
+
+
+@dataclass(frozen=True, slots=True)
+class Robot:
+    id: int
+    name: str
+    project: str | None
+    description: str | None
+    disabled: bool
+    expires_at: datetime | None
+    created_by: str
+    created_at: datetime
+    permissions: dict[str, frozenset[str]]
+
+
+def parse_actions(text: str) -> frozenset[str]:
+    actions = frozenset(a.strip() for a in text.split(",") if a.strip())
+    unknown = actions - REPOSITORY_ACTIONS
+    if not actions or unknown:
+        raise Invalid("permissions are a comma-separated subset of pull, push, delete")
+    return actions
+
+
+class Robots:
+    def __init__(self, db: Database, policy: Policy) -> None:
+        self.db = db
+        self.policy = policy
+
+    def create(
+        self,
+        creator: Identity,
+        name: str,
+        permissions: dict[str, frozenset[str]],
+        *,
+        project: str | None = None,
+        expires_at: datetime | None = None,
+        description: str | None = None,
+    ) -> tuple[Robot, str]:
+        """Create a robot; returns it and its secret (the only time the secret exists)."""
+        check_robot_name(name)
+        if creator.kind == "robot":
+            raise Forbidden("robots cannot create robots")
+        if not permissions:
+            raise Invalid("a robot needs permissions in at least one project")
+        if project is not None and set(permissions) != {project}:
+            raise Invalid(f"a project robot has permissions in its project {project!r} only")
+        if project is None and not creator.is_admin:
+            raise Forbidden("only system administrators create system robots")
+        for project_name, actions in permissions.items():
+            if not actions or actions - REPOSITORY_ACTIONS:
+                raise Invalid("permissions are a subset of pull, push, delete")
+            access = self.policy.project_access(creator, project_name)
+            if not access.exists:
+                raise Missing(f"no project {project_name!r}")
+            if "robots" not in access.permissions:
+                raise Forbidden(f"you may not manage robots in project {project_name!r}")
+            beyond = actions - access.actions
+            if beyond:
+                raise Forbidden(
+                    f"a robot cannot get more than its creator: you lack "
+                    f"{', '.join(sorted(beyond))} in project {project_name!r}"
+                )
+        if expires_at is not None and expires_at <= utcnow():
+            raise Invalid("expiry must be in the future")
+        full_name = robot_full_name(project, name)
+        secret = passwords.new_secret()
+        with self.db.write() as conn:
+            if conn.execute(select(s.robots.c.id).where(s.robots.c.name == full_name)).first():
+                raise Exists(f"robot {full_name!r} already exists")
+            project_ids = {p: self._project_id(conn, p) for p in permissions}
+            robot_id = conn.execute(
+                s.robots.insert()
+                .values(
+                    name=full_name,
+                    project_id=project_ids[project] if project else None,
+                    description=description,
+                    secret_hash=passwords.hash_secret(secret),
+                    disabled=False,
+                    expires_at=expires_at,
+                    created_by=creator.actor,
+                    created_at=utcnow(),
+                )
+                .returning(s.robots.c.id)
+            ).scalar_one()
+            for project_name, actions in permissions.items():
+                conn.execute(
+                    s.robot_permissions.insert().values(
+                        robot_id=robot_id,
+                        project_id=project_ids[project_name],
+                        actions=",".join(sorted(actions)),
+                    )
+                )
+        return self.get(full_name), secret
+
+    def _project_id(self, conn: Connection, name: str) -> int:
+        value = conn.execute(
+            select(s.projects.c.id).where(s.projects.c.name == name)
+        ).scalar_one_or_none()
+        if value is None:
+            raise Missing(f"no project {name!r}")
+        return int(value)
+
+    def get(self, full_name: str) -> Robot:
+        robots = self._load(select(s.robots.c.id).where(s.robots.c.name == full_name))
+        if not robots:
+            raise Missing(f"no robot {full_name!r}")
+        return robots[0]
+
+    def find(self, project: str | None = None) -> list[Robot]:
+        """Robots of a project (project robots and system robots with rights in it), or
+        with no project given, every robot."""
+        if project is None:
+            return self._load(select(s.robots.c.id))
+        ids = (
+            select(s.robot_permissions.c.robot_id)
+            .join(s.projects, s.projects.c.id == s.robot_permissions.c.project_id)
+            .where(s.projects.c.name == project)
+        )
+        return self._load(ids)
+
+    def _load(self, ids: object) -> list[Robot]:
+        r, rp, p = s.robots, s.robot_permissions, s.projects
+        owner = p.alias("owner")
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(r, owner.c.name.label("project_name"))
+                .outerjoin(owner, owner.c.id == r.c.project_id)
+                .where(r.c.id.in_(ids))  # type: ignore[arg-type]
+                .order_by(r.c.name)
+            ).all()
+            grants: dict[int, dict[str, frozenset[str]]] = {}
+            for g in conn.execute(
+                select(rp.c.robot_id, p.c.name, rp.c.actions)
+                .join(p, p.c.id == rp.c.project_id)
+                .where(rp.c.robot_id.in_([row.id for row in rows]))
+            ):
+                grants.setdefault(int(g.robot_id), {})[g.name] = frozenset(g.actions.split(","))
+        return [
+            Robot(
+                int(row.id),
+                row.name,
+                row.project_name,
+                row.description,
+                bool(row.disabled),
+                row.expires_at,
+                row.created_by,
+                row.created_at,
+                grants.get(int(row.id), {}),
+            )
+            for row in rows
+        ]
+
+    def set_disabled(self, full_name: str, disabled: bool) -> Robot:
+        self._update(full_name, disabled=disabled)
+        return self.get(full_name)
+
+    def rotate_secret(self, full_name: str) -> str:
+        secret = passwords.new_secret()
+        self._update(full_name, secret_hash=passwords.hash_secret(secret))
+        return secret
+
+    def delete(self, full_name: str) -> None:
+        with self.db.write() as conn:
+            result = conn.execute(delete(s.robots).where(s.robots.c.name == full_name))
+        if result.rowcount == 0:
+            raise Missing(f"no robot {full_name!r}")
+
+    def _update(self, full_name: str, **values: object) -> None:
+        with self.db.write() as conn:
+            result = conn.execute(
+                update(s.robots).where(s.robots.c.name == full_name).values(**values)
+            )
+        if result.rowcount == 0:
+            raise Missing(f"no robot {full_name!r}")

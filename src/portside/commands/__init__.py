@@ -1,0 +1,1 @@
+"""`portside` subcommands beyond serving: accounts, projects and robots."""

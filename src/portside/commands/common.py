@@ -1,0 +1,123 @@
+"""What the account commands share: settings and services on a migrated database, secrets
+read from stdin, sizes, and turning management errors into a message and exit status."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from portside.auth.accounts import Accounts
+from portside.auth.errors import ManagementError
+from portside.auth.identity import Identity
+from portside.auth.policy import Policy
+from portside.auth.projects import Projects
+from portside.auth.robots import Robots
+from portside.auth.throttle import LoginThrottle
+from portside.config import ConfigError, load_settings
+from portside.content.db import Database
+from portside.events.audit import AuditLog
+from portside.metadata.engine import make_engine, upgrade
+
+CONFIG_OPTION = click.option(
+    "--config", "config_file", type=click.Path(path_type=Path), help="YAML configuration file."
+)
+DATA_DIR_OPTION = click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="Data directory (overrides data_dir)."
+)
+
+# The person at the terminal: they can read the database, so they act as an admin.
+OPERATOR = Identity("user", "cli", is_admin=True)
+
+
+@dataclass
+class Services:
+    accounts: Accounts
+    projects: Projects
+    robots: Robots
+    audit: AuditLog
+
+
+@contextmanager
+def services(config_file: Path | None, data_dir: Path | None) -> Iterator[Services]:
+    try:
+        settings = load_settings(config_file, data_dir=data_dir)
+    except ConfigError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    db = Database(make_engine(settings.database_url))
+    policy = Policy(db)
+    throttle = LoginThrottle(db, 1, 1)
+    audit = AuditLog(db)
+    try:
+        yield Services(Accounts(db, throttle), Projects(db), Robots(db, policy), audit)
+    finally:
+        audit.flush()
+        db.engine.dispose()
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def reports_errors(function: Callable[P, R]) -> Callable[P, R]:
+    """Print a ManagementError's message and exit 1 instead of a traceback."""
+
+    @wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except ManagementError as error:
+            click.echo(f"error: {error.message}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def read_secret(prompt: str) -> str:
+    """One line from stdin (without its newline); prompts twice on a terminal."""
+    if sys.stdin.isatty():
+        value: str = click.prompt(prompt, hide_input=True, confirmation_prompt=True)
+        return value
+    line = sys.stdin.readline()
+    return line[:-1] if line.endswith("\n") else line
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)b?", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """`500MB`, `10GiB`, `2T` or plain bytes. Decimal units are powers of 1000."""
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a size such as 500MB, 10GiB or 1073741824")
+    number, unit, binary = match.groups()
+    power = "kmgtp".index(unit.lower()) + 1 if unit else 0
+    return int(float(number) * (1024 if binary else 1000) ** power)
+
+
+def format_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(size)
+
+
+def echo_table(rows: list[list[Any]], header: list[str]) -> None:
+    table = [header] + [[("-" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())

@@ -1,0 +1,211 @@
+"""`portside project …`: projects, their visibility and quota, and their members."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from portside.auth.roles import Role
+from portside.commands.common import (
+    CONFIG_OPTION,
+    DATA_DIR_OPTION,
+    echo_table,
+    format_size,
+    parse_size,
+    reports_errors,
+    services,
+)
+
+ROLE = click.Choice([r.value for r in Role])
+
+
+@click.group()
+def project() -> None:
+    """Projects: the first path component of repository names."""
+
+
+@project.command("create")
+@click.argument("name")
+@click.option("--public", is_flag=True, help="Anyone may pull, without signing in.")
+@click.option("--quota", help="Storage quota, e.g. 10GiB (enforced by a later release).")
+@CONFIG_OPTION
+@DATA_DIR_OPTION
+@reports_errors
+def project_create(
+    name: str, public: bool, quota: str | None, config_file: Path | None, data_dir: Path | None
+) -> None:
+    """Create a project (private unless --public)."""
+    quota_bytes = parse_size(quota) if quota else None
+    with services(config_file, data_dir) as svc:
+        created = svc.projects.create(name, public=public, quota_bytes=quota_bytes, creator="cli")
+        svc.audit.record(
+            actor="cli",
+            action="create",
+            resource_type="project",
+            resource=name,
+            project=name,
+            detail={"public": public, "quota_bytes": quota_bytes},
+        )
+    click.echo(f"created {'public' if created.public else 'private'} project {created.name}")
+
+
+@project.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@CONFIG_OPTION
+@DATA_DIR_OPTION
+@reports_errors
+def project_list(as_json: bool, config_file: Path | None, data_dir: Path | None) -> None:
+    """List projects."""
+    with services(config_file, data_dir) as svc:
+        projects = svc.projects.find()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": p.name,
+                        "public": p.public,
+                        "quota_bytes": p.quota_bytes,
+                        "repositories": p.repository_count,
+                        "created_at": p.created_at.isoformat(),
+                    }
+                    for p in projects
+                ],
+                indent=2,
+            )
+        )
+        return
+    echo_table(
+        [
+            [
+                p.name,
+                "public" if p.public else "private",
+                p.repository_count,
+                format_size(p.quota_bytes),
+            ]
+            for p in projects
+        ],
+        ["NAME", "VISIBILITY", "REPOSITORIES", "QUOTA"],
+    )
+
+
+@project.command("update")
+@click.argument("name")
+@click.option("--public/--private", default=None, help="Change visibility.")
+@click.option("--quota", help="New quota, e.g. 10GiB; `none` removes it.")
+@CONFIG_OPTION
+@DATA_DIR_OPTION
+@reports_errors
+def project_update(
+    name: str,
+    public: bool | None,
+    quota: str | None,
+    config_file: Path | None,
+    data_dir: Path | None,
+) -> None:
+    """Change a project's visibility or quota."""
+    clear = quota is not None and quota.lower() == "none"
+    quota_bytes = parse_size(quota) if quota and not clear else None
+    with services(config_file, data_dir) as svc:
+        svc.projects.update(name, public=public, quota_bytes=quota_bytes, clear_quota=clear)
+        svc.audit.record(
+            actor="cli",
+            action="update",
+            resource_type="project",
+            resource=name,
+            project=name,
+            detail={"public": public, "quota": quota},
+        )
+    click.echo(f"updated project {name}")
+
+
+@project.command("delete")
+@click.argument("name")
+@CONFIG_OPTION
+@DATA_DIR_OPTION
+@reports_errors
+def project_delete(name: str, config_file: Path | None, data_dir: Path | None) -> None:
+    """Delete a project that has no repositories left."""
+    with services(config_file, data_dir) as svc:
+        svc.projects.delete(name)
+        svc.audit.record(
+            actor="cli", action="delete", resource_type="project", resource=name, project=name
+        )
+    click.echo(f"deleted project {name}")
+
+
+@project.group()
+def member() -> None:
+    """Project members and their roles."""
+
+
+@member.command("add")
+@click.argument("project_name", metavar="PROJECT")
+@click.argument("name", metavar="USER")
+@click.argument("role", type=ROLE)
+@click.option("--group", is_flag=True, help="USER is an LDAP group name.")
+@CONFIG_OPTION
+@DATA_DIR_OPTION
+@reports_errors
+def member_add(
+    *,
+    project_name: str,
+    name: str,
+    role: str,
+    group: bool,
+    config_file: Path | None,
+    data_dir: Path | None,
+) -> None:
+    """Give a user (or LDAP group) a role in a project, or change it."""
+    with services(config_file, data_dir) as svc:
+        if group:
+            svc.projects.set_group(project_name, name, Role(role))
+        else:
+            svc.projects.set_member(project_name, name, Role(role))
+        svc.audit.record(
+            actor="cli",
+            action="member.set",
+            resource_type="project",
+            resource=project_name,
+            project=project_name,
+            detail={"member": name, "group": group, "role": role},
+        )
+    click.echo(f"{'group ' if group else ''}{name} is {role} in {project_name}")
+
+
+@member.command("remove")
+@click.argument("project_name", metavar="PROJECT")
+@click.argument("name", metavar="USER")
+@click.option("--group", is_flag=True, help="USER is an LDAP group name.")
+@CONFIG_OPTION
+@DATA_DIR_OPTION
+@reports_errors
+def member_remove(
+    project_name: str, name: str, group: bool, config_file: Path | None, data_dir: Path | None
+) -> None:
+    """Remove a user (or LDAP group) from a project."""
+    with services(config_file, data_dir) as svc:
+        svc.projects.remove_member(project_name, name, group=group)
+        svc.audit.record(
+            actor="cli",
+            action="member.remove",
+            resource_type="project",
+            resource=project_name,
+            project=project_name,
+            detail={"member": name, "group": group},
+        )
+    click.echo(f"removed {name} from {project_name}")
+
+
+@member.command("list")
+@click.argument("project_name", metavar="PROJECT")
+@CONFIG_OPTION
+@DATA_DIR_OPTION
+@reports_errors
+def member_list(project_name: str, config_file: Path | None, data_dir: Path | None) -> None:
+    """List a project's members."""
+    with services(config_file, data_dir) as svc:
+        members = svc.projects.members(project_name)
+    echo_table([[m.name, m.kind, m.role.value] for m in members], ["NAME", "KIND", "ROLE"])

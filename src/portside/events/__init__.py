@@ -1,0 +1,1 @@
+"""Things that happened, recorded for people: the audit log (webhooks later)."""

@@ -1,0 +1,94 @@
+"""Fixtures for access-control tests: a registry with authentication on (an admin, a
+private and a public project, users with roles) and helpers to get tokens."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+from starlette.testclient import TestClient
+
+from portside.app import PortsideApp, create_app
+from portside.auth.roles import Role
+from portside.auth.service import AuthService
+from portside.config import load_settings
+
+PASSWORD = "correct-horse-battery"
+
+
+def basic(username: str, password: str = PASSWORD) -> dict[str, str]:
+    raw = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Registry:
+    app: PortsideApp
+    client: TestClient
+
+    @property
+    def auth(self) -> AuthService:
+        return self.app.ctx.auth
+
+    def token(self, *scopes: str, user: str | None = None, password: str = PASSWORD) -> str:
+        headers = basic(user, password) if user else {}
+        response = self.client.get(
+            "/auth/token",
+            params={"service": "portside", "scope": list(scopes)},
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+        token = response.json()["token"]
+        assert isinstance(token, str)
+        return token
+
+    def as_caller(self, headers: dict[str, str]) -> TestClient:
+        """A client sending these headers on every request (same app; no lifespan, so
+        closing it leaves the app running)."""
+        return TestClient(self.app, base_url="http://registry.test", headers=headers)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.client.get(path, **kwargs)
+
+    def forget_caches(self) -> None:
+        """Drop the guard's 30-second credential and policy caches."""
+        self.app.ctx.guard._basic.clear()
+        self.app.ctx.guard._policy.clear()
+
+
+def build_registry(tmp_path: Path, database_url: str, **settings: Any) -> PortsideApp:
+    loaded = load_settings(
+        data_dir=tmp_path / "data",
+        database={"url": database_url},
+        log={"access": False, "level": "warning"},
+        **settings,
+    )
+    return create_app(loaded)
+
+
+@pytest.fixture
+def registry(tmp_path: Path, database_url: str) -> Iterator[Registry]:
+    """Auth on. Users: admin (system admin), and one user per role in project `acme`
+    (private), plus `outsider` (no role). Project `pub` is public."""
+    app = build_registry(tmp_path, database_url)
+    auth = app.ctx.auth
+    auth.accounts.create_user("admin", PASSWORD, admin=True)
+    auth.projects.create("acme")
+    auth.projects.create("pub", public=True)
+    for role in Role:
+        name = role.value.replace("-", "")
+        auth.accounts.create_user(name, PASSWORD)
+        auth.projects.set_member("acme", name, role)
+    auth.accounts.create_user("outsider", PASSWORD)
+    with TestClient(app, base_url="http://registry.test") as client:
+        yield Registry(app, client)
+    app.ctx.close()
