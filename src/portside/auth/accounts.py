@@ -54,6 +54,8 @@ class User:
 
 class LdapUserInfo(Protocol):
     @property
+    def username(self) -> str: ...
+    @property
     def email(self) -> str | None: ...
     @property
     def groups(self) -> frozenset[str]: ...
@@ -228,14 +230,12 @@ class Accounts:
         found = self.ldap.authenticate(username, password)
         if found is None:
             return None
-        user_id, disabled = self._upsert_ldap_user(
-            username, found.email, found.groups, found.is_admin
-        )
+        # The directory's spelling of the login names the account ("ALICE" -> "alice").
+        name = found.username
+        user_id, disabled = self._upsert_ldap_user(name, found.email, found.groups, found.is_admin)
         if disabled:
             return None
-        return Identity(
-            "user", username, user_id=user_id, is_admin=found.is_admin, groups=found.groups
-        )
+        return Identity("user", name, user_id=user_id, is_admin=found.is_admin, groups=found.groups)
 
     def _upsert_ldap_user(
         self, username: str, email: str | None, groups: frozenset[str], is_admin: bool
