@@ -10,6 +10,7 @@ not push or delete gets 403 DENIED.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -92,11 +93,11 @@ class Guard:
         self._basic: dict[str, tuple[Identity, float]] = {}
         self._policy: dict[tuple[str, str], tuple[frozenset[str], float]] = {}
 
-    def check(self, request: Request, route: str, params: dict[str, str]) -> Caller:
+    async def check(self, request: Request, route: str, params: dict[str, str]) -> Caller:
         """Who is calling and whether the route is allowed; raises Unauthorized/Denied."""
         if not self.auth.enabled():
             return OPEN_CALLER
-        caller = self._caller(request)
+        caller = await self._caller(request)
         if route == "base":
             if caller.presented == "none":
                 raise self._challenge(None, caller)
@@ -129,7 +130,7 @@ class Guard:
         _remember(self._policy, key, (actions, now + _CACHE_SECONDS))
         return actions
 
-    def _caller(self, request: Request) -> Caller:
+    async def _caller(self, request: Request) -> Caller:
         header = request.header("authorization")
         if not header:
             return Caller(ANONYMOUS, "none", guard=self)
@@ -144,17 +145,22 @@ class Guard:
                 raise self._challenge(None, None, error="invalid_token") from None
             return Caller(_token_identity(token), "bearer", token, guard=self)
         if scheme == "basic" and credentials:
-            return Caller(self._basic_identity(request, credentials), "basic", guard=self)
+            identity = await self._basic_identity(request, credentials)
+            return Caller(identity, "basic", guard=self)
         raise self._challenge(None, None, error="invalid_request")
 
-    def _basic_identity(self, request: Request, credentials: str) -> Identity:
+    async def _basic_identity(self, request: Request, credentials: str) -> Identity:
         key = hashlib.sha256(credentials.encode()).hexdigest()
         now = time.monotonic()
         cached = self._basic.get(key)
         if cached is not None and cached[1] > now:
             return cached[0]
         username, password = decode_basic(credentials)
-        identity = self.auth.accounts.authenticate(username, password, request.client)
+        # A password check takes tens of milliseconds (argon2, or an LDAP round trip):
+        # off the event loop, so other requests on this worker keep moving.
+        identity = await asyncio.to_thread(
+            self.auth.accounts.authenticate, username, password, request.client
+        )
         if identity is None:
             raise self._challenge(None, None, error="invalid_token")
         _remember(self._basic, key, (identity, now + _CACHE_SECONDS))

@@ -8,6 +8,7 @@ an error, the token simply does not carry it. Failed logins are throttled and au
 
 from __future__ import annotations
 
+import asyncio
 import json
 from urllib.parse import parse_qs
 
@@ -28,7 +29,7 @@ class TokenRequestInvalid(RegistryError):
 
 async def get(ctx: Context, request: Request) -> Response:
     query = parse_qs(request.query_string, keep_blank_values=True)
-    identity = _login(ctx, request)
+    identity = await _login(ctx, request)
     return _issue(ctx, identity, query.get("service", []), query.get("scope", []), oauth=False)
 
 
@@ -47,11 +48,11 @@ async def post(ctx: Context, request: Request) -> Response:
         raise TokenRequestInvalid(f"unsupported grant_type {grant!r}; use password")
     username = form.get("username", [""])[0]
     password = form.get("password", [""])[0]
-    identity = _authenticate(ctx, request, username, password)
+    identity = await _authenticate(ctx, request, username, password)
     return _issue(ctx, identity, form.get("service", []), form.get("scope", []), oauth=True)
 
 
-def _login(ctx: Context, request: Request) -> Identity:
+async def _login(ctx: Context, request: Request) -> Identity:
     header = request.header("authorization")
     if not header:
         return ANONYMOUS
@@ -59,12 +60,15 @@ def _login(ctx: Context, request: Request) -> Identity:
     if scheme.lower() != "basic":
         raise _refused(ctx, "send Basic credentials, or none for anonymous access")
     username, password = decode_basic(credentials.strip())
-    return _authenticate(ctx, request, username, password)
+    return await _authenticate(ctx, request, username, password)
 
 
-def _authenticate(ctx: Context, request: Request, username: str, password: str) -> Identity:
+async def _authenticate(ctx: Context, request: Request, username: str, password: str) -> Identity:
     auth = _auth(ctx)
-    identity = auth.accounts.authenticate(username, password, request.client)
+    # Slow on purpose (argon2) or remote (LDAP): keep it off the event loop.
+    identity = await asyncio.to_thread(
+        auth.accounts.authenticate, username, password, request.client
+    )
     ctx.audit.record(
         actor=username,
         action="login",
