@@ -6,10 +6,12 @@ import os
 import shutil
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import structlog
 
-from portside.config import SERIALIZED_ENV, Settings
+from portside.auth.bootstrap import prepare_auth
+from portside.config import SERIALIZED_ENV, ConfigError, Settings
 from portside.metadata.engine import upgrade
 
 log = structlog.get_logger("portside.server")
@@ -34,7 +36,66 @@ def _purge_abandoned_uploads(settings: Settings) -> None:
         )
 
 
+def _read_tls_file(key: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from exc
+
+
+def check_tls_files(settings: Settings) -> None:
+    """Fail with a ConfigError naming `tls.certificate` / `tls.key` when either file is
+    unreadable or not PEM, the key is encrypted, or it does not belong to the certificate.
+
+    granian would otherwise fail in each worker with a message that names neither setting.
+    """
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    certificate, key = settings.tls.certificate, settings.tls.key
+    if certificate is None or key is None:
+        return
+    try:
+        chain = x509.load_pem_x509_certificates(_read_tls_file("tls.certificate", certificate))
+    except ValueError as exc:
+        raise ConfigError(
+            f"tls.certificate: {certificate} is not a PEM certificate "
+            "(expected -----BEGIN CERTIFICATE-----)"
+        ) from exc
+    try:
+        private_key = serialization.load_pem_private_key(
+            _read_tls_file("tls.key", key), password=None
+        )
+    except TypeError as exc:  # a password-protected key
+        raise ConfigError(
+            f"tls.key: {key} is encrypted; Portside needs an unencrypted PEM private key"
+        ) from exc
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise ConfigError(
+            f"tls.key: {key} is not a PEM private key (expected -----BEGIN PRIVATE KEY-----)"
+        ) from exc
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if private_key.public_key().public_bytes(*spki) != chain[0].public_key().public_bytes(*spki):
+        raise ConfigError(
+            f"tls.key: {key} does not match the public key of the first certificate "
+            f"in tls.certificate ({certificate})"
+        )
+
+
 def granian_command(settings: Settings, workers: int) -> list[str]:
+    tls: list[str] = []
+    if settings.tls.certificate is not None and settings.tls.key is not None:
+        tls = [
+            "--ssl-certificate",
+            str(settings.tls.certificate.absolute()),
+            "--ssl-keyfile",
+            str(settings.tls.key.absolute()),
+            # granian defaults to TLS 1.3 only; Distribution and Harbor accept 1.2, and
+            # older clients (Java tools, some CI runners) still need it.
+            "--ssl-protocol-min",
+            "tls1.2",
+        ]
     return [
         sys.executable,
         "-m",
@@ -50,6 +111,7 @@ def granian_command(settings: Settings, workers: int) -> list[str]:
         str(workers),
         "--no-ws",
         "--respawn-failed-workers",
+        *tls,
         "--log-level",
         "warning" if settings.log.level in ("warning", "error") else "info",
         "portside.app:worker_app",
@@ -63,8 +125,10 @@ def serve(settings: Settings) -> None:
     the modules used for preparation (alembic, SQLAlchemy), which saves ~40 MB of RSS, and
     the PID the caller started is the server's, so signals reach it directly.
     """
+    check_tls_files(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
+    prepare_auth(settings)
     _purge_abandoned_uploads(settings)
     workers = settings.server.workers or os.cpu_count() or 1
     # Workers are separate processes: they rebuild Settings from this variable, and sum
@@ -77,6 +141,7 @@ def serve(settings: Settings) -> None:
     log.info(
         "server.starting",
         listen=settings.listen,
+        tls=settings.tls.certificate is not None,
         workers=workers,
         database=settings.database_url.split("@")[-1],
         storage=str(settings.storage_root),

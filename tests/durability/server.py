@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tests.tls import TestPki
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(sys.executable).parent
@@ -84,7 +87,12 @@ def _group_alive(pgid: int) -> bool:
 
 @dataclass
 class ServerProcess:
-    """One `portside serve` process group on a fresh loopback port."""
+    """One `portside serve` process group on a fresh loopback port.
+
+    With `tls` it serves HTTPS with that certificate, and `url`, the readiness probe and
+    `client()` trust its CA. `env` adds PORTSIDE_* settings (or any variable) to the
+    process's environment.
+    """
 
     data_dir: Path
     database_url: str
@@ -94,10 +102,27 @@ class ServerProcess:
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     log_files: list[Path] = field(default_factory=list)
+    tls: TestPki | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """httpx's `verify` for this server: its test CA when serving TLS."""
+        if self.tls is None:
+            return True
+        return ssl.create_default_context(cafile=self.tls.ca_certificate)
+
+    def _env(self) -> dict[str, str]:
+        extra = {"PORTSIDE_SERVER__WORKERS": str(self.workers)}
+        if self.tls is not None:
+            extra["PORTSIDE_TLS__CERTIFICATE"] = str(self.tls.certificate)
+            extra["PORTSIDE_TLS__KEY"] = str(self.tls.key)
+        return portside_env(self.database_url, **(extra | self.env))
 
     @property
     def running(self) -> bool:
@@ -121,7 +146,7 @@ class ServerProcess:
                         "--data-dir",
                         str(self.data_dir),
                     ],
-                    env=portside_env(self.database_url, PORTSIDE_SERVER__WORKERS=str(self.workers)),
+                    env=self._env(),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
@@ -135,11 +160,12 @@ class ServerProcess:
 
     def _wait_ready(self) -> bool:
         deadline = time.monotonic() + START_TIMEOUT
+        verify = self.verify
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 return False
             try:
-                ok = httpx.get(f"{self.url}/v2/", timeout=2).status_code == 200
+                ok = httpx.get(f"{self.url}/v2/", timeout=2, verify=verify).status_code == 200
             except httpx.TransportError:
                 ok = False
             # Also wait for every worker: granian's shutdown hangs on a half-started one.
@@ -184,7 +210,7 @@ class ServerProcess:
         raise RuntimeError(f"process group {pgid} did not die")
 
     def client(self, timeout: float = 60.0) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=timeout)
+        return httpx.Client(base_url=self.url, timeout=timeout, verify=self.verify)
 
     def log_text(self) -> str:
         return "".join(p.read_text(errors="replace") for p in self.log_files if p.exists())
