@@ -21,6 +21,7 @@ from portside.api.guard import Guard
 from portside.api.http import (
     AsgiRequest,
     ClientDisconnected,
+    Message,
     Receive,
     Request,
     Response,
@@ -35,6 +36,7 @@ from portside.auth.ldap_login import ldap_source
 from portside.auth.service import AuthService
 from portside.config import Settings, settings_from_environment
 from portside.content.blobs import BlobService
+from portside.content.browse import Browser
 from portside.content.db import Database
 from portside.content.hotpath import HotQueries
 from portside.content.manifests import ManifestService
@@ -43,11 +45,14 @@ from portside.errors import InternalError, NotFound, RegistryError, Unsupported
 from portside.events.audit import AuditLog
 from portside.logs import AccessLog, configure
 from portside.metadata.engine import make_engine
+from portside.mgmt.app import PREFIX, create_management_app
+from portside.mgmt.bridge import call_asgi_from_rsgi
 from portside.storage.filesystem import FilesystemDriver
 
 log = structlog.get_logger("portside.http")
 
 API_VERSION = ("docker-distribution-api-version", "registry/2.0")
+MANAGEMENT_PREFIX = PREFIX + "/"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Unread request bodies up to this size are drained to keep the connection reusable;
 # past it the response says `Connection: close` instead.
@@ -60,6 +65,7 @@ def build_context(settings: Settings) -> Context:
     storage = FilesystemDriver(settings.storage_root)
     blobs = BlobService(db, storage, hot)
     auth = AuthService(settings, db, ldap_source(settings))
+    audit = AuditLog(db)
     return Context(
         settings=settings,
         db=db,
@@ -69,8 +75,9 @@ def build_context(settings: Settings) -> Context:
         manifests=ManifestService(db, hot, settings.registry.manifest_max_bytes),
         hot=hot,
         auth=auth,
-        guard=Guard(auth),
-        audit=AuditLog(db),
+        guard=Guard(auth, audit),
+        audit=audit,
+        browser=Browser(db, storage),
     )
 
 
@@ -84,6 +91,7 @@ def _error_response(error: RegistryError) -> Response:
 class PortsideApp:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.management = create_management_app(ctx)
         self.access_log = AccessLog(ctx.settings.log.format) if ctx.settings.log.access else None
 
     async def __call__(self, scope: Scope, receive: Receive, send_message: Send) -> None:
@@ -94,6 +102,9 @@ class PortsideApp:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
+        if scope["path"].startswith(MANAGEMENT_PREFIX):
+            await self._management_asgi(scope, receive, send_message, started)
+            return
         request = AsgiRequest(scope, receive)
         response = await self._handle(request)
         if response is None:
@@ -108,6 +119,10 @@ class PortsideApp:
         if scope.proto != "http":
             return
         started = time.perf_counter()
+        if scope.path.startswith(MANAGEMENT_PREFIX):
+            status = await call_asgi_from_rsgi(self.management, scope, protocol)
+            self._record_management(scope.method, scope.path, status, started)
+            return
         request = RsgiRequest(scope, protocol)
         response = await self._handle(request)
         if response is None:
@@ -132,7 +147,7 @@ class PortsideApp:
         try:
             if request.path.startswith("/v2"):
                 request.route, handler, params = dispatch.resolve(request)
-                request.caller = self.ctx.guard.check(request, request.route, params)
+                request.caller = await self.ctx.guard.check(request, request.route, params)
                 response = await handler(self.ctx, request, params)
             elif request.path == "/auth/token":
                 request.route = "token"
@@ -190,6 +205,35 @@ class PortsideApp:
                 sent=response.sent_bytes,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
                 request_id=request.request_id,
+            )
+
+    async def _management_asgi(
+        self, scope: Scope, receive: Receive, send_message: Send, started: float
+    ) -> None:
+        status = 500
+
+        async def send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send_message(message)
+
+        try:
+            await self.management(scope, receive, send)
+        finally:
+            self._record_management(scope["method"], scope["path"], status, started)
+
+    def _record_management(self, method: str, path: str, status: int, started: float) -> None:
+        metrics.count_request("api", method, status)
+        if self.access_log is not None:
+            self.access_log.write(
+                method=method,
+                path=path,
+                status=status,
+                received=0,
+                sent=0,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                request_id="",
             )
 
     def _health(self) -> Response:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from portside.auth.service import AuthService
 from portside.config import Settings
 from portside.content.blobs import BlobService
+from portside.content.browse import Browser
 from portside.content.db import Database
 from portside.content.hotpath import HotQueries
 from portside.content.manifests import ManifestService
@@ -31,6 +32,7 @@ class Context:
     auth: AuthService
     guard: Guard
     audit: AuditLog
+    browser: Browser
 
     def url(self, path: str) -> str:
         """A URL for a response header: absolute under `external_url` when one is set

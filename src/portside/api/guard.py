@@ -26,6 +26,7 @@ from portside.auth.names import ROBOT_PREFIX
 from portside.auth.service import AuthService
 from portside.auth.tokens import TokenInvalid, VerifiedToken
 from portside.errors import Denied, Unauthorized
+from portside.events.audit import AuditLog
 
 log = structlog.get_logger(__name__)
 
@@ -88,8 +89,9 @@ OPEN_CALLER = Caller(OPEN_REGISTRY, "none")
 
 
 class Guard:
-    def __init__(self, auth: AuthService) -> None:
+    def __init__(self, auth: AuthService, audit: AuditLog) -> None:
         self.auth = auth
+        self.audit = audit
         self._basic: dict[str, tuple[Identity, float]] = {}
         self._policy: dict[tuple[str, str], tuple[frozenset[str], float]] = {}
 
@@ -162,6 +164,15 @@ class Guard:
             self.auth.accounts.authenticate, username, password, request.client
         )
         if identity is None:
+            self.audit.record(
+                actor=username,
+                action="login",
+                resource_type="account",
+                resource=username,
+                result="failure",
+                source=request.client,
+                detail={"via": "basic"},
+            )
             raise self._challenge(None, None, error="invalid_token")
         _remember(self._basic, key, (identity, now + _CACHE_SECONDS))
         return identity

@@ -70,7 +70,7 @@ async def _authenticate(ctx: Context, request: Request, username: str, password:
         auth.accounts.authenticate, username, password, request.client
     )
     ctx.audit.record(
-        actor=username,
+        actor=identity.name if identity else username,
         action="login",
         resource_type="account",
         resource=username,

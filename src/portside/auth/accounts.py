@@ -63,8 +63,13 @@ class LdapUserInfo(Protocol):
     def is_admin(self) -> bool: ...
 
 
+class DirectoryUnavailable(Exception):
+    """The external directory (LDAP) cannot be asked right now."""
+
+
 class LdapSource(Protocol):
-    """Checks a login against LDAP: the user's details, or None (also when LDAP is down)."""
+    """Checks a login against LDAP: the user's details, or None; raises
+    DirectoryUnavailable when the directory is down."""
 
     def authenticate(self, username: str, password: str) -> LdapUserInfo | None: ...
 
@@ -195,16 +200,23 @@ class Accounts:
     def authenticate(self, username: str, password: str, source: str) -> Identity | None:
         """The identity these credentials prove, or None. Raises TooManyRequests when
         this account/source pair has failed too often recently."""
-        self.throttle.check(username, source)
-        if username.startswith(ROBOT_PREFIX):
-            identity = self._robot(username, password)
-        else:
-            identity = self._user(username, password)
+        # Throttle per account as the directory sees it: "ALICE" and " alice" are alice.
+        account = username if username.startswith(ROBOT_PREFIX) else username.strip().casefold()
+        self.throttle.check(account, source)
+        try:
+            if username.startswith(ROBOT_PREFIX):
+                identity = self._robot(username, password)
+            else:
+                identity = self._user(username, password)
+        except DirectoryUnavailable:
+            # Not the caller's fault: no failure is counted against them.
+            log.warning("login.directory_unavailable", account=username, source=source)
+            return None
         if identity is None:
-            self.throttle.failed(username, source)
+            self.throttle.failed(account, source)
             log.info("login.failed", account=username, source=source)
         else:
-            self.throttle.succeeded(username, source)
+            self.throttle.succeeded(account, source)
         return identity
 
     def _user(self, username: str, password: str) -> Identity | None:
@@ -260,8 +272,14 @@ class Accounts:
                 },
             )
             row = conn.execute(
-                select(s.users.c.id, s.users.c.disabled).where(s.users.c.username == username)
+                select(s.users.c.id, s.users.c.disabled, s.users.c.source).where(
+                    s.users.c.username == username
+                )
             ).one()
+            if row.source != "ldap":
+                # A local account of the same name is not the directory's to claim.
+                log.warning("login.ldap_name_taken_by_local_account", account=username)
+                return int(row.id), True
             conn.execute(update(s.users).where(s.users.c.id == row.id).values(**values))
         return int(row.id), bool(row.disabled)
 

@@ -1,11 +1,12 @@
-"""LDAP as a login source: the configured directory, with an outage treated as a failed
-login (logged) so local accounts, including the local admin, keep working."""
+"""LDAP as a login source: the configured directory. An outage refuses LDAP logins
+(without counting them as failed attempts); local accounts, including the local admin,
+keep working."""
 
 from __future__ import annotations
 
 import structlog
 
-from portside.auth.accounts import LdapSource, LdapUserInfo
+from portside.auth.accounts import DirectoryUnavailable, LdapSource, LdapUserInfo
 from portside.config import Settings
 
 log = structlog.get_logger(__name__)
@@ -25,7 +26,7 @@ class _Directory:
             return self.directory.authenticate(username, password)
         except LdapUnavailable as error:
             log.warning("ldap.unavailable", error=str(error))
-            return None
+            raise DirectoryUnavailable(str(error)) from error
 
 
 def ldap_source(settings: Settings) -> LdapSource | None:

@@ -86,7 +86,9 @@ class Policy:
                         for r in conn.execute(
                             select(g.c.role).where(
                                 g.c.project_id == project_id,
-                                g.c.group_name.in_(sorted(identity.groups)),
+                                g.c.group_name.in_(
+                                    sorted(name.casefold() for name in identity.groups)
+                                ),
                             )
                         ).scalars()
                     ]
@@ -108,14 +110,20 @@ class Policy:
             permissions |= {"list"}
         return ProjectAccess(project_id, public, role, actions, permissions)
 
-    def visible_projects(self, identity: Identity) -> list[str] | None:
-        """Projects whose repositories the caller may list; None means every repository."""
+    def visible_projects(
+        self, identity: Identity, *, listing_only: bool = True
+    ) -> list[str] | None:
+        """Projects whose repositories the caller may list; None means every repository.
+        With listing_only=False: every project the caller has any role in (a limited
+        guest sees the project, not its repository list)."""
         if identity.is_admin:
             return None
         p = s.projects
         with self.db.read() as conn:
             names = set(conn.execute(select(p.c.name).where(p.c.public)).scalars())
-            listing = [r.value for r in Role if "list" in roles.project_permissions(r)]
+            listing = [
+                r.value for r in Role if "list" in roles.project_permissions(r) or not listing_only
+            ]
             if identity.kind == "user" and identity.user_id is not None:
                 m = s.project_members
                 names.update(
@@ -132,7 +140,10 @@ class Policy:
                             select(p.c.name)
                             .join(g, g.c.project_id == p.c.id)
                             .where(
-                                g.c.group_name.in_(sorted(identity.groups)), g.c.role.in_(listing)
+                                g.c.group_name.in_(
+                                    sorted(name.casefold() for name in identity.groups)
+                                ),
+                                g.c.role.in_(listing),
                             )
                         ).scalars()
                     )

@@ -196,7 +196,9 @@ class Projects:
                 conn.execute(m.insert().values(project_id=project_id, user_id=user_id, role=role))
 
     def set_group(self, project: str, group: str, role: Role) -> None:
-        """Give every member of an LDAP group a role in the project."""
+        """Give every member of an LDAP group a role in the project. Group names compare
+        without regard to case, as LDAP compares them."""
+        group = group.strip().casefold()
         if not group or len(group) > 255:
             raise Invalid("group name must be 1-255 characters")
         with self.db.write() as conn:
@@ -214,7 +216,9 @@ class Projects:
             if group:
                 g = s.project_groups
                 result = conn.execute(
-                    delete(g).where(g.c.project_id == project_id, g.c.group_name == name)
+                    delete(g).where(
+                        g.c.project_id == project_id, g.c.group_name == name.strip().casefold()
+                    )
                 )
             else:
                 m = s.project_members

@@ -140,7 +140,8 @@ class TokenVerifier:
         for name in _FORBIDDEN_HEADERS:
             if name in header:
                 raise TokenInvalid(f"token header carries {name!r}")
-        trusted = self._issuers.get(unverified.get("iss"))  # type: ignore[arg-type]
+        issuer = unverified.get("iss")
+        trusted = self._issuers.get(issuer) if isinstance(issuer, str) else None
         if trusted is None:
             raise TokenInvalid("unknown issuer")
         if header.get("alg") != trusted.algorithm:

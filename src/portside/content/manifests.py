@@ -178,18 +178,32 @@ class ManifestService:
         else:
             conn.execute(m.update().where(m.c.id == manifest_id).values(pushed_at=now))
         if tag is not None:
-            t = s.tags
-            updated = conn.execute(
-                t.update()
-                .where(t.c.repository_id == repo_id, t.c.name == tag)
-                .values(manifest_id=manifest_id, updated_at=now)
-            )
-            if updated.rowcount == 0:
-                conn.execute(
-                    t.insert().values(
-                        repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now
+            _set_tag(conn, repo_id, tag, manifest_id, now)
+
+    def add_tag(self, repo: str, tag: str, digest: str) -> None:
+        """Point a tag at a manifest already in the repository (management API)."""
+        validate_tag(tag)
+        with self.db.write() as conn:
+            repo_id = repository_id(conn, repo)
+            manifest_id = None
+            if repo_id is not None:
+                manifest_id = conn.execute(
+                    select(s.manifests.c.id).where(
+                        s.manifests.c.repository_id == repo_id, s.manifests.c.digest == digest
                     )
-                )
+                ).scalar_one_or_none()
+            if repo_id is None or manifest_id is None:
+                raise ManifestUnknown(detail={"digest": digest})
+            _set_tag(conn, repo_id, tag, manifest_id, utcnow())
+
+    def delete_repository(self, repo: str) -> bool:
+        """Remove a repository with its manifests, tags, blob links and uploads. Blob
+        bytes stay until garbage collection finds them unreferenced."""
+        with self.db.write() as conn:
+            deleted = conn.execute(
+                delete(s.repositories).where(s.repositories.c.name == repo)
+            ).rowcount
+        return bool(deleted)
 
     def _check_references(self, conn: Connection, repo_id: int, parsed: ParsedManifest) -> None:
         link, m = s.repository_blobs, s.manifests
@@ -337,3 +351,18 @@ def _first_missing(
     )
     missing = sorted(wanted - found)
     return missing[0] if missing else None
+
+
+def _set_tag(conn: Connection, repo_id: int, tag: str, manifest_id: int, now: datetime) -> None:
+    t = s.tags
+    updated = conn.execute(
+        t.update()
+        .where(t.c.repository_id == repo_id, t.c.name == tag)
+        .values(manifest_id=manifest_id, updated_at=now)
+    )
+    if updated.rowcount == 0:
+        conn.execute(
+            t.insert().values(
+                repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now
+            )
+        )

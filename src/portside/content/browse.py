@@ -1,0 +1,286 @@
+"""Read-only views of repositories and artifacts for the management API and the UI:
+counts, sizes, tags, platforms and times, paginated and sorted in SQL."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select
+
+from portside.content.db import Database
+from portside.digest import Digest
+from portside.metadata import schema as s
+from portside.storage.base import StorageDriver
+from portside.storage.paths import blob_path
+
+IMAGE_CONFIG_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.config.v1+json",
+        "application/vnd.docker.container.image.v1+json",
+    }
+)
+INDEX_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    }
+)
+_CONFIG_READ_LIMIT = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RepositorySummary:
+    name: str
+    project: str
+    artifact_count: int
+    tag_count: int
+    size: int  # bytes of the distinct blobs the repository links
+    pushed_at: datetime | None
+    pulled_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    os: str | None
+    architecture: str | None
+    variant: str | None = None
+
+
+@dataclass(slots=True)
+class ArtifactSummary:
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    subject: str | None
+    size: int  # the manifest plus every blob it (or, for an index, its children) lists
+    tags: list[str]
+    pushed_at: datetime
+    pulled_at: datetime | None
+    platforms: list[Platform] = field(default_factory=list)
+    kind: str = "image"  # image, index or artifact
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES
+
+
+REPOSITORY_SORTS = {"name", "pushed_at", "pulled_at", "size", "artifact_count"}
+ARTIFACT_SORTS = {"pushed_at", "pulled_at", "size", "digest"}
+
+
+class Browser:
+    def __init__(self, db: Database, storage: StorageDriver) -> None:
+        self.db = db
+        self.storage = storage
+
+    # -- repositories -----------------------------------------------------------------
+    def repositories(
+        self,
+        *,
+        projects: list[str] | None,
+        search: str | None = None,
+        sort: str = "name",
+        descending: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[RepositorySummary], int]:
+        r, m, t, rb, b = s.repositories, s.manifests, s.tags, s.repository_blobs, s.blobs
+        artifact_count = select(func.count()).where(m.c.repository_id == r.c.id).scalar_subquery()
+        conditions: list[ColumnElement[bool]] = [artifact_count > 0]
+        if projects is not None:
+            conditions.append(r.c.project.in_(projects))
+        if search:
+            conditions.append(r.c.name.contains(search, autoescape=True))
+        columns = {
+            "artifact_count": artifact_count,
+            "tag_count": select(func.count()).where(t.c.repository_id == r.c.id).scalar_subquery(),
+            "size": select(func.coalesce(func.sum(b.c.size), 0))
+            .select_from(rb.join(b, b.c.digest == rb.c.digest))
+            .where(rb.c.repository_id == r.c.id)
+            .scalar_subquery(),
+            "pushed_at": select(func.max(m.c.pushed_at))
+            .where(m.c.repository_id == r.c.id)
+            .scalar_subquery(),
+            "pulled_at": select(func.max(m.c.last_pulled_at))
+            .where(m.c.repository_id == r.c.id)
+            .scalar_subquery(),
+        }
+        query: Select[Any] = select(
+            r.c.name, r.c.project, *(c.label(n) for n, c in columns.items())
+        ).where(*conditions)
+        order = r.c.name if sort == "name" else columns[sort]
+        query = query.order_by(order.desc() if descending else order.asc(), r.c.name)
+        with self.db.read() as conn:
+            total = conn.execute(
+                select(func.count()).select_from(r).where(*conditions)
+            ).scalar_one()
+            rows = conn.execute(query.limit(limit).offset(offset)).all()
+        return [
+            RepositorySummary(
+                row.name,
+                row.project,
+                int(row.artifact_count),
+                int(row.tag_count),
+                int(row.size),
+                row.pushed_at,
+                row.pulled_at,
+            )
+            for row in rows
+        ], int(total)
+
+    def repository(self, name: str) -> RepositorySummary | None:
+        project = name.split("/", 1)[0]
+        found, _ = self.repositories(projects=[project], search=name, limit=1000)
+        return next((r for r in found if r.name == name), None)
+
+    # -- artifacts --------------------------------------------------------------------
+    def artifacts(
+        self,
+        repository: str,
+        *,
+        tag: str | None = None,
+        sort: str = "pushed_at",
+        descending: bool = True,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[ArtifactSummary], int]:
+        m, r, t = s.manifests, s.repositories, s.tags
+        conditions: list[ColumnElement[bool]] = [r.c.name == repository]
+        if tag:
+            conditions.append(
+                m.c.id.in_(select(t.c.manifest_id).where(t.c.name.contains(tag, autoescape=True)))
+            )
+        size = self._size_expression()
+        order = {
+            "pushed_at": m.c.pushed_at,
+            "pulled_at": m.c.last_pulled_at,
+            "digest": m.c.digest,
+            "size": size,
+        }[sort]
+        base = select(m.c.id).join(r, r.c.id == m.c.repository_id).where(*conditions)
+        query = (
+            select(
+                m.c.id,
+                m.c.digest,
+                m.c.media_type,
+                m.c.artifact_type,
+                m.c.subject_digest,
+                m.c.content,
+                m.c.pushed_at,
+                m.c.last_pulled_at,
+                size.label("size"),
+            )
+            .join(r, r.c.id == m.c.repository_id)
+            .where(*conditions)
+            .order_by(order.desc() if descending else order.asc(), m.c.digest)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self.db.read() as conn:
+            total = conn.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+            rows = conn.execute(query).all()
+            tags: dict[int, list[str]] = {}
+            for tag_row in conn.execute(
+                select(t.c.manifest_id, t.c.name)
+                .where(t.c.manifest_id.in_([row.id for row in rows]))
+                .order_by(t.c.name)
+            ):
+                tags.setdefault(int(tag_row.manifest_id), []).append(tag_row.name)
+        result = []
+        for row in rows:
+            artifact = ArtifactSummary(
+                row.digest,
+                row.media_type,
+                row.artifact_type,
+                row.subject_digest,
+                int(row.size),
+                tags.get(int(row.id), []),
+                row.pushed_at,
+                row.last_pulled_at,
+            )
+            self._describe(artifact, row.content)
+            result.append(artifact)
+        return result, int(total)
+
+    def _size_expression(self) -> Any:
+        """Manifest bytes + its blobs; for an index, + its children's manifests and blobs."""
+        m, mb, mc, b = s.manifests, s.manifest_blobs, s.manifest_children, s.blobs
+        own_blobs = (
+            select(func.coalesce(func.sum(b.c.size), 0))
+            .select_from(mb.join(b, b.c.digest == mb.c.digest))
+            .where(mb.c.manifest_id == m.c.id)
+            .scalar_subquery()
+        )
+        child = m.alias("child")
+        child_blob = mb.alias("child_blob")
+        children = (
+            select(func.coalesce(func.sum(child.c.size), 0))
+            .select_from(mc.join(child, child.c.digest == mc.c.child_digest))
+            .where(mc.c.manifest_id == m.c.id, child.c.repository_id == m.c.repository_id)
+            .scalar_subquery()
+        )
+        children_blobs = (
+            select(func.coalesce(func.sum(b.c.size), 0))
+            .select_from(
+                mc.join(child, child.c.digest == mc.c.child_digest)
+                .join(child_blob, child_blob.c.manifest_id == child.c.id)
+                .join(b, b.c.digest == child_blob.c.digest)
+            )
+            .where(mc.c.manifest_id == m.c.id, child.c.repository_id == m.c.repository_id)
+            .scalar_subquery()
+        )
+        return m.c.size + own_blobs + children + children_blobs
+
+    def _describe(self, artifact: ArtifactSummary, content: bytes) -> None:
+        """Kind and platforms from the manifest (and, for an image, its config blob)."""
+        try:
+            document = json.loads(content)
+        except ValueError:
+            return
+        if artifact.is_index:
+            artifact.kind = "index"
+            for entry in document.get("manifests") or []:
+                platform = entry.get("platform") if isinstance(entry, dict) else None
+                if isinstance(platform, dict):
+                    artifact.platforms.append(_platform(platform))
+            return
+        config = document.get("config")
+        config_type = config.get("mediaType") if isinstance(config, dict) else None
+        # The stored artifact type of an image is its config media type (the referrers
+        # API's fallback); anything else is an artifact (Helm chart, signature, SBOM...).
+        if config_type not in IMAGE_CONFIG_TYPES or artifact.artifact_type not in (
+            None,
+            config_type,
+        ):
+            artifact.kind = "artifact"
+            if not artifact.artifact_type and isinstance(config_type, str):
+                artifact.artifact_type = config_type
+            return
+        assert isinstance(config, dict)
+        image_config = self.read_config(config)
+        if image_config is not None:
+            artifact.platforms.append(_platform(image_config))
+
+    def read_config(self, descriptor: dict[str, Any]) -> dict[str, Any] | None:
+        """The parsed config blob of an image, if small and readable."""
+        size = descriptor.get("size")
+        if not isinstance(size, int) or size > _CONFIG_READ_LIMIT:
+            return None
+        try:
+            digest = Digest.parse(str(descriptor.get("digest")))
+            data = self.storage.get(blob_path(digest))
+            parsed = json.loads(data)
+        except Exception:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+
+
+def _platform(source: dict[str, Any]) -> Platform:
+    def text(key: str) -> str | None:
+        value = source.get(key)
+        return value if isinstance(value, str) else None
+
+    return Platform(text("os"), text("architecture"), text("variant"))

@@ -1,0 +1,74 @@
+"""Running an ASGI application (the management API, later the UI) inside the RSGI server.
+
+The /v2 hot paths use granian's RSGI interface directly; the management API is a FastAPI
+(ASGI) app. Its requests and responses are small JSON documents, so this adapter reads
+the request body whole (up to a limit) and sends the response in one piece.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portside.api.http import Message, Scope
+
+BODY_LIMIT = 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def call_asgi_from_rsgi(app: Any, scope: Any, protocol: Any) -> int:
+    """Serve one RSGI request with an ASGI app; returns the response status."""
+    body = bytearray()
+    async for chunk in protocol:
+        body += chunk
+        if len(body) > BODY_LIMIT:
+            protocol.response_bytes(413, [("content-type", "application/json")], _TOO_LARGE)
+            return 413
+    client_host, _, client_port = scope.client.rpartition(":")
+    server_host, _, server_port = scope.server.rpartition(":")
+    asgi_scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": scope.http_version,
+        "method": scope.method,
+        "scheme": scope.scheme,
+        "path": scope.path,
+        "raw_path": scope.path.encode("utf-8"),
+        "query_string": scope.query_string.encode("latin-1"),
+        "root_path": "",
+        "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in scope.headers.items()],
+        "client": (client_host.strip("[]"), int(client_port or 0)),
+        "server": (server_host.strip("[]"), int(server_port or 0)),
+    }
+    received = False
+
+    async def receive() -> Message:
+        nonlocal received
+        if received:
+            return {"type": "http.disconnect"}
+        received = True
+        return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+    status = 500
+    headers: list[tuple[str, str]] = []
+    parts: list[bytes] = []
+
+    async def send(message: Message) -> None:
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+            headers = [
+                (k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])
+            ]
+        elif message["type"] == "http.response.body":
+            parts.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                protocol.response_bytes(status, headers, b"".join(parts))
+
+    await app(asgi_scope, receive, send)
+    return status
+
+
+_TOO_LARGE = b'{"errors":[{"code":"INVALID","message":"request body too large"}]}'

@@ -1,0 +1,1 @@
+"""Management API routers, one per resource."""

@@ -1,0 +1,189 @@
+"""Repositories, their artifacts and tags.
+
+Repository names contain slashes, so sub-resources follow a `/-/` separator (as GitLab
+does): `/repositories/acme/web/api/-/artifacts`. No name component can be `-`, so the
+split is never ambiguous.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from portside.auth.errors import Missing
+from portside.content.browse import ARTIFACT_SORTS, REPOSITORY_SORTS
+from portside.digest import is_digest
+from portside.errors import RegistryError
+from portside.mgmt.paging import Paging, describe_page, parse_sort
+from portside.mgmt.routes import convert
+from portside.mgmt.schemas import ArtifactDetail, ArtifactOut, ReferrerOut, RepositoryOut, TagIn
+from portside.mgmt.security import Caller, Ctx, require, require_repository
+from portside.reference import validate_name
+
+router = APIRouter(tags=["repositories"])
+
+RepositoryName = Annotated[str, "a repository name, slashes included"]
+
+
+def _name(name: str) -> str:
+    try:
+        return validate_name(name)
+    except RegistryError as error:
+        raise Missing(f"no repository {name!r}: {error.message}") from None
+
+
+@router.get("/repositories", response_model=list[RepositoryOut])
+def list_repositories(
+    request: Request,
+    response: Response,
+    ctx: Ctx,
+    caller: Caller,
+    paging: Paging,
+    project: Annotated[str | None, Query(max_length=64, description="Only this project.")] = None,
+    q: Annotated[str | None, Query(max_length=255, description="Name contains.")] = None,
+    sort: Annotated[
+        str | None,
+        Query(description="name, pushed_at, pulled_at, size or artifact_count; - for descending."),
+    ] = None,
+) -> list[RepositoryOut]:
+    field, descending = parse_sort(sort, REPOSITORY_SORTS, "name")
+    if project is not None:
+        require(ctx, caller, project, "list")
+        projects: list[str] | None = [project]
+    else:
+        projects = ctx.auth.visible_projects(caller.identity)
+    found, total = ctx.browser.repositories(
+        projects=projects,
+        search=q,
+        sort=field,
+        descending=descending,
+        limit=paging.size,
+        offset=paging.offset,
+    )
+    describe_page(request, response, paging, total)
+    return [convert.repository(r) for r in found]
+
+
+@router.get("/repositories/{name:path}/-/artifacts", response_model=list[ArtifactOut])
+def list_artifacts(
+    name: RepositoryName,
+    request: Request,
+    response: Response,
+    ctx: Ctx,
+    caller: Caller,
+    paging: Paging,
+    tag: Annotated[str | None, Query(max_length=128, description="Tag contains.")] = None,
+    sort: Annotated[
+        str | None, Query(description="pushed_at, pulled_at, size or digest; - for descending.")
+    ] = None,
+) -> list[ArtifactOut]:
+    name = _name(name)
+    require_repository(ctx, caller, name, "pull")
+    field, descending = parse_sort(sort, ARTIFACT_SORTS, "-pushed_at")
+    found, total = ctx.browser.artifacts(
+        name, tag=tag, sort=field, descending=descending, limit=paging.size, offset=paging.offset
+    )
+    if not found and total == 0 and ctx.browser.repository(name) is None:
+        raise Missing(f"no repository {name!r}")
+    describe_page(request, response, paging, total)
+    return [convert.artifact(a) for a in found]
+
+
+@router.get("/repositories/{name:path}/-/artifacts/{reference}", response_model=ArtifactDetail)
+def get_artifact(name: RepositoryName, reference: str, ctx: Ctx, caller: Caller) -> ArtifactDetail:
+    """One artifact by digest or tag: its manifest, image config and referrers."""
+    name = _name(name)
+    require_repository(ctx, caller, name, "pull")
+    try:
+        stored = ctx.manifests.get(name, reference, record_pull=False)
+    except RegistryError:
+        raise Missing(f"no artifact {reference!r} in {name!r}") from None
+    found, _ = ctx.browser.artifacts(name, limit=1000)
+    summary = next((a for a in found if a.digest == stored.digest), None)
+    if summary is None:
+        raise Missing(f"no artifact {reference!r} in {name!r}")
+    manifest = json.loads(stored.content)
+    config = None
+    if summary.kind == "image" and isinstance(manifest.get("config"), dict):
+        config = ctx.browser.read_config(manifest["config"])
+    referrers = [
+        ReferrerOut(
+            digest=r["digest"],
+            media_type=r["mediaType"],
+            artifact_type=r.get("artifactType"),
+            size=r["size"],
+        )
+        for r in ctx.manifests.referrers(name, stored.digest, None)
+    ]
+    return ArtifactDetail(
+        **convert.artifact(summary).model_dump(),
+        manifest=manifest,
+        config=config,
+        referrers=referrers,
+    )
+
+
+@router.delete("/repositories/{name:path}/-/artifacts/{digest}", status_code=204)
+def delete_artifact(name: RepositoryName, digest: str, ctx: Ctx, caller: Caller) -> None:
+    name = _name(name)
+    require_repository(ctx, caller, name, "delete")
+    if not is_digest(digest):
+        raise Missing("artifacts are deleted by digest; remove a tag with DELETE .../-/tags/TAG")
+    ctx.manifests.delete(name, digest)
+    ctx.audit.record(
+        actor=caller.identity.actor,
+        action="delete",
+        resource_type="artifact",
+        resource=f"{name}@{digest}",
+    )
+
+
+@router.post("/repositories/{name:path}/-/artifacts/{digest}/tags", status_code=201)
+def add_tag(name: RepositoryName, digest: str, body: TagIn, ctx: Ctx, caller: Caller) -> None:
+    """Point a tag (new or existing) at this artifact."""
+    name = _name(name)
+    require_repository(ctx, caller, name, "push")
+    ctx.manifests.add_tag(name, body.name, digest)
+    ctx.audit.record(
+        actor=caller.identity.actor,
+        action="tag",
+        resource_type="tag",
+        resource=f"{name}:{body.name}",
+        detail={"digest": digest},
+    )
+
+
+@router.delete("/repositories/{name:path}/-/tags/{tag}", status_code=204)
+def delete_tag(name: RepositoryName, tag: str, ctx: Ctx, caller: Caller) -> None:
+    name = _name(name)
+    require_repository(ctx, caller, name, "delete")
+    if is_digest(tag):
+        raise Missing(f"no tag {tag!r}")
+    ctx.manifests.delete(name, tag)
+    ctx.audit.record(
+        actor=caller.identity.actor, action="delete", resource_type="tag", resource=f"{name}:{tag}"
+    )
+
+
+@router.get("/repositories/{name:path}", response_model=RepositoryOut)
+def get_repository(name: RepositoryName, ctx: Ctx, caller: Caller) -> RepositoryOut:
+    name = _name(name)
+    require_repository(ctx, caller, name, "pull")
+    found = ctx.browser.repository(name)
+    if found is None:
+        raise Missing(f"no repository {name!r}")
+    return convert.repository(found)
+
+
+@router.delete("/repositories/{name:path}", status_code=204)
+def delete_repository(name: RepositoryName, ctx: Ctx, caller: Caller) -> None:
+    """Delete a repository with all its artifacts and tags (storage is reclaimed by GC)."""
+    name = _name(name)
+    require_repository(ctx, caller, name, "delete")
+    if not ctx.manifests.delete_repository(name):
+        raise Missing(f"no repository {name!r}")
+    ctx.audit.record(
+        actor=caller.identity.actor, action="delete", resource_type="repository", resource=name
+    )

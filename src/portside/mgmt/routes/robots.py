@@ -1,0 +1,144 @@
+"""Robot accounts: project robots under their project, system robots for admins, and
+disable / rotate / delete by the robot's full name."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter
+
+from portside.auth.errors import Forbidden, Missing
+from portside.auth.robots import Robot
+from portside.content.db import utcnow
+from portside.mgmt.routes import convert
+from portside.mgmt.schemas import RobotIn, RobotOut, RobotPatch, RobotSecretOut, SystemRobotIn
+from portside.mgmt.security import Admin, Caller, Ctx, Principal, require
+
+router = APIRouter(tags=["robots"])
+
+
+def _with_secret(robot: Robot, secret: str) -> RobotSecretOut:
+    return RobotSecretOut(**convert.robot(robot).model_dump(), secret=secret)
+
+
+@router.get("/projects/{project}/robots", response_model=list[RobotOut])
+def list_project_robots(project: str, ctx: Ctx, caller: Caller) -> list[RobotOut]:
+    access = require(ctx, caller, project, "list")
+    if not {"robots", "robots:read"} & access.permissions:
+        raise Forbidden(f"you may not see the robots of project {project!r}")
+    return [convert.robot(r) for r in ctx.auth.robots.find(project)]
+
+
+@router.post("/projects/{project}/robots", response_model=RobotSecretOut, status_code=201)
+def create_project_robot(project: str, body: RobotIn, ctx: Ctx, caller: Caller) -> RobotSecretOut:
+    """Create `robot$PROJECT+NAME`. The secret is in this response only."""
+    require(ctx, caller, project, "robots")
+    expires = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    robot, secret = ctx.auth.robots.create(
+        caller.identity,
+        body.name,
+        {project: frozenset(body.permissions)},
+        project=project,
+        expires_at=expires,
+        description=body.description,
+    )
+    ctx.audit.record(
+        actor=caller.identity.actor,
+        action="create",
+        resource_type="robot",
+        resource=robot.name,
+        project=project,
+        detail={"permissions": sorted(body.permissions)},
+    )
+    return _with_secret(robot, secret)
+
+
+@router.get("/robots", response_model=list[RobotOut])
+def list_robots(ctx: Ctx, caller: Admin) -> list[RobotOut]:
+    return [convert.robot(r) for r in ctx.auth.robots.find()]
+
+
+@router.post("/robots", response_model=RobotSecretOut, status_code=201)
+def create_system_robot(body: SystemRobotIn, ctx: Ctx, caller: Admin) -> RobotSecretOut:
+    """Create a system robot `robot$NAME` with permissions in several projects."""
+    expires = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    robot, secret = ctx.auth.robots.create(
+        caller.identity,
+        body.name,
+        {p: frozenset(a) for p, a in body.permissions.items()},
+        expires_at=expires,
+        description=body.description,
+    )
+    ctx.audit.record(
+        actor=caller.identity.actor,
+        action="create",
+        resource_type="robot",
+        resource=robot.name,
+        detail={"permissions": {p: sorted(a) for p, a in body.permissions.items()}},
+    )
+    return _with_secret(robot, secret)
+
+
+def _manageable(ctx: Ctx, caller: Principal, name: str) -> Robot:
+    """The robot, if the caller may manage it (404 if they may not even see it)."""
+    if caller.identity.kind == "robot":
+        raise Forbidden("robots cannot manage robots")
+    try:
+        robot = ctx.auth.robots.get(name)
+    except Missing:
+        raise Missing(f"no robot {name!r}") from None
+    if caller.identity.is_admin:
+        return robot
+    if robot.project is None:
+        raise Missing(f"no robot {name!r}")
+    access = ctx.auth.policy.project_access(caller.identity, robot.project)
+    if "robots" not in access.permissions:
+        raise Missing(f"no robot {name!r}")
+    return robot
+
+
+@router.get("/robots/{name}", response_model=RobotOut)
+def get_robot(name: str, ctx: Ctx, caller: Caller) -> RobotOut:
+    return convert.robot(_manageable(ctx, caller, name))
+
+
+@router.patch("/robots/{name}", response_model=RobotOut)
+def update_robot(name: str, body: RobotPatch, ctx: Ctx, caller: Caller) -> RobotOut:
+    robot = _manageable(ctx, caller, name)
+    updated = ctx.auth.robots.set_disabled(name, body.disabled)
+    ctx.audit.record(
+        actor=caller.identity.actor,
+        action="disable" if body.disabled else "enable",
+        resource_type="robot",
+        resource=name,
+        project=robot.project,
+    )
+    return convert.robot(updated)
+
+
+@router.post("/robots/{name}/secret", response_model=RobotSecretOut)
+def rotate_robot_secret(name: str, ctx: Ctx, caller: Caller) -> RobotSecretOut:
+    """A new secret; the old one stops working at once."""
+    robot = _manageable(ctx, caller, name)
+    secret = ctx.auth.robots.rotate_secret(name)
+    ctx.audit.record(
+        actor=caller.identity.actor,
+        action="rotate",
+        resource_type="robot",
+        resource=name,
+        project=robot.project,
+    )
+    return _with_secret(ctx.auth.robots.get(name), secret)
+
+
+@router.delete("/robots/{name}", status_code=204)
+def delete_robot(name: str, ctx: Ctx, caller: Caller) -> None:
+    robot = _manageable(ctx, caller, name)
+    ctx.auth.robots.delete(name)
+    ctx.audit.record(
+        actor=caller.identity.actor,
+        action="delete",
+        resource_type="robot",
+        resource=name,
+        project=robot.project,
+    )

@@ -1,0 +1,113 @@
+"""Users: administrators manage accounts; everyone signed in sees and changes their own."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from portside.auth import passwords
+from portside.auth.errors import Forbidden, Invalid
+from portside.mgmt.paging import Paging, describe_page
+from portside.mgmt.routes import convert
+from portside.mgmt.schemas import PasswordChange, UserIn, UserOut, UserPatch
+from portside.mgmt.security import Admin, Ctx, SignedIn
+
+router = APIRouter(tags=["users"])
+
+
+@router.get("/users", response_model=list[UserOut])
+def list_users(
+    request: Request,
+    response: Response,
+    ctx: Ctx,
+    caller: Admin,
+    paging: Paging,
+    q: Annotated[str | None, Query(max_length=128, description="Name contains.")] = None,
+) -> list[UserOut]:
+    users = ctx.auth.accounts.list_users(q)
+    describe_page(request, response, paging, len(users))
+    return [convert.user(u) for u in users[paging.offset : paging.offset + paging.size]]
+
+
+@router.post("/users", response_model=UserOut, status_code=201)
+def create_user(body: UserIn, ctx: Ctx, caller: Admin) -> UserOut:
+    user = ctx.auth.accounts.create_user(
+        body.username, body.password, admin=body.admin, email=body.email
+    )
+    ctx.audit.record(
+        actor=caller.identity.actor,
+        action="create",
+        resource_type="user",
+        resource=user.username,
+        detail={"admin": body.admin},
+    )
+    return convert.user(user)
+
+
+@router.get("/users/current", response_model=UserOut)
+def current_user(ctx: Ctx, caller: SignedIn) -> UserOut:
+    if caller.identity.kind != "user":
+        raise Forbidden("only people have a user profile")
+    return convert.user(ctx.auth.accounts.get_user(caller.identity.name))
+
+
+@router.put("/users/current/password", status_code=204)
+async def change_password(
+    body: PasswordChange, request: Request, ctx: Ctx, caller: SignedIn
+) -> None:
+    if caller.identity.kind != "user":
+        raise Forbidden("only people have a password")
+    client = request.client.host if request.client else ""
+    checked = await asyncio.to_thread(
+        ctx.auth.accounts.authenticate, caller.identity.name, body.old_password, client
+    )
+    if checked is None:
+        raise Invalid("the current password is wrong")
+    problem = passwords.password_problem(body.new_password)
+    if problem:
+        raise Invalid(problem)
+    ctx.auth.accounts.update_user(caller.identity.name, password=body.new_password)
+    ctx.audit.record(
+        actor=caller.identity.actor,
+        action="password",
+        resource_type="user",
+        resource=caller.identity.name,
+        source=client,
+    )
+
+
+@router.get("/users/{username}", response_model=UserOut)
+def get_user(username: str, ctx: Ctx, caller: Admin) -> UserOut:
+    return convert.user(ctx.auth.accounts.get_user(username))
+
+
+@router.patch("/users/{username}", response_model=UserOut)
+def update_user(username: str, body: UserPatch, ctx: Ctx, caller: Admin) -> UserOut:
+    user = ctx.auth.accounts.update_user(
+        username,
+        disabled=body.disabled,
+        admin=body.admin,
+        email=body.email,
+        password=body.password,
+    )
+    changed = body.model_dump(exclude_none=True, exclude={"password"})
+    if body.password is not None:
+        changed["password_changed"] = True
+    ctx.audit.record(
+        actor=caller.identity.actor,
+        action="update",
+        resource_type="user",
+        resource=username,
+        detail=changed,
+    )
+    return convert.user(user)
+
+
+@router.delete("/users/{username}", status_code=204)
+def delete_user(username: str, ctx: Ctx, caller: Admin) -> None:
+    ctx.auth.accounts.delete_user(username)
+    ctx.audit.record(
+        actor=caller.identity.actor, action="delete", resource_type="user", resource=username
+    )

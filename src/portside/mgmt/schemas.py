@@ -1,0 +1,192 @@
+"""Request and response bodies of the management API (pydantic models: validated in,
+documented in the OpenAPI document, serialized out)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from portside.auth.roles import Role
+
+Action = Literal["pull", "push", "delete"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SystemInfo(BaseModel):
+    version: str
+    auth_enabled: bool
+    registry_url: str
+    token_realm: str
+    token_service: str
+    ldap: bool
+    project_creation: Literal["admins", "users"]
+
+
+class LoginIn(_In):
+    username: str = Field(min_length=1, max_length=255)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class UserOut(BaseModel):
+    username: str
+    email: str | None
+    source: str
+    admin: bool
+    disabled: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class SessionOut(BaseModel):
+    csrf_token: str
+    expires_at: datetime
+    user: UserOut
+
+
+class UserIn(_In):
+    username: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=1024)
+    email: str | None = Field(default=None, max_length=255)
+    admin: bool = False
+
+
+class UserPatch(_In):
+    disabled: bool | None = None
+    admin: bool | None = None
+    email: str | None = Field(default=None, max_length=255)
+    password: str | None = Field(default=None, min_length=1, max_length=1024)
+
+
+class PasswordChange(_In):
+    old_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class ProjectIn(_In):
+    name: str = Field(min_length=1, max_length=64)
+    public: bool = False
+    quota_bytes: int | None = Field(default=None, ge=0)
+
+
+class ProjectPatch(_In):
+    public: bool | None = None
+    quota_bytes: int | None = Field(default=None, ge=0)
+    clear_quota: bool = False
+
+
+class ProjectOut(BaseModel):
+    name: str
+    public: bool
+    quota_bytes: int | None
+    repository_count: int
+    created_at: datetime
+    created_by: str | None
+    role: Role | None = None
+
+
+class MemberIn(_In):
+    role: Role
+    kind: Literal["user", "group"] = "user"
+
+
+class MemberOut(BaseModel):
+    name: str
+    kind: Literal["user", "group"]
+    role: Role
+
+
+class RobotIn(_In):
+    name: str = Field(min_length=1, max_length=64)
+    permissions: list[Action] = Field(min_length=1)
+    expires_in_days: int | None = Field(default=None, ge=1, le=36500)
+    description: str | None = Field(default=None, max_length=1024)
+
+
+class SystemRobotIn(_In):
+    name: str = Field(min_length=1, max_length=64)
+    permissions: dict[str, list[Action]] = Field(min_length=1)
+    expires_in_days: int | None = Field(default=None, ge=1, le=36500)
+    description: str | None = Field(default=None, max_length=1024)
+
+
+class RobotPatch(_In):
+    disabled: bool
+
+
+class RobotOut(BaseModel):
+    name: str
+    project: str | None
+    permissions: dict[str, list[Action]]
+    disabled: bool
+    expires_at: datetime | None
+    description: str | None
+    created_by: str
+    created_at: datetime
+
+
+class RobotSecretOut(RobotOut):
+    secret: str = Field(description="Shown only in this response; store it now.")
+
+
+class RepositoryOut(BaseModel):
+    name: str
+    project: str
+    artifact_count: int
+    tag_count: int
+    size: int
+    pushed_at: datetime | None
+    pulled_at: datetime | None
+
+
+class PlatformOut(BaseModel):
+    os: str | None
+    architecture: str | None
+    variant: str | None = None
+
+
+class ArtifactOut(BaseModel):
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    kind: Literal["image", "index", "artifact"]
+    subject: str | None
+    size: int
+    tags: list[str]
+    platforms: list[PlatformOut]
+    pushed_at: datetime
+    pulled_at: datetime | None
+
+
+class ReferrerOut(BaseModel):
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    size: int
+
+
+class ArtifactDetail(ArtifactOut):
+    manifest: dict[str, object]
+    config: dict[str, object] | None
+    referrers: list[ReferrerOut]
+
+
+class TagIn(_In):
+    name: str = Field(min_length=1, max_length=128)
+
+
+class AuditOut(BaseModel):
+    id: int
+    occurred_at: datetime
+    actor: str
+    action: str
+    resource_type: str
+    resource: str
+    project: str | None
+    result: str
+    source: str | None
+    detail: object | None

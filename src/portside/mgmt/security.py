@@ -1,0 +1,137 @@
+"""Who is calling the management API, and the permission checks every route uses.
+
+Callers authenticate with HTTP Basic (users, robots, LDAP users: scripts and CI) or a
+session cookie (the web UI). Registry bearer tokens are not accepted here: they are
+scoped to repository actions and must not become a user's full powers. With a cookie,
+every state-changing request must carry the session's CSRF token in `X-CSRF-Token`.
+
+Not being allowed to see a project answers 404, exactly as a missing one does; being
+allowed to see it but not to change it answers 403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from portside.api.context import Context
+from portside.api.guard import decode_basic
+from portside.auth.errors import Forbidden, Missing, Unauthenticated
+from portside.auth.identity import ANONYMOUS, Identity
+from portside.auth.policy import ProjectAccess
+from portside.errors import RegistryError
+from portside.mgmt.sessions import COOKIE, Session, SessionStore
+from portside.reference import project_of
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    identity: Identity
+    via: str  # "basic", "session" or "anonymous"
+    session: Session | None = None
+
+    @property
+    def signed_in(self) -> bool:
+        return self.identity.kind != "anonymous"
+
+
+def context(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[Context, Depends(context)]
+
+
+async def principal(request: Request, ctx: Ctx) -> Principal:
+    header = request.headers.get("authorization")
+    client = request.client.host if request.client else ""
+    if header:
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() != "basic":
+            raise Unauthenticated("use Basic credentials or a session cookie")
+        try:
+            username, password = decode_basic(credentials.strip())
+        except RegistryError as error:
+            raise Unauthenticated(error.message) from None
+        identity = await asyncio.to_thread(
+            ctx.auth.accounts.authenticate, username, password, client
+        )
+        if identity is None:
+            ctx.audit.record(
+                actor=username,
+                action="login",
+                resource_type="account",
+                resource=username,
+                result="failure",
+                source=client,
+            )
+            raise Unauthenticated("invalid username or password")
+        return Principal(identity, "basic")
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        session = SessionStore(ctx.db).find(cookie)
+        if session is not None:
+            if request.method not in _SAFE_METHODS:
+                sent = request.headers.get("x-csrf-token", "")
+                if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
+                    raise Forbidden("missing or wrong X-CSRF-Token for this session")
+            identity = ctx.auth.accounts.identity_for(session.username)
+            if identity.kind != "anonymous":
+                return Principal(identity, "session", session)
+    return Principal(ANONYMOUS, "anonymous")
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def signed_in(caller: Caller) -> Principal:
+    if not caller.signed_in:
+        raise Unauthenticated("sign in first")
+    return caller
+
+
+def admin(caller: Caller) -> Principal:
+    if not caller.signed_in:
+        raise Unauthenticated("sign in first")
+    if not caller.identity.is_admin:
+        raise Forbidden("only system administrators may do this")
+    return caller
+
+
+SignedIn = Annotated[Principal, Depends(signed_in)]
+Admin = Annotated[Principal, Depends(admin)]
+
+
+def project_access(ctx: Context, caller: Principal, project: str) -> ProjectAccess:
+    """The caller's access to a project they may see; 404 if they may not see it."""
+    access = ctx.auth.policy.project_access(caller.identity, project)
+    if not access.exists or not access.visible:
+        raise Missing(f"no project {project!r}")
+    return access
+
+
+def require(ctx: Context, caller: Principal, project: str, permission: str) -> ProjectAccess:
+    access = project_access(ctx, caller, project)
+    if permission not in access.permissions and permission not in access.actions:
+        if not caller.signed_in:
+            raise Unauthenticated("sign in first")
+        raise Forbidden(f"you may not do this in project {project!r} ({permission})")
+    return access
+
+
+def require_repository(ctx: Context, caller: Principal, repository: str, action: str) -> None:
+    """Pull to see a repository (404 otherwise, as if missing); then the action (403)."""
+    actions = ctx.auth.policy.project_access(caller.identity, project_of(repository)).actions
+    if "pull" not in actions:
+        raise Missing(f"no repository {repository!r}")
+    if action not in actions:
+        if not caller.signed_in:
+            raise Unauthenticated("sign in first")
+        raise Forbidden(f"you may not {action} in repository {repository!r}")
