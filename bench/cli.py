@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fnmatch
 import os
 import shutil
@@ -13,8 +14,8 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import client
-from bench.figures import FIGURES, Context, Figure, make_seeds, seed_server, sync
+from bench import client, tokenauth
+from bench.figures import FIGURES, SMALL_REPO, Context, Figure, make_seeds, seed_server, sync
 from bench.machine import cpu_busy, describe, loadavg
 from bench.report import FigureResult, SideResult, markdown, to_json
 from bench.servers import (
@@ -237,7 +238,10 @@ def _run(
         t0 = time.perf_counter()
         seed_server(ctx, srv)
         log(f"seeded {srv.name} in {time.perf_counter() - t0:.1f}s")
-    results = [run_figure(f, ctx, servers, args.reps) for f in figures]
+    results = [run_figure(f, ctx, servers, args.reps) for f in figures if not f.token_auth]
+    token_figures = [f for f in figures if f.token_auth]
+    if token_figures:
+        results += _run_token_auth(args, token_figures, ctx, servers, env)
     names = (PORTSIDE, DISTRIBUTION)
     print(markdown(results, names), flush=True)
     machine["loadavg_at_end"] = loadavg()
@@ -256,6 +260,29 @@ def _run(
     elapsed = (datetime.now(UTC) - started).total_seconds()
     log(f"total {elapsed:.0f}s; load average {machine['loadavg_at_end']}")
     return 0
+
+
+def _run_token_auth(
+    args: argparse.Namespace,
+    figures: list[Figure],
+    ctx: Context,
+    servers: list[Server],
+    env: list[str],
+) -> list[FigureResult]:
+    """The same figures with authentication: Portside checks its own tokens, Distribution
+    checks the same tokens (it trusts Portside's signing certificate)."""
+    log("starting the token-auth pair")
+    for srv in servers:
+        srv.stop()
+    pair = tokenauth.start_pair(ctx.workdir, args.portside_cmd, env, (PORTSIDE, DISTRIBUTION))
+    servers[:] = list(pair)
+    scope = f"repository:{SMALL_REPO}:pull,push"
+    issued = tokenauth.token(pair[0].endpoint, scope)
+    image_only = dataclasses.replace(ctx, pull_small=None, pull_large=None)
+    for srv in pair:
+        srv.endpoint = dataclasses.replace(srv.endpoint, authorization=f"Bearer {issued}")
+        seed_server(image_only, srv)
+    return [run_figure(f, ctx, servers, args.reps) for f in figures]
 
 
 def main(argv: list[str] | None = None) -> int:

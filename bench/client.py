@@ -35,6 +35,14 @@ class Endpoint:
     host: str
     port: int
     timeout: float = 600.0
+    # "Bearer <token>" for registries with authentication (the token-auth figures).
+    authorization: str | None = None
+
+    def auth(self, headers: dict[str, str] | None = None) -> dict[str, str]:
+        merged = dict(headers or {})
+        if self.authorization:
+            merged["Authorization"] = self.authorization
+        return merged
 
     @property
     def base_url(self) -> str:
@@ -86,8 +94,10 @@ def _with_digest(url: str, digest: str) -> str:
     return f"{url}{sep}digest={quote(digest, safe=':')}"
 
 
-def _start_upload(conn: http.client.HTTPConnection, repo: str) -> str:
-    r = call(conn, "POST", f"/v2/{repo}/blobs/uploads/")
+def _start_upload(
+    conn: http.client.HTTPConnection, repo: str, headers: dict[str, str] | None = None
+) -> str:
+    r = call(conn, "POST", f"/v2/{repo}/blobs/uploads/", headers)
     return _location(expect(r, 202, what="start upload"))
 
 
@@ -188,12 +198,12 @@ def push_streamed(ep: Endpoint, repo: str, blob: Payload) -> None:
 def push_small(ep: Endpoint, repo: str, data: bytes, digest: str) -> None:
     conn = ep.connect()
     try:
-        url = _start_upload(conn, repo)
+        url = _start_upload(conn, repo, ep.auth())
         r = call(
             conn,
             "PUT",
             _with_digest(url, digest),
-            {"Content-Type": "application/octet-stream"},
+            ep.auth({"Content-Type": "application/octet-stream"}),
             data,
         )
         expect(r, 201, what="small blob PUT")
@@ -205,7 +215,8 @@ def put_manifest(ep: Endpoint, repo: str, ref: str, manifest: dict[str, object])
     conn = ep.connect()
     try:
         body = json.dumps(manifest).encode()
-        r = call(conn, "PUT", f"/v2/{repo}/manifests/{ref}", {"Content-Type": OCI_MANIFEST}, body)
+        headers = ep.auth({"Content-Type": OCI_MANIFEST})
+        r = call(conn, "PUT", f"/v2/{repo}/manifests/{ref}", headers, body)
         expect(r, 201, what="manifest PUT")
     finally:
         conn.close()
@@ -324,7 +335,7 @@ def range_reads(
 def get_ok(ep: Endpoint, url: str, accept: str | None = None) -> int:
     conn = ep.connect()
     try:
-        r = call(conn, "GET", url, {"Accept": accept} if accept else None)
+        r = call(conn, "GET", url, ep.auth({"Accept": accept} if accept else None))
         return r.status
     finally:
         conn.close()

@@ -61,6 +61,8 @@ class Figure(ABC):
     goal_ratio: float | None = None  # Portside advantage wanted (see README)
     goal_max: float | None = None  # absolute ceiling for Portside's value
     seeds: frozenset[str] = frozenset()
+    # Runs against the token-auth pair (bench.tokenauth) instead of the open servers.
+    token_auth = False
 
     @abstractmethod
     def label(self, s: Settings) -> str: ...
@@ -229,15 +231,17 @@ class Wrk(Figure):
     unit = "req/s"
     seeds = frozenset({"image"})
 
-    def __init__(self, key: str, what: str) -> None:
+    def __init__(self, key: str, what: str, *, token_auth: bool = False) -> None:
         self.key = key
         self.what = what
+        self.token_auth = token_auth
         self.goal_ratio = 15.0 if what == "manifest" else 10.0
 
     def label(self, s: Settings) -> str:
+        auth = ", bearer token (private repository)" if self.token_auth else ""
         if self.what == "manifest":
-            return "manifest GET by tag, wrk -t2 -c64"
-        return "blob HEAD, ab -i -k, 2 processes x 32 connections"
+            return f"manifest GET by tag{auth}, wrk -t2 -c64"
+        return f"blob HEAD{auth}, ab -i -k, 2 processes x 32 connections"
 
     def reps(self, s: Settings) -> int:
         return s.wrk_reps
@@ -246,17 +250,18 @@ class Wrk(Figure):
         assert ctx.image is not None
         s = ctx.settings
         base = server.endpoint.base_url
+        auth = server.endpoint.auth()
         if self.what == "manifest":
             url = f"{base}/v2/{SMALL_REPO}/manifests/{SMALL_TAG}"
-            headers = {"Accept": MANIFEST_ACCEPT}
+            headers = {"Accept": MANIFEST_ACCEPT, **auth}
             if rep == 0 and s.wrk_warmup_seconds > 0:
                 loadgen.run_wrk(url, s.wrk_warmup_seconds, headers)
             r = loadgen.run_wrk(url, s.wrk_seconds, headers)
         else:
             url = f"{base}/v2/{SMALL_REPO}/blobs/{ctx.image.layer_digest}"
             if rep == 0 and s.wrk_warmup_seconds > 0:
-                loadgen.run_ab_head(url, s.wrk_warmup_seconds)
-            r = loadgen.run_ab_head(url, s.wrk_seconds)
+                loadgen.run_ab_head(url, s.wrk_warmup_seconds, headers=auth)
+            r = loadgen.run_ab_head(url, s.wrk_seconds, headers=auth)
         return Sample(r.requests_per_s, {"requests": r.requests, "latency": r.latency})
 
 
@@ -329,6 +334,8 @@ class SkopeoPull(Figure):
 FIGURES: list[Figure] = [
     Wrk("manifest-get", "manifest"),
     Wrk("blob-head", "head"),
+    Wrk("manifest-token", "manifest", token_auth=True),
+    Wrk("head-token", "head", token_auth=True),
     Pull("pull-256m-c1", large=False, clients=1),
     Pull("pull-256m-c8", large=False, clients=8),
     Pull("pull-1g-c1", large=True, clients=1),

@@ -78,10 +78,18 @@ def run_wrk(
     return result
 
 
-def run_ab_head(url: str, duration: float, processes: int = 2, connections: int = 64) -> WrkResult:
+def run_ab_head(
+    url: str,
+    duration: float,
+    processes: int = 2,
+    connections: int = 64,
+    headers: dict[str, str] | None = None,
+) -> WrkResult:
     """`ab -i -k` (HEAD, keep-alive) in `processes` parallel processes; rates are summed."""
     secs = max(1, round(duration))
     argv = ["ab", "-q", "-i", "-k", "-c", str(connections // processes), "-t", str(secs)]
+    for header, header_value in (headers or {}).items():
+        argv += ["-H", f"{header}: {header_value}"]
     argv += ["-n", "100000000", url]
     procs = [
         subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

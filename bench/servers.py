@@ -93,7 +93,7 @@ def _wait_ready(server: Server, timeout: float) -> None:
             conn.request("GET", "/v2/")
             status = conn.getresponse().status
             conn.close()
-            if status == 200:
+            if status in (200, 401):  # 401: up, with authentication on
                 return
         except (OSError, http.client.HTTPException):
             pass
@@ -126,13 +126,16 @@ def _launch(
     return server
 
 
-def start_distribution(name: str, workdir: Path, binary: str = DISTRIBUTION_BIN) -> Server:
+def start_distribution(
+    name: str, workdir: Path, binary: str = DISTRIBUTION_BIN, extra_config: str = ""
+) -> Server:
     port = free_port()
     slug = name.lower().replace(" ", "-")
     data_dir = workdir / f"{slug}-data"
     data_dir.mkdir(parents=True)
     config = workdir / f"{slug}-config.yml"
-    config.write_text(DISTRIBUTION_CONFIG.format(data_dir=data_dir, host=HOST, port=port))
+    text = DISTRIBUTION_CONFIG.format(data_dir=data_dir, host=HOST, port=port)
+    config.write_text(text + extra_config)
     argv = [binary, "serve", str(config)]
     return _launch(name, argv, data_dir, workdir / f"{slug}.log", port)
 

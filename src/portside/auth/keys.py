@@ -3,6 +3,7 @@ start and kept in the metadata database so every replica signs and verifies alik
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +32,14 @@ class SigningKey:
 
 
 def _kid(key: PrivateKey) -> str:
+    """The key id in libtrust's format (base32 of the first 240 bits of the SHA-256 of the
+    DER public key, in groups of four): what Distribution's token auth matches `kid`
+    against, so a Distribution can trust Portside-issued tokens (`rootcertbundle`)."""
     der = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return hashlib.sha256(der).hexdigest()[:32]
+    encoded = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode().rstrip("=")
+    return ":".join(encoded[i : i + 4] for i in range(0, len(encoded), 4))
 
 
 def _generate(algorithm: str) -> PrivateKey:

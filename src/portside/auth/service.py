@@ -106,6 +106,9 @@ class AuthService:
         project = project_of(repository)
         if self.policy.project_access(identity, project).exists:
             return
+        if identity.kind == "user" and identity.user_id is None:
+            # A token names its user only: look up their rights now.
+            identity = self.accounts.identity_for(identity.name)
         if self.settings.projects.auto_create and self.may_create_project(identity):
             with contextlib.suppress(Exists):  # created concurrently: fine
                 self.projects.create(
