@@ -65,7 +65,7 @@ def build_context(settings: Settings) -> Context:
     storage = FilesystemDriver(settings.storage_root)
     blobs = BlobService(db, storage, hot)
     auth = AuthService(settings, db, ldap_source(settings))
-    audit = AuditLog(db)
+    audit = AuditLog(db, record_pulls=settings.audit.record_pulls)
     return Context(
         settings=settings,
         db=db,

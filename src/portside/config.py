@@ -205,6 +205,14 @@ class LdapSettings(_Section):
     groups: LdapGroupSettings = LdapGroupSettings()
 
 
+class AuditSettings(_Section):
+    record_pulls: bool = Field(
+        default=True,
+        description="Record every manifest pull in the audit log (batched; turn off for "
+        "very busy CI caches).",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PORTSIDE_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -231,6 +239,7 @@ class Settings(BaseSettings):
     tls: TlsSettings = TlsSettings()
     auth: AuthSettings = AuthSettings()
     projects: ProjectSettings = ProjectSettings()
+    audit: AuditSettings = AuditSettings()
     ldap: LdapSettings | None = Field(default=None, description="LDAP / Active Directory users.")
 
     @field_validator("listen")

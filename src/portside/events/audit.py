@@ -42,8 +42,9 @@ class AuditEntry:
 
 
 class AuditLog:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, record_pulls: bool = True) -> None:
         self.db = db
+        self.record_pulls = record_pulls
         self._buffer: list[dict[str, Any]] = []
         self._timer: asyncio.TimerHandle | None = None
 
@@ -59,6 +60,8 @@ class AuditLog:
         project: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
+        if action == "pull" and not self.record_pulls:
+            return
         if project is None and resource_type in ("repository", "artifact", "tag"):
             project = project_of(resource.split("@", maxsplit=1)[0].split(":", maxsplit=1)[0])
         row = {
