@@ -111,16 +111,35 @@ class Guard:
         name = params["name"]
         action = "push" if route == "upload" else _ACTIONS[(route, request.method)]
         actions = caller.actions(name)
+        if action in actions and action != "pull" and caller.token is not None:
+            actions = self._still_allowed(caller, name, actions)
         if action in actions:
             if action == "push":
                 self.auth.ensure_project(caller.identity, name)
             return caller
-        if "pull" in actions:
+        # 403 only for a signed-in caller who can see the repository; an anonymous one
+        # is challenged (clients such as containerd send credentials only after a 401).
+        if "pull" in actions and caller.identity.kind != "anonymous":
             raise Denied(
                 f"{action} access to repository {name!r} is denied",
                 detail=[{"Type": "repository", "Name": name, "Action": action}],
             )
         raise self._challenge(f"repository:{name}:{_CHALLENGE_SCOPE[action]}", caller, name, action)
+
+    def _still_allowed(self, caller: Caller, name: str, granted: frozenset[str]) -> frozenset[str]:
+        """Writes with a token are re-checked against current roles (cached 30 s): a token
+        granted push into a project that did not exist yet (auto-create) must not push
+        into it once someone else has created it, nor outlive a removed membership."""
+        if caller.token is None or caller.token.external:
+            return granted
+        key = (f"current:{caller.identity.subject}", name)
+        now = time.monotonic()
+        cached = self._policy.get(key)
+        if cached is None or cached[1] <= now:
+            identity = self.auth.accounts.identity_for(caller.identity.name)
+            cached = (self.auth.repository_actions(identity, name), now + _CACHE_SECONDS)
+            _remember(self._policy, key, cached)
+        return granted & cached[0]
 
     def policy_actions(self, identity: Identity, repository: str) -> frozenset[str]:
         key = (identity.subject, repository)
@@ -147,7 +166,12 @@ class Guard:
                 raise self._challenge(None, None, error="invalid_token") from None
             return Caller(_token_identity(token), "bearer", token, guard=self)
         if scheme == "basic" and credentials:
-            identity = await self._basic_identity(request, credentials)
+            try:
+                identity = await self._basic_identity(request, credentials)
+            except Unauthorized as error:
+                if "www-authenticate" in {k.lower() for k in error.headers}:
+                    raise
+                raise self._challenge(None, None, error="invalid_request") from None
             return Caller(identity, "basic", guard=self)
         raise self._challenge(None, None, error="invalid_request")
 
@@ -204,7 +228,7 @@ def decode_basic(credentials: str) -> tuple[str, str]:
     """(username, password) from the base64 part of a Basic header; Unauthorized if bad."""
     try:
         decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # ValueError: non-ASCII; UnicodeDecodeError is one
         raise Unauthorized("malformed Basic credentials") from None
     username, sep, password = decoded.partition(":")
     if not sep or not username:

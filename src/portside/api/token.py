@@ -59,7 +59,10 @@ async def _login(ctx: Context, request: Request) -> Identity:
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() != "basic":
         raise _refused(ctx, "send Basic credentials, or none for anonymous access")
-    username, password = decode_basic(credentials.strip())
+    try:
+        username, password = decode_basic(credentials.strip())
+    except Unauthorized as error:
+        raise _refused(ctx, error.message) from None
     return await _authenticate(ctx, request, username, password)
 
 

@@ -74,6 +74,8 @@ class LdapSource(Protocol):
     def authenticate(self, username: str, password: str) -> LdapUserInfo | None: ...
 
 
+MAX_LOGIN_LENGTH = 255
+
 _USER_COLUMNS = (
     s.users.c.id,
     s.users.c.username,
@@ -200,6 +202,9 @@ class Accounts:
     def authenticate(self, username: str, password: str, source: str) -> Identity | None:
         """The identity these credentials prove, or None. Raises TooManyRequests when
         this account/source pair has failed too often recently."""
+        if len(username) > MAX_LOGIN_LENGTH or len(password) > MAX_LOGIN_LENGTH * 4:
+            passwords.verify_nothing(password[:64])
+            return None  # no account has such a name; not worth a throttle row
         # Throttle per account as the directory sees it: "ALICE" and " alice" are alice.
         account = username if username.startswith(ROBOT_PREFIX) else username.strip().casefold()
         self.throttle.check(account, source)

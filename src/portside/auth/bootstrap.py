@@ -8,6 +8,7 @@ import ipaddress
 import structlog
 
 from portside.auth.accounts import Accounts
+from portside.auth.errors import ManagementError
 from portside.auth.throttle import LoginThrottle
 from portside.config import ConfigError, Settings
 from portside.content.db import Database
@@ -34,7 +35,12 @@ def prepare_auth(settings: Settings) -> None:
         has_account = accounts.any_account()
         password = settings.auth.initial_admin_password
         if not has_account and password:
-            accounts.create_user(settings.auth.initial_admin_username, password, admin=True)
+            try:
+                accounts.create_user(settings.auth.initial_admin_username, password, admin=True)
+            except ManagementError as error:
+                raise ConfigError(
+                    f"auth.initial_admin_password / auth.initial_admin_username: {error.message}"
+                ) from None
             log.info("auth.initial_admin_created", username=settings.auth.initial_admin_username)
             has_account = True
     finally:

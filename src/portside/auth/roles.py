@@ -1,8 +1,9 @@
 """Project roles (Harbor's semantics) and what each allows.
 
 Repository actions are pull, push and delete. Project permissions beyond those:
-`list` (see the project's repositories), `log` (read its audit log), `tags` (manage tags
-through the management API), `members`, `robots` and `settings`.
+`list` (see the project's repositories), `log` (read its audit log), `members` (change
+them), `robots` (manage robots; `robots:read` to see them) and `settings`. Adding a tag
+through the management API needs push, removing one needs delete, as on /v2.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ _REPOSITORY: dict[Role, frozenset[str]] = {
 }
 
 _PROJECT: dict[Role, frozenset[str]] = {
-    Role.PROJECT_ADMIN: frozenset({"list", "log", "tags", "members", "robots", "settings"}),
-    Role.MAINTAINER: frozenset({"list", "log", "tags", "robots:read"}),
+    Role.PROJECT_ADMIN: frozenset({"list", "log", "members", "robots", "settings"}),
+    Role.MAINTAINER: frozenset({"list", "log", "robots:read"}),
     Role.DEVELOPER: frozenset({"list", "log"}),
     Role.GUEST: frozenset({"list", "log"}),
     Role.LIMITED_GUEST: frozenset(),

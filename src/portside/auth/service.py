@@ -8,9 +8,10 @@ import contextlib
 import time
 
 from portside.auth.accounts import Accounts, LdapSource
-from portside.auth.errors import Exists
+from portside.auth.errors import Exists, ManagementError
 from portside.auth.identity import Identity
 from portside.auth.keys import load_public_key, load_signing_key
+from portside.auth.names import check_project_name
 from portside.auth.policy import Policy
 from portside.auth.projects import Projects
 from portside.auth.robots import Robots
@@ -106,6 +107,10 @@ class AuthService:
         project = project_of(repository)
         if self.policy.project_access(identity, project).exists:
             return
+        try:
+            check_project_name(project)
+        except ManagementError as error:
+            raise Denied(f"cannot create project {project!r}: {error.message}") from None
         if identity.kind == "user" and identity.user_id is None:
             # A token names its user only: look up their rights now.
             identity = self.accounts.identity_for(identity.name)

@@ -66,13 +66,13 @@ class AuditLog:
             project = project_of(resource.split("@", maxsplit=1)[0].split(":", maxsplit=1)[0])
         row = {
             "occurred_at": utcnow(),
-            "actor": actor or "anonymous",
+            "actor": (actor or "anonymous")[:255],
             "action": action,
             "resource_type": resource_type,
             "resource": resource,
-            "project": project,
+            "project": project[:255] if project else None,
             "result": result,
-            "source": source or None,
+            "source": (source or "")[:64] or None,
             "detail": json.dumps(detail) if detail else None,
         }
         self._buffer.append(row)

@@ -107,7 +107,12 @@ def delete_project(name: str, ctx: Ctx, caller: Caller) -> None:
 
 @router.get("/projects/{name}/members", response_model=list[MemberOut])
 def list_members(name: str, ctx: Ctx, caller: Caller) -> list[MemberOut]:
-    require(ctx, caller, name, "list")
+    """Members only (as in Harbor): a public project shows its images, not its people."""
+    access = require(ctx, caller, name, "list")
+    if access.role is None:
+        if not caller.signed_in:
+            raise Unauthenticated("sign in first")
+        raise Forbidden(f"only members of project {name!r} see its members")
     return [
         MemberOut(name=m.name, kind=m.kind, role=m.role)  # type: ignore[arg-type]
         for m in ctx.auth.projects.members(name)

@@ -12,14 +12,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from portside.auth.errors import Missing
+from portside.auth.errors import Forbidden, Missing, Unauthenticated
 from portside.content.browse import ARTIFACT_SORTS, REPOSITORY_SORTS
 from portside.digest import is_digest
 from portside.errors import RegistryError
 from portside.mgmt.paging import Paging, describe_page, parse_sort
 from portside.mgmt.routes import convert
 from portside.mgmt.schemas import ArtifactDetail, ArtifactOut, ReferrerOut, RepositoryOut, TagIn
-from portside.mgmt.security import Caller, Ctx, require, require_repository
+from portside.mgmt.security import Caller, Ctx, project_access, require_repository
 from portside.reference import validate_name
 
 router = APIRouter(tags=["repositories"])
@@ -49,11 +49,17 @@ def list_repositories(
     ] = None,
 ) -> list[RepositoryOut]:
     field, descending = parse_sort(sort, REPOSITORY_SORTS, "name")
+    visible = ctx.auth.visible_projects(caller.identity)
     if project is not None:
-        require(ctx, caller, project, "list")
+        # One definition of "may list" for the catalog and here: Policy.visible_projects.
+        project_access(ctx, caller, project)
+        if visible is not None and project not in visible:
+            if not caller.signed_in:
+                raise Unauthenticated("sign in first")
+            raise Forbidden(f"you may not list the repositories of project {project!r}")
         projects: list[str] | None = [project]
     else:
-        projects = ctx.auth.visible_projects(caller.identity)
+        projects = visible
     found, total = ctx.browser.repositories(
         projects=projects,
         search=q,

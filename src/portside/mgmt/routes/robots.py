@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from fastapi import APIRouter
 
-from portside.auth.errors import Forbidden, Missing
+from portside.auth.errors import Forbidden, Missing, Unauthenticated
 from portside.auth.robots import Robot
 from portside.content.db import utcnow
 from portside.mgmt.routes import convert
@@ -24,6 +24,8 @@ def _with_secret(robot: Robot, secret: str) -> RobotSecretOut:
 @router.get("/projects/{project}/robots", response_model=list[RobotOut])
 def list_project_robots(project: str, ctx: Ctx, caller: Caller) -> list[RobotOut]:
     access = require(ctx, caller, project, "list")
+    if not caller.signed_in:
+        raise Unauthenticated("sign in first")
     if not {"robots", "robots:read"} & access.permissions:
         raise Forbidden(f"you may not see the robots of project {project!r}")
     return [convert.robot(r) for r in ctx.auth.robots.find(project)]

@@ -1,0 +1,955 @@
+"""The permission matrix, against a real `portside serve`: every subject against every
+registry action (through docker's token flow, and with Basic credentials directly on /v2)
+and every management-API action, with the expected answer written down as one row per
+(subject, action) below. Then the audit log must show what was done, by whom, and no
+secret.
+
+How the expectations are derived (Harbor's roles, as src/portside/auth/roles.py states them):
+
+* registry: pull for every role and robot in `acme`; push for project-admin, maintainer,
+  developer and the push robot; delete for project-admin and maintainer. A caller who may
+  pull but not do the action gets 403 DENIED; one who may not pull gets the 401 challenge,
+  identical to the one for a repository that does not exist. Anyone may pull from `pub`.
+  A disabled user's credentials are refused everywhere (401), even on public content; in
+  the token flow it never gets past the token endpoint, whose refusal is the cell's answer.
+* management: a caller who may not see project `acme` gets 404, as for a missing project
+  (checked against `nosuch`); one who sees it but may not act gets 403; anonymous on a
+  route that needs signing in gets 401. Limited guests see the project and pull, but do
+  not list its repositories, members or audit log. Maintainers may read robots, only
+  project admins manage members, robots and settings. Users and the system audit log are
+  for system admins.
+* Cells that expose a bug carry `bug=...` and run as strict xfails.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+import httpx
+import pytest
+
+from tests.auth.matrix import (
+    MODES,
+    NEW_USER_PASSWORD,
+    SUBJECT_KEYS,
+    WRONG_PASSWORD,
+    AuditExpectation,
+    Subject,
+    World,
+    make_image,
+    put_manifest,
+    running_world,
+)
+from tests.durability.server import OCI_MANIFEST, error_codes, sha256
+
+
+class Row(NamedTuple):
+    subject: str
+    action: str
+    status: int
+    sees: tuple[str, ...] | None = None  # listings: exactly these names
+    bug: str | None = None
+
+
+R = Row
+
+# --- expected answers ------------------------------------------------------------------
+
+ALL_REPOS = ("acme/app", "other/app", "pub/app")
+ACME_PUB_REPOS = ("acme/app", "pub/app")
+PUB_REPOS = ("pub/app",)
+ALL_PROJECTS = ("acme", "other", "pub")
+ACME_PUB = ("acme", "pub")
+PUB = ("pub",)
+
+
+# Registry actions, the same expectations through the token flow and with Basic:
+#   pull           GET /v2/acme/app/manifests/v1
+#   pull-pub       GET /v2/pub/app/manifests/v1
+#   head-blob      HEAD /v2/acme/app/blobs/<config digest>
+#   push           POST upload + PATCH + PUT, then PUT /v2/acme/app/manifests/<new tag>
+#   push-pub       the same into pub/app (nobody but the admin is a member of pub)
+#   delete-digest  DELETE /v2/acme/app/manifests/<digest> (a fresh artifact per cell)
+#   delete-tag     DELETE /v2/acme/app/manifests/<tag> (a fresh tag per cell)
+#   tags           GET /v2/acme/app/tags/list
+#   catalog        GET /v2/_catalog (which repositories)
+#   pull-missing   GET /v2/acme/missing/manifests/v1: for those who cannot pull acme,
+#                  indistinguishable from `pull`
+REGISTRY: list[Row] = [
+    # -- pull
+    R("anonymous", "pull", 401),
+    R("admin", "pull", 200),
+    R("project-admin", "pull", 200),
+    R("maintainer", "pull", 200),
+    R("developer", "pull", 200),
+    R("guest", "pull", 200),
+    R("limited-guest", "pull", 200),
+    R("outsider", "pull", 401),
+    R("robot-ci", "pull", 200),
+    R("robot-pull", "pull", 200),
+    R("disabled", "pull", 401),
+    # -- pull-pub
+    R("anonymous", "pull-pub", 200),
+    R("admin", "pull-pub", 200),
+    R("project-admin", "pull-pub", 200),
+    R("maintainer", "pull-pub", 200),
+    R("developer", "pull-pub", 200),
+    R("guest", "pull-pub", 200),
+    R("limited-guest", "pull-pub", 200),
+    R("outsider", "pull-pub", 200),
+    R("robot-ci", "pull-pub", 200),
+    R("robot-pull", "pull-pub", 200),
+    R("disabled", "pull-pub", 401),
+    # -- head-blob
+    R("anonymous", "head-blob", 401),
+    R("admin", "head-blob", 200),
+    R("project-admin", "head-blob", 200),
+    R("maintainer", "head-blob", 200),
+    R("developer", "head-blob", 200),
+    R("guest", "head-blob", 200),
+    R("limited-guest", "head-blob", 200),
+    R("outsider", "head-blob", 401),
+    R("robot-ci", "head-blob", 200),
+    R("robot-pull", "head-blob", 200),
+    R("disabled", "head-blob", 401),
+    # -- push
+    R("anonymous", "push", 401),
+    R("admin", "push", 201),
+    R("project-admin", "push", 201),
+    R("maintainer", "push", 201),
+    R("developer", "push", 201),
+    R("guest", "push", 403),
+    R("limited-guest", "push", 403),
+    R("outsider", "push", 401),
+    R("robot-ci", "push", 201),
+    R("robot-pull", "push", 403),
+    R("disabled", "push", 401),
+    # -- push-pub
+    R("anonymous", "push-pub", 401),
+    R("admin", "push-pub", 201),
+    R("project-admin", "push-pub", 403),
+    R("maintainer", "push-pub", 403),
+    R("developer", "push-pub", 403),
+    R("guest", "push-pub", 403),
+    R("limited-guest", "push-pub", 403),
+    R("outsider", "push-pub", 403),
+    R("robot-ci", "push-pub", 403),
+    R("robot-pull", "push-pub", 403),
+    R("disabled", "push-pub", 401),
+    # -- delete-digest
+    R("anonymous", "delete-digest", 401),
+    R("admin", "delete-digest", 202),
+    R("project-admin", "delete-digest", 202),
+    R("maintainer", "delete-digest", 202),
+    R("developer", "delete-digest", 403),
+    R("guest", "delete-digest", 403),
+    R("limited-guest", "delete-digest", 403),
+    R("outsider", "delete-digest", 401),
+    R("robot-ci", "delete-digest", 403),
+    R("robot-pull", "delete-digest", 403),
+    R("disabled", "delete-digest", 401),
+    # -- delete-tag
+    R("anonymous", "delete-tag", 401),
+    R("admin", "delete-tag", 202),
+    R("project-admin", "delete-tag", 202),
+    R("maintainer", "delete-tag", 202),
+    R("developer", "delete-tag", 403),
+    R("guest", "delete-tag", 403),
+    R("limited-guest", "delete-tag", 403),
+    R("outsider", "delete-tag", 401),
+    R("robot-ci", "delete-tag", 403),
+    R("robot-pull", "delete-tag", 403),
+    R("disabled", "delete-tag", 401),
+    # -- tags
+    R("anonymous", "tags", 401),
+    R("admin", "tags", 200),
+    R("project-admin", "tags", 200),
+    R("maintainer", "tags", 200),
+    R("developer", "tags", 200),
+    R("guest", "tags", 200),
+    R("limited-guest", "tags", 200),
+    R("outsider", "tags", 401),
+    R("robot-ci", "tags", 200),
+    R("robot-pull", "tags", 200),
+    R("disabled", "tags", 401),
+    # -- catalog
+    R("anonymous", "catalog", 200, PUB_REPOS),
+    R("admin", "catalog", 200, ALL_REPOS),
+    R("project-admin", "catalog", 200, ACME_PUB_REPOS),
+    R("maintainer", "catalog", 200, ACME_PUB_REPOS),
+    R("developer", "catalog", 200, ACME_PUB_REPOS),
+    R("guest", "catalog", 200, ACME_PUB_REPOS),
+    R("limited-guest", "catalog", 200, PUB_REPOS),
+    R("outsider", "catalog", 200, PUB_REPOS),
+    R("robot-ci", "catalog", 200, ACME_PUB_REPOS),
+    R("robot-pull", "catalog", 200, ACME_PUB_REPOS),
+    R("disabled", "catalog", 401),
+    # -- pull-missing
+    R("anonymous", "pull-missing", 401),
+    R("admin", "pull-missing", 404),
+    R("project-admin", "pull-missing", 404),
+    R("maintainer", "pull-missing", 404),
+    R("developer", "pull-missing", 404),
+    R("guest", "pull-missing", 404),
+    R("limited-guest", "pull-missing", 404),
+    R("outsider", "pull-missing", 401),
+    R("robot-ci", "pull-missing", 404),
+    R("robot-pull", "pull-missing", 404),
+    R("disabled", "pull-missing", 401),
+]
+
+# Management API actions (HTTP Basic on every request):
+#   projects          GET /api/v1/projects (which projects)
+#   project           GET /api/v1/projects/acme
+#   project-patch     PATCH /api/v1/projects/acme {"public": false}
+#   members           GET /api/v1/projects/acme/members
+#   member-put        PUT /api/v1/projects/acme/members/someone (guest -> maintainer)
+#   repos-acme        GET /api/v1/repositories?project=acme
+#   repos             GET /api/v1/repositories (which repositories)
+#   artifacts         GET /api/v1/repositories/acme/app/-/artifacts
+#   artifact-delete   DELETE /api/v1/repositories/acme/app/-/artifacts/<digest> (fresh)
+#   tag-add           POST /api/v1/repositories/acme/app/-/artifacts/<v1 digest>/tags
+#   tag-delete        DELETE /api/v1/repositories/acme/app/-/tags/<tag> (fresh, on v1)
+#   robots            GET /api/v1/projects/acme/robots
+#   robot-create      POST /api/v1/projects/acme/robots
+#   users             GET /api/v1/users
+#   user-create       POST /api/v1/users
+#   audit             GET /api/v1/audit-logs
+#   project-audit     GET /api/v1/projects/acme/audit-logs
+#   members-pub       GET /api/v1/projects/pub/members (public; no subject but the admin is
+#                     a member, so seeing pub is not enough)
+#   robots-pub        GET /api/v1/projects/pub/robots (the same)
+MANAGEMENT: list[Row] = [
+    # -- projects
+    R("anonymous", "projects", 200, PUB),
+    R("admin", "projects", 200, ALL_PROJECTS),
+    R("project-admin", "projects", 200, ACME_PUB),
+    R("maintainer", "projects", 200, ACME_PUB),
+    R("developer", "projects", 200, ACME_PUB),
+    R("guest", "projects", 200, ACME_PUB),
+    R("limited-guest", "projects", 200, ACME_PUB),
+    R("outsider", "projects", 200, PUB),
+    R("robot-ci", "projects", 200, ACME_PUB),
+    R("robot-pull", "projects", 200, ACME_PUB),
+    R("disabled", "projects", 401),
+    # -- project
+    R("anonymous", "project", 404),
+    R("admin", "project", 200),
+    R("project-admin", "project", 200),
+    R("maintainer", "project", 200),
+    R("developer", "project", 200),
+    R("guest", "project", 200),
+    R("limited-guest", "project", 200),
+    R("outsider", "project", 404),
+    R("robot-ci", "project", 200),
+    R("robot-pull", "project", 200),
+    R("disabled", "project", 401),
+    # -- project-patch
+    R("anonymous", "project-patch", 404),
+    R("admin", "project-patch", 200),
+    R("project-admin", "project-patch", 200),
+    R("maintainer", "project-patch", 403),
+    R("developer", "project-patch", 403),
+    R("guest", "project-patch", 403),
+    R("limited-guest", "project-patch", 403),
+    R("outsider", "project-patch", 404),
+    R("robot-ci", "project-patch", 403),
+    R("robot-pull", "project-patch", 403),
+    R("disabled", "project-patch", 401),
+    # -- members
+    R("anonymous", "members", 404),
+    R("admin", "members", 200),
+    R("project-admin", "members", 200),
+    R("maintainer", "members", 200),
+    R("developer", "members", 200),
+    R("guest", "members", 200),
+    R("limited-guest", "members", 403),
+    R("outsider", "members", 404),
+    R("robot-ci", "members", 403),
+    R("robot-pull", "members", 403),
+    R("disabled", "members", 401),
+    # -- member-put
+    R("anonymous", "member-put", 404),
+    R("admin", "member-put", 200),
+    R("project-admin", "member-put", 200),
+    R("maintainer", "member-put", 403),
+    R("developer", "member-put", 403),
+    R("guest", "member-put", 403),
+    R("limited-guest", "member-put", 403),
+    R("outsider", "member-put", 404),
+    R("robot-ci", "member-put", 403),
+    R("robot-pull", "member-put", 403),
+    R("disabled", "member-put", 401),
+    # -- repos-acme
+    R("anonymous", "repos-acme", 404),
+    R("admin", "repos-acme", 200, ("acme/app",)),
+    R("project-admin", "repos-acme", 200, ("acme/app",)),
+    R("maintainer", "repos-acme", 200, ("acme/app",)),
+    R("developer", "repos-acme", 200, ("acme/app",)),
+    R("guest", "repos-acme", 200, ("acme/app",)),
+    R("limited-guest", "repos-acme", 403),
+    R("outsider", "repos-acme", 404),
+    R("robot-ci", "repos-acme", 200, ("acme/app",)),
+    R("robot-pull", "repos-acme", 200, ("acme/app",)),
+    R("disabled", "repos-acme", 401),
+    # -- repos
+    R("anonymous", "repos", 200, PUB_REPOS),
+    R("admin", "repos", 200, ALL_REPOS),
+    R("project-admin", "repos", 200, ACME_PUB_REPOS),
+    R("maintainer", "repos", 200, ACME_PUB_REPOS),
+    R("developer", "repos", 200, ACME_PUB_REPOS),
+    R("guest", "repos", 200, ACME_PUB_REPOS),
+    R("limited-guest", "repos", 200, PUB_REPOS),
+    R("outsider", "repos", 200, PUB_REPOS),
+    R("robot-ci", "repos", 200, ACME_PUB_REPOS),
+    R("robot-pull", "repos", 200, ACME_PUB_REPOS),
+    R("disabled", "repos", 401),
+    # -- artifacts
+    R("anonymous", "artifacts", 404),
+    R("admin", "artifacts", 200),
+    R("project-admin", "artifacts", 200),
+    R("maintainer", "artifacts", 200),
+    R("developer", "artifacts", 200),
+    R("guest", "artifacts", 200),
+    R("limited-guest", "artifacts", 200),
+    R("outsider", "artifacts", 404),
+    R("robot-ci", "artifacts", 200),
+    R("robot-pull", "artifacts", 200),
+    R("disabled", "artifacts", 401),
+    # -- artifact-delete
+    R("anonymous", "artifact-delete", 404),
+    R("admin", "artifact-delete", 204),
+    R("project-admin", "artifact-delete", 204),
+    R("maintainer", "artifact-delete", 204),
+    R("developer", "artifact-delete", 403),
+    R("guest", "artifact-delete", 403),
+    R("limited-guest", "artifact-delete", 403),
+    R("outsider", "artifact-delete", 404),
+    R("robot-ci", "artifact-delete", 403),
+    R("robot-pull", "artifact-delete", 403),
+    R("disabled", "artifact-delete", 401),
+    # -- tag-add
+    R("anonymous", "tag-add", 404),
+    R("admin", "tag-add", 201),
+    R("project-admin", "tag-add", 201),
+    R("maintainer", "tag-add", 201),
+    R("developer", "tag-add", 201),
+    R("guest", "tag-add", 403),
+    R("limited-guest", "tag-add", 403),
+    R("outsider", "tag-add", 404),
+    R("robot-ci", "tag-add", 201),
+    R("robot-pull", "tag-add", 403),
+    R("disabled", "tag-add", 401),
+    # -- tag-delete
+    R("anonymous", "tag-delete", 404),
+    R("admin", "tag-delete", 204),
+    R("project-admin", "tag-delete", 204),
+    R("maintainer", "tag-delete", 204),
+    R("developer", "tag-delete", 403),
+    R("guest", "tag-delete", 403),
+    R("limited-guest", "tag-delete", 403),
+    R("outsider", "tag-delete", 404),
+    R("robot-ci", "tag-delete", 403),
+    R("robot-pull", "tag-delete", 403),
+    R("disabled", "tag-delete", 401),
+    # -- robots
+    R("anonymous", "robots", 404),
+    R("admin", "robots", 200),
+    R("project-admin", "robots", 200),
+    R("maintainer", "robots", 200),
+    R("developer", "robots", 403),
+    R("guest", "robots", 403),
+    R("limited-guest", "robots", 403),
+    R("outsider", "robots", 404),
+    R("robot-ci", "robots", 403),
+    R("robot-pull", "robots", 403),
+    R("disabled", "robots", 401),
+    # -- robot-create
+    R("anonymous", "robot-create", 404),
+    R("admin", "robot-create", 201),
+    R("project-admin", "robot-create", 201),
+    R("maintainer", "robot-create", 403),
+    R("developer", "robot-create", 403),
+    R("guest", "robot-create", 403),
+    R("limited-guest", "robot-create", 403),
+    R("outsider", "robot-create", 404),
+    R("robot-ci", "robot-create", 403),
+    R("robot-pull", "robot-create", 403),
+    R("disabled", "robot-create", 401),
+    # -- users
+    R("anonymous", "users", 401),
+    R("admin", "users", 200),
+    R("project-admin", "users", 403),
+    R("maintainer", "users", 403),
+    R("developer", "users", 403),
+    R("guest", "users", 403),
+    R("limited-guest", "users", 403),
+    R("outsider", "users", 403),
+    R("robot-ci", "users", 403),
+    R("robot-pull", "users", 403),
+    R("disabled", "users", 401),
+    # -- user-create
+    R("anonymous", "user-create", 401),
+    R("admin", "user-create", 201),
+    R("project-admin", "user-create", 403),
+    R("maintainer", "user-create", 403),
+    R("developer", "user-create", 403),
+    R("guest", "user-create", 403),
+    R("limited-guest", "user-create", 403),
+    R("outsider", "user-create", 403),
+    R("robot-ci", "user-create", 403),
+    R("robot-pull", "user-create", 403),
+    R("disabled", "user-create", 401),
+    # -- audit
+    R("anonymous", "audit", 401),
+    R("admin", "audit", 200),
+    R("project-admin", "audit", 403),
+    R("maintainer", "audit", 403),
+    R("developer", "audit", 403),
+    R("guest", "audit", 403),
+    R("limited-guest", "audit", 403),
+    R("outsider", "audit", 403),
+    R("robot-ci", "audit", 403),
+    R("robot-pull", "audit", 403),
+    R("disabled", "audit", 401),
+    # -- project-audit
+    R("anonymous", "project-audit", 404),
+    R("admin", "project-audit", 200),
+    R("project-admin", "project-audit", 200),
+    R("maintainer", "project-audit", 200),
+    R("developer", "project-audit", 200),
+    R("guest", "project-audit", 200),
+    R("limited-guest", "project-audit", 403),
+    R("outsider", "project-audit", 404),
+    R("robot-ci", "project-audit", 403),
+    R("robot-pull", "project-audit", 403),
+    R("disabled", "project-audit", 401),
+    # -- members-pub
+    R("anonymous", "members-pub", 401),
+    R("admin", "members-pub", 200),
+    R("project-admin", "members-pub", 403),
+    R("maintainer", "members-pub", 403),
+    R("developer", "members-pub", 403),
+    R("guest", "members-pub", 403),
+    R("limited-guest", "members-pub", 403),
+    R("outsider", "members-pub", 403),
+    R("robot-ci", "members-pub", 403),
+    R("robot-pull", "members-pub", 403),
+    R("disabled", "members-pub", 401),
+    # -- robots-pub
+    R("anonymous", "robots-pub", 401),
+    R("admin", "robots-pub", 200),
+    R("project-admin", "robots-pub", 403),
+    R("maintainer", "robots-pub", 403),
+    R("developer", "robots-pub", 403),
+    R("guest", "robots-pub", 403),
+    R("limited-guest", "robots-pub", 403),
+    R("outsider", "robots-pub", 403),
+    R("robot-ci", "robots-pub", 403),
+    R("robot-pull", "robots-pub", 403),
+    R("disabled", "robots-pub", 401),
+]
+
+
+def _cells(rows: list[Row]) -> list[Any]:
+    return [
+        pytest.param(
+            row,
+            marks=[pytest.mark.xfail(strict=True, reason=row.bug)] if row.bug else [],
+            id=f"{row.action}:{row.subject}",
+        )
+        for row in rows
+    ]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with running_world(tmp_path_factory.mktemp("matrix")) as created:
+        yield created
+
+
+# --- registry --------------------------------------------------------------------------
+
+
+def _send(
+    world: World, subject: Subject, mode: str, method: str, url: str, **kwargs: Any
+) -> httpx.Response:
+    """One /v2 request as the subject; in the token flow, a subject refused a token gets
+    the token endpoint's answer instead."""
+    headers = world.registry_headers(subject, mode)
+    if isinstance(headers, httpx.Response):
+        return headers
+    extra = kwargs.pop("headers", {})
+    return world.http.request(method, url, headers={**headers, **extra}, **kwargs)
+
+
+def _pull(world: World, subject: Subject, mode: str, repo: str) -> httpx.Response:
+    response = _send(
+        world,
+        subject,
+        mode,
+        "GET",
+        f"/v2/{repo}/manifests/v1",
+        headers={"accept": OCI_MANIFEST},
+    )
+    if response.status_code == 200:
+        image = world.v1.get(repo)
+        assert image is not None
+        assert response.content == image.manifest
+        assert response.headers["docker-content-digest"] == image.digest
+        world.audited.append(
+            AuditExpectation(subject.actor, "pull", f"{repo}@{image.digest}", reference="v1")
+        )
+    return response
+
+
+def _push(world: World, subject: Subject, mode: str, repo: str) -> httpx.Response:
+    tag = f"{repo.split('/', maxsplit=1)[0]}-push-{subject.key}-{mode}"
+    layer = f"layer pushed by {subject.key} with {mode} into {repo}".encode()
+    image = make_image(tag, layer=layer, config=world.v1[repo].config)
+    expectation = AuditExpectation(subject.actor, "push", f"{repo}@{image.digest}", reference=tag)
+    start = _send(world, subject, mode, "POST", f"/v2/{repo}/blobs/uploads/")
+    if start.status_code != 202:
+        # Refused at the first step; the manifest PUT is refused the same way.
+        manifest = _send(
+            world,
+            subject,
+            mode,
+            "PUT",
+            f"/v2/{repo}/manifests/{tag}",
+            content=image.manifest,
+            headers={"content-type": OCI_MANIFEST},
+        )
+        assert manifest.status_code == start.status_code, manifest.text
+        assert world.manifest_status(repo, tag) == 404
+        world.not_audited.append(expectation)
+        return start
+    location = start.headers["location"]
+    patched = _send(
+        world,
+        subject,
+        mode,
+        "PATCH",
+        location,
+        content=layer,
+        headers={
+            "content-type": "application/octet-stream",
+            "content-range": f"0-{len(layer) - 1}",
+        },
+    )
+    assert patched.status_code == 202, patched.text
+    finished = _send(
+        world, subject, mode, "PUT", patched.headers["location"], params={"digest": sha256(layer)}
+    )
+    assert finished.status_code == 201, finished.text
+    manifest = _send(
+        world,
+        subject,
+        mode,
+        "PUT",
+        f"/v2/{repo}/manifests/{tag}",
+        content=image.manifest,
+        headers={"content-type": OCI_MANIFEST},
+    )
+    if manifest.status_code == 201:
+        assert world.manifest_status(repo, tag) == 200
+        world.audited.append(expectation)
+    return manifest
+
+
+def _delete(world: World, subject: Subject, mode: str, by: str) -> httpx.Response:
+    tag = f"delete-{by}-{subject.key}-{mode}"
+    digest = world.push_as_admin("acme/app", tag, tag)
+    reference = digest if by == "digest" else tag
+    resource = f"acme/app@{digest}" if by == "digest" else f"acme/app:{tag}"
+    response = _send(world, subject, mode, "DELETE", f"/v2/acme/app/manifests/{reference}")
+    expectation = AuditExpectation(subject.actor, "delete", resource)
+    if response.status_code == 202:
+        assert world.manifest_status("acme/app", reference) == 404
+        world.audited.append(expectation)
+    else:
+        assert world.manifest_status("acme/app", reference) == 200
+        world.not_audited.append(expectation)
+    return response
+
+
+def _head_blob(world: World, subject: Subject, mode: str) -> httpx.Response:
+    digest = world.v1["acme/app"].config_digest
+    response = _send(world, subject, mode, "HEAD", f"/v2/acme/app/blobs/{digest}")
+    if response.status_code == 200:
+        assert response.headers["docker-content-digest"] == digest
+        assert int(response.headers["content-length"]) == len(world.v1["acme/app"].config)
+    return response
+
+
+def _tags(world: World, subject: Subject, mode: str) -> httpx.Response:
+    response = _send(world, subject, mode, "GET", "/v2/acme/app/tags/list")
+    if response.status_code == 200:
+        assert response.json()["name"] == "acme/app"
+        assert "v1" in response.json()["tags"]
+    return response
+
+
+def _catalog(world: World, subject: Subject, mode: str) -> httpx.Response:
+    return _send(world, subject, mode, "GET", "/v2/_catalog")
+
+
+_IGNORED_HEADERS = {"x-request-id", "content-length", "date", "www-authenticate"}
+
+
+def _pull_missing(world: World, subject: Subject, mode: str) -> httpx.Response:
+    existing = _send(
+        world, subject, mode, "GET", "/v2/acme/app/manifests/v1", headers={"accept": OCI_MANIFEST}
+    )
+    missing = _send(
+        world,
+        subject,
+        mode,
+        "GET",
+        "/v2/acme/missing/manifests/v1",
+        headers={"accept": OCI_MANIFEST},
+    )
+    if existing.status_code != 200:
+        # Who may not pull acme/app cannot tell it from a repository that does not exist.
+        assert missing.status_code == existing.status_code
+        assert missing.text.replace("acme/missing", "acme/app") == existing.text
+        assert missing.headers.get("www-authenticate", "").replace(
+            "acme/missing", "acme/app"
+        ) == existing.headers.get("www-authenticate", "")
+        assert {k: v for k, v in missing.headers.items() if k not in _IGNORED_HEADERS} == {
+            k: v for k, v in existing.headers.items() if k not in _IGNORED_HEADERS
+        }
+    elif missing.status_code == 404:
+        assert set(error_codes(missing)) <= {"NAME_UNKNOWN", "MANIFEST_UNKNOWN"}, missing.text
+    return missing
+
+
+RegistryAction = Callable[[World, Subject, str], httpx.Response]
+
+REGISTRY_ACTIONS: dict[str, RegistryAction] = {
+    "pull": lambda w, s, m: _pull(w, s, m, "acme/app"),
+    "pull-pub": lambda w, s, m: _pull(w, s, m, "pub/app"),
+    "head-blob": _head_blob,
+    "push": lambda w, s, m: _push(w, s, m, "acme/app"),
+    "push-pub": lambda w, s, m: _push(w, s, m, "pub/app"),
+    "delete-digest": lambda w, s, m: _delete(w, s, m, "digest"),
+    "delete-tag": lambda w, s, m: _delete(w, s, m, "tag"),
+    "tags": _tags,
+    "catalog": _catalog,
+    "pull-missing": _pull_missing,
+}
+
+
+def _check_registry_refusal(world: World, response: httpx.Response, status: int) -> None:
+    if status == 401:
+        challenge = response.headers["www-authenticate"]
+        if response.request.url.path == "/auth/token":
+            # The token endpoint refused the login (a disabled account).
+            assert challenge.startswith("Basic "), challenge
+        else:
+            realm = f'Bearer realm="{world.server.url}/auth/token",service="portside"'
+            assert challenge.startswith(realm), challenge
+    if response.request.method != "HEAD":
+        code = {401: "UNAUTHORIZED", 403: "DENIED"}[status]
+        assert error_codes(response) == [code], response.text
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("row", _cells(REGISTRY))
+def test_registry(world: World, mode: str, row: Row) -> None:
+    subject = world.subjects[row.subject]
+    response = REGISTRY_ACTIONS[row.action](world, subject, mode)
+    assert response.status_code == row.status, (response.status_code, response.text)
+    if row.status in (401, 403):
+        _check_registry_refusal(world, response, row.status)
+    if row.sees is not None:
+        assert tuple(sorted(response.json()["repositories"])) == row.sees
+
+
+# --- management API --------------------------------------------------------------------
+
+
+def _api(world: World, subject: Subject, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    return world.http.request(method, f"/api/v1{path}", headers=subject.basic(), **kwargs)
+
+
+def _as_admin(world: World, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    return world.admin_api.request(method, f"/api/v1{path}", **kwargs)
+
+
+def _role_of(world: World, member: str) -> str | None:
+    response = _as_admin(world, "GET", "/projects/acme/members")
+    assert response.status_code == 200, response.text
+    roles = {m["name"]: m["role"] for m in response.json() if m["kind"] == "user"}
+    return roles.get(member)
+
+
+# Each takes (world, subject, project): `project` is "acme", or "nosuch" to check that a
+# 404 for acme is the 404 of a project that does not exist (setup then does nothing).
+ManagementAction = Callable[[World, Subject, str], httpx.Response]
+
+
+def _project_patch(world: World, subject: Subject, project: str) -> httpx.Response:
+    response = _api(world, subject, "PATCH", f"/projects/{project}", json={"public": False})
+    if project == "acme":
+        assert _as_admin(world, "GET", "/projects/acme").json()["public"] is False
+    return response
+
+
+def _member_put(world: World, subject: Subject, project: str) -> httpx.Response:
+    if project == "acme":
+        reset = _as_admin(world, "PUT", "/projects/acme/members/someone", json={"role": "guest"})
+        assert reset.status_code == 200, reset.text
+    response = _api(
+        world, subject, "PUT", f"/projects/{project}/members/someone", json={"role": "maintainer"}
+    )
+    if project == "acme":
+        changed = response.status_code == 200
+        assert _role_of(world, "someone") == ("maintainer" if changed else "guest")
+        if changed:
+            world.audited.append(AuditExpectation(subject.actor, "member.set", "acme"))
+    return response
+
+
+def _artifact_delete(world: World, subject: Subject, project: str) -> httpx.Response:
+    if project != "acme":
+        return _api(world, subject, "DELETE", f"/repositories/{project}/app/-/artifacts/{_FAKE}")
+    label = f"mgmt-delete-{subject.key}"
+    digest = world.push_as_admin("acme/app", label, label)
+    response = _api(world, subject, "DELETE", f"/repositories/acme/app/-/artifacts/{digest}")
+    expectation = AuditExpectation(
+        subject.actor, "delete", f"acme/app@{digest}", resource_type="artifact"
+    )
+    deleted = response.status_code == 204
+    assert world.manifest_status("acme/app", digest) == (404 if deleted else 200)
+    (world.audited if deleted else world.not_audited).append(expectation)
+    return response
+
+
+def _tag_add(world: World, subject: Subject, project: str) -> httpx.Response:
+    tag = f"mgmt-tag-{subject.key}"
+    digest = world.v1["acme/app"].digest
+    response = _api(
+        world,
+        subject,
+        "POST",
+        f"/repositories/{project}/app/-/artifacts/{digest}/tags",
+        json={"name": tag},
+    )
+    if project == "acme":
+        added = response.status_code == 201
+        assert world.manifest_status("acme/app", tag) == (200 if added else 404)
+        expectation = AuditExpectation(subject.actor, "tag", f"acme/app:{tag}")
+        (world.audited if added else world.not_audited).append(expectation)
+    return response
+
+
+def _tag_delete(world: World, subject: Subject, project: str) -> httpx.Response:
+    tag = f"mgmt-untag-{subject.key}"
+    if project == "acme":
+        tagged = put_manifest(
+            world.http, "acme/app", tag, world.v1["acme/app"].manifest, world.admin
+        )
+        assert tagged.status_code == 201, tagged.text
+    response = _api(world, subject, "DELETE", f"/repositories/{project}/app/-/tags/{tag}")
+    if project == "acme":
+        deleted = response.status_code == 204
+        assert world.manifest_status("acme/app", tag) == (404 if deleted else 200)
+        # Removing a tag leaves the artifact and its other tags alone.
+        assert world.manifest_status("acme/app", "v1") == 200
+        expectation = AuditExpectation(
+            subject.actor, "delete", f"acme/app:{tag}", resource_type="tag"
+        )
+        (world.audited if deleted else world.not_audited).append(expectation)
+    return response
+
+
+def _robot_create(world: World, subject: Subject, project: str) -> httpx.Response:
+    name = f"by-{subject.key}"
+    response = _api(
+        world,
+        subject,
+        "POST",
+        f"/projects/{project}/robots",
+        json={"name": name, "permissions": ["pull"]},
+    )
+    if response.status_code == 201:
+        world.secrets.add(response.json()["secret"])
+    if project == "acme":
+        full = f"robot$acme+{name}"
+        exists = _as_admin(world, "GET", f"/robots/{full}").status_code
+        assert exists == (200 if response.status_code == 201 else 404)
+        if response.status_code == 201:
+            world.audited.append(AuditExpectation(subject.actor, "create", full))
+    return response
+
+
+def _user_create(world: World, subject: Subject, project: str) -> httpx.Response:
+    username = f"new-{subject.key}"
+    response = _api(
+        world,
+        subject,
+        "POST",
+        "/users",
+        json={"username": username, "password": NEW_USER_PASSWORD},
+    )
+    created = response.status_code == 201
+    assert _as_admin(world, "GET", f"/users/{username}").status_code == (200 if created else 404)
+    if created:
+        world.audited.append(AuditExpectation(subject.actor, "create", username))
+    return response
+
+
+def _get(path: str) -> ManagementAction:
+    def action(world: World, subject: Subject, project: str) -> httpx.Response:
+        return _api(world, subject, "GET", path.format(project=project))
+
+    return action
+
+
+_FAKE = sha256(b"no such artifact")
+
+MANAGEMENT_ACTIONS: dict[str, ManagementAction] = {
+    "projects": _get("/projects"),
+    "project": _get("/projects/{project}"),
+    "project-patch": _project_patch,
+    "members": _get("/projects/{project}/members"),
+    "member-put": _member_put,
+    "repos-acme": _get("/repositories?project={project}"),
+    "repos": _get("/repositories"),
+    "artifacts": _get("/repositories/{project}/app/-/artifacts?tag=v1"),
+    "artifact-delete": _artifact_delete,
+    "tag-add": _tag_add,
+    "tag-delete": _tag_delete,
+    "robots": _get("/projects/{project}/robots"),
+    "robot-create": _robot_create,
+    "users": _get("/users"),
+    "user-create": _user_create,
+    "audit": _get("/audit-logs"),
+    "project-audit": _get("/projects/{project}/audit-logs"),
+    "members-pub": _get("/projects/pub/members"),
+    "robots-pub": _get("/projects/pub/robots"),
+}
+
+# What an allowed listing must contain (beyond `sees`).
+_CONTENT: dict[str, Callable[[World, Any], None]] = {
+    "project": lambda w, body: _assert(body["name"] == "acme" and body["public"] is False),
+    "members": lambda w, body: _assert(
+        {"projectadmin", "limitedguest"} <= {m["name"] for m in body}
+    ),
+    "artifacts": lambda w, body: _assert(w.v1["acme/app"].digest in {a["digest"] for a in body}),
+    "robots": lambda w, body: _assert("robot$acme+ci" in {r["name"] for r in body}),
+    "users": lambda w, body: _assert("admin" in {u["username"] for u in body}),
+    "audit": lambda w, body: _assert(len(body) > 0),
+    "project-audit": lambda w, body: _assert({e["project"] for e in body} <= {"acme"}),
+    "members-pub": lambda w, body: _assert(isinstance(body, list)),
+}
+
+
+def _assert(condition: bool) -> None:
+    assert condition
+
+
+def _listed(action: str, body: Any) -> tuple[str, ...]:
+    key = "username" if action == "users" else "name"
+    return tuple(sorted(item[key] for item in body))
+
+
+@pytest.mark.parametrize("row", _cells(MANAGEMENT))
+def test_management(world: World, row: Row) -> None:
+    subject = world.subjects[row.subject]
+    action = MANAGEMENT_ACTIONS[row.action]
+    response = action(world, subject, "acme")
+    assert response.status_code == row.status, (response.status_code, response.text)
+    if row.status < 300:
+        body = response.json() if response.content else None
+        if row.sees is not None:
+            assert _listed(row.action, body) == row.sees
+        if row.action in _CONTENT:
+            _CONTENT[row.action](world, body)
+        return
+    code = {401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND"}[row.status]
+    assert error_codes(response) == [code], response.text
+    if row.status == 404:
+        # Exactly what the same caller gets for a project that does not exist.
+        twin = action(world, subject, "nosuch")
+        assert twin.status_code == 404, twin.text
+        assert twin.json() == json.loads(response.text.replace("acme", "nosuch"))
+
+
+# --- completeness and the audit log ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rows", "actions"),
+    [(REGISTRY, REGISTRY_ACTIONS), (MANAGEMENT, MANAGEMENT_ACTIONS)],
+    ids=["registry", "management"],
+)
+def test_every_subject_meets_every_action_once(rows: list[Row], actions: dict[str, Any]) -> None:
+    cells = [(row.subject, row.action) for row in rows]
+    assert len(cells) == len(set(cells))
+    assert set(cells) == {(s, a) for s in SUBJECT_KEYS for a in actions}
+
+
+def _matches(entry: dict[str, Any], expected: AuditExpectation) -> bool:
+    if (entry["actor"], entry["action"], entry["resource"], entry["result"]) != (
+        expected.actor,
+        expected.action,
+        expected.resource,
+        expected.result,
+    ):
+        return False
+    if expected.resource_type is not None and entry["resource_type"] != expected.resource_type:
+        return False
+    if expected.reference is not None:
+        return bool((entry["detail"] or {}).get("reference") == expected.reference)
+    return True
+
+
+def test_audit_log_shows_the_matrix(world: World) -> None:
+    if len(world.audited) < 50:
+        pytest.skip("needs the matrix cells of this module to have run first")
+    developer = world.subjects["developer"]
+    wrong = developer.basic(WRONG_PASSWORD)
+    assert world.http.get("/auth/token", headers=wrong).status_code == 401
+    assert world.http.get("/v2/", headers=wrong).status_code == 401
+    assert world.http.get("/api/v1/projects", headers=wrong).status_code == 401
+    for subject in world.subjects.values():
+        if subject.username is None:
+            continue
+        result = "failure" if subject.key == "disabled" else "success"
+        world.audited.append(AuditExpectation(subject.actor, "login", subject.actor, result))
+    world.audited.append(AuditExpectation("developer", "login", "developer", "failure"))
+
+    deadline = time.monotonic() + 10  # pulls are written about once a second
+    while True:
+        entries = world.audit_entries()
+        missing = [e for e in world.audited if not any(_matches(x, e) for x in entries)]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not missing, missing
+
+    refused = [e for e in world.not_audited if any(_matches(x, e) for x in entries)]
+    assert not refused, refused
+    # Three wrong passwords (token endpoint, /v2 Basic, management API), all recorded.
+    failures = [
+        e
+        for e in entries
+        if e["actor"] == "developer" and e["action"] == "login" and e["result"] == "failure"
+    ]
+    assert len(failures) == 3, failures
+    disabled = [e for e in entries if e["actor"] == "disabled"]
+    assert disabled
+    assert all(e["action"] == "login" and e["result"] == "failure" for e in disabled)
+
+    text = json.dumps(entries)
+    for secret in world.secrets:
+        assert secret not in text
+
+
+def test_no_request_failed_inside_the_server(world: World) -> None:
+    assert world.server.internal_errors() == []
