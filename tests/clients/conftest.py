@@ -16,7 +16,7 @@ import os
 import secrets
 import shutil
 import sys
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +43,7 @@ DISTRIBUTION_BINARY = "/usr/bin/docker-registry"
 STARTUP_TIMEOUT = 30.0
 
 _SERVER_KEY = pytest.StashKey["RegistryServer"]()
+_EXTRA_LOGS = pytest.StashKey[dict[str, tuple[str, Callable[[], str]]]]()
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,19 @@ def pytest_runtest_makereport(
     server = item.config.stash.get(_SERVER_KEY, None)
     if report.failed and server is not None and "registry" in getattr(item, "fixturenames", ()):
         report.sections.append((f"{server.kind} registry log (tail)", server.process.log_tail(30)))
+    if report.failed:
+        for fixture, (title, tail) in item.config.stash.get(_EXTRA_LOGS, {}).items():
+            if fixture in getattr(item, "fixturenames", ()):
+                report.sections.append((title, tail()))
     return report
+
+
+def attach_log_on_failure(
+    config: pytest.Config, fixture: str, title: str, tail: Callable[[], str]
+) -> None:
+    """Append ``tail()`` to the report of each failing test that uses ``fixture``: for
+    servers a test module starts itself, as the ``registry`` log is above."""
+    config.stash.setdefault(_EXTRA_LOGS, {})[fixture] = (title, tail)
 
 
 @pytest.fixture(scope="session")

@@ -73,12 +73,14 @@ def run(
     cwd: Argument | None = None,
     timeout: float = 180,
     check: bool = True,
+    input: str | None = None,
 ) -> Result:
     """Run a command to completion and capture its output.
 
     With ``check`` (the default) a non-zero exit raises ``CommandError`` whose
     message shows the command line, exit status, stdout and stderr, so a
-    failing client call is self-explanatory in the pytest report.
+    failing client call is self-explanatory in the pytest report. ``input``
+    is written to its stdin (``--password-stdin``); without it stdin is empty.
     """
     args = tuple(os.fspath(a) for a in argv)
     full_env = dict(os.environ)
@@ -91,7 +93,8 @@ def run(
             cwd=cwd,
             capture_output=True,
             timeout=timeout,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if input is None else None,
+            input=None if input is None else input.encode(),
         )
     except subprocess.TimeoutExpired as exc:
         raise CommandError(
@@ -343,7 +346,9 @@ class ContainersStorageTool:
     env: Mapping[str, str]
     extra_global: Sequence[str] = ()
 
-    def __call__(self, *args: Argument, timeout: float = 180, check: bool = True) -> Result:
+    def __call__(
+        self, *args: Argument, timeout: float = 180, check: bool = True, input: str | None = None
+    ) -> Result:
         argv: list[Argument] = [
             self.binary,
             "--root",
@@ -355,7 +360,7 @@ class ContainersStorageTool:
             *self.extra_global,
             *args,
         ]
-        return run(argv, env=self.env, timeout=timeout, check=check)
+        return run(argv, env=self.env, timeout=timeout, check=check, input=input)
 
 
 @dataclass(frozen=True)
@@ -364,9 +369,15 @@ class Docker:
     host: str
     env: Mapping[str, str]
 
-    def __call__(self, *args: Argument, timeout: float = 180, check: bool = True) -> Result:
+    def __call__(
+        self, *args: Argument, timeout: float = 180, check: bool = True, input: str | None = None
+    ) -> Result:
         return run(
-            [self.binary, "-H", self.host, *args], env=self.env, timeout=timeout, check=check
+            [self.binary, "-H", self.host, *args],
+            env=self.env,
+            timeout=timeout,
+            check=check,
+            input=input,
         )
 
 

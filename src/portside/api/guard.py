@@ -120,6 +120,17 @@ class Guard:
         # 403 only for a signed-in caller who can see the repository; an anonymous one
         # is challenged (clients such as containerd send credentials only after a 401).
         if "pull" in actions and caller.identity.kind != "anonymous":
+            token = caller.token
+            if (
+                token is not None
+                and not token.external
+                and action in self._holder_actions(caller, name)
+            ):
+                # The holder may, the token does not say so: ask for a wider token
+                # (insufficient_scope), as the token spec and Distribution do.
+                raise self._challenge(
+                    f"repository:{name}:{_CHALLENGE_SCOPE[action]}", caller, name, action
+                )
             raise Denied(
                 f"{action} access to repository {name!r} is denied",
                 detail=[{"Type": "repository", "Name": name, "Action": action}],
@@ -132,6 +143,10 @@ class Guard:
         into it once someone else has created it, nor outlive a removed membership."""
         if caller.token is None or caller.token.external:
             return granted
+        return granted & self._holder_actions(caller, name)
+
+    def _holder_actions(self, caller: Caller, name: str) -> frozenset[str]:
+        """What the token's holder may do now (their roles, not the token's claims)."""
         key = (f"current:{caller.identity.subject}", name)
         now = time.monotonic()
         cached = self._policy.get(key)
@@ -139,7 +154,8 @@ class Guard:
             identity = self.auth.accounts.identity_for(caller.identity.name)
             cached = (self.auth.repository_actions(identity, name), now + _CACHE_SECONDS)
             _remember(self._policy, key, cached)
-        return granted & cached[0]
+        actions: frozenset[str] = cached[0]
+        return actions
 
     def policy_actions(self, identity: Identity, repository: str) -> frozenset[str]:
         key = (identity.subject, repository)
