@@ -146,7 +146,10 @@ class Accounts:
         admin: bool | None = None,
         password: str | None = None,
         email: str | None = None,
+        keep_session: str | None = None,
     ) -> User:
+        """Change a user. Disabling them or setting their password ends their sessions,
+        except `keep_session` (the hashed id of the session making the change)."""
         values: dict[str, Any] = {}
         if disabled is not None:
             values["disabled"] = disabled
@@ -173,8 +176,14 @@ class Accounts:
                 self._keep_one_admin(conn, int(user.id))
             if values:
                 conn.execute(update(s.users).where(s.users.c.id == user.id).values(**values))
-            if disabled:
-                conn.execute(delete(s.sessions).where(s.sessions.c.user_id == user.id))
+            if disabled or password is not None:
+                # A disabled account or a reset password ends every signed-in session.
+                conn.execute(
+                    delete(s.sessions).where(
+                        s.sessions.c.user_id == user.id,
+                        s.sessions.c.id_hash != (keep_session or ""),
+                    )
+                )
         return self.get_user(username)
 
     def delete_user(self, username: str) -> None:
@@ -202,7 +211,11 @@ class Accounts:
     def authenticate(self, username: str, password: str, source: str) -> Identity | None:
         """The identity these credentials prove, or None. Raises TooManyRequests when
         this account/source pair has failed too often recently."""
-        if len(username) > MAX_LOGIN_LENGTH or len(password) > MAX_LOGIN_LENGTH * 4:
+        if (
+            len(username) > MAX_LOGIN_LENGTH
+            or len(password) > MAX_LOGIN_LENGTH * 4
+            or "\x00" in username
+        ):
             passwords.verify_nothing(password[:64])
             return None  # no account has such a name; not worth a throttle row
         # Throttle per account as the directory sees it: "ALICE" and " alice" are alice.

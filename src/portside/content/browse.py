@@ -141,6 +141,7 @@ class Browser:
         self,
         repository: str,
         *,
+        digest: str | None = None,
         tag: str | None = None,
         sort: str = "pushed_at",
         descending: bool = True,
@@ -149,6 +150,8 @@ class Browser:
     ) -> tuple[list[ArtifactSummary], int]:
         m, r, t = s.manifests, s.repositories, s.tags
         conditions: list[ColumnElement[bool]] = [r.c.name == repository]
+        if digest:
+            conditions.append(m.c.digest == digest)
         if tag:
             conditions.append(
                 m.c.id.in_(select(t.c.manifest_id).where(t.c.name.contains(tag, autoescape=True)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -123,10 +123,11 @@ class AuditLog:
             conditions.append(t.c.action == action)
         if resource:
             conditions.append(t.c.resource.contains(resource, autoescape=True))
+        # Compare in UTC: SQLite stores UTC without an offset and compares text.
         if since:
-            conditions.append(t.c.occurred_at >= since)
+            conditions.append(t.c.occurred_at >= _utc(since))
         if until:
-            conditions.append(t.c.occurred_at < until)
+            conditions.append(t.c.occurred_at < _utc(until))
         self.flush()
         with self.db.read() as conn:
             total = conn.execute(
@@ -151,3 +152,7 @@ class AuditLog:
             for r in rows
         ]
         return entries, int(total)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)

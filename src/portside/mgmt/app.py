@@ -11,7 +11,9 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from portside.api.context import Context
 from portside.auth.errors import ManagementError
@@ -57,7 +59,30 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "INVALID")
-    return _error(error.status_code, code, str(error.detail))
+    headers: dict[str, str] = {}
+    if error.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return _error(error.status_code, code, str(error.detail), **headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route accepts for this path (Starlette names only the first
+    route's)."""
+    methods: set[str] = set()
+    for pattern, route_methods in request.app.state.method_table:
+        if pattern.match(request.url.path):
+            methods |= route_methods
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+async def _refuse_nul(request: Request, call_next: Any) -> Any:
+    """A NUL character is never valid in a name, filter or path here, and PostgreSQL
+    refuses it in text: answer 400 at the edge instead of a database error."""
+    if "\x00" in request.url.path or "%00" in request.url.query or "\x00" in request.url.query:
+        return _error(400, "INVALID", "NUL characters are not allowed")
+    return await call_next(request)
 
 
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
@@ -72,10 +97,18 @@ def create_management_app(ctx: Context) -> FastAPI:
         openapi_url=f"{PREFIX}/openapi.json",
         docs_url=None,  # the interactive pages load scripts from a CDN; serve only the spec
         redoc_url=None,
+        # A trailing-slash redirect would be built from the request's Host header.
+        redirect_slashes=False,
     )
+    app.middleware("http")(_refuse_nul)
     app.state.ctx = ctx
+    table = []
     for module in (system, users, projects, robots, repositories, audit):
         app.include_router(module.router, prefix=PREFIX)
+        for route in module.router.routes:
+            if isinstance(route, APIRoute) and route.methods:
+                table.append((compile_path(PREFIX + route.path)[0], set(route.methods)))
+    app.state.method_table = table
     app.add_exception_handler(ManagementError, _management_error)
     app.add_exception_handler(RegistryError, _registry_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -4,9 +4,9 @@ documented in the OpenAPI document, serialized out)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from portside.auth.roles import Role
 
@@ -15,6 +15,15 @@ Action = Literal["pull", "push", "delete"]
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(
+            isinstance(v, str) and "\x00" in v for v in data.values()
+        ):
+            raise ValueError("NUL characters are not allowed")
+        return data
 
 
 class SystemInfo(BaseModel):

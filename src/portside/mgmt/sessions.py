@@ -25,8 +25,12 @@ class Session:
     expires_at: datetime
 
 
-def _hash(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+def session_id_hash(cookie: str) -> str:
+    """What the sessions table stores for a cookie value."""
+    return hashlib.sha256(cookie.encode()).hexdigest()
+
+
+_hash = session_id_hash
 
 
 class SessionStore:

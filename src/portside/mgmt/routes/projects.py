@@ -134,7 +134,8 @@ def set_member(name: str, member: str, body: MemberIn, ctx: Ctx, caller: Caller)
         project=name,
         detail={"member": member, "kind": body.kind, "role": body.role.value},
     )
-    return MemberOut(name=member, kind=body.kind, role=body.role)
+    stored = member.strip().casefold() if body.kind == "group" else member
+    return MemberOut(name=stored, kind=body.kind, role=body.role)
 
 
 @router.delete("/projects/{name}/members/{member}", status_code=204)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 from portside.auth.errors import Forbidden, Missing, Unauthenticated
 from portside.content.browse import ARTIFACT_SORTS, REPOSITORY_SORTS
 from portside.digest import is_digest
-from portside.errors import RegistryError
+from portside.errors import RegistryError, Unsupported
 from portside.mgmt.paging import Paging, describe_page, parse_sort
 from portside.mgmt.routes import convert
 from portside.mgmt.schemas import ArtifactDetail, ArtifactOut, ReferrerOut, RepositoryOut, TagIn
@@ -106,8 +106,8 @@ def get_artifact(name: RepositoryName, reference: str, ctx: Ctx, caller: Caller)
         stored = ctx.manifests.get(name, reference, record_pull=False)
     except RegistryError:
         raise Missing(f"no artifact {reference!r} in {name!r}") from None
-    found, _ = ctx.browser.artifacts(name, limit=1000)
-    summary = next((a for a in found if a.digest == stored.digest), None)
+    found, _ = ctx.browser.artifacts(name, digest=stored.digest, limit=1)
+    summary = found[0] if found else None
     if summary is None:
         raise Missing(f"no artifact {reference!r} in {name!r}")
     manifest = json.loads(stored.content)
@@ -131,10 +131,18 @@ def get_artifact(name: RepositoryName, reference: str, ctx: Ctx, caller: Caller)
     )
 
 
-@router.delete("/repositories/{name:path}/-/artifacts/{digest}", status_code=204)
-def delete_artifact(name: RepositoryName, digest: str, ctx: Ctx, caller: Caller) -> None:
+def _deletes_enabled(ctx: Ctx) -> None:
+    if not ctx.settings.registry.delete_enabled:
+        raise Unsupported("deletes are disabled on this registry (registry.delete_enabled)")
+
+
+@router.delete("/repositories/{name:path}/-/artifacts/{reference}", status_code=204)
+def delete_artifact(name: RepositoryName, reference: str, ctx: Ctx, caller: Caller) -> None:
+    """Delete an artifact by digest (and every tag pointing at it)."""
+    digest = reference
     name = _name(name)
     require_repository(ctx, caller, name, "delete")
+    _deletes_enabled(ctx)
     if not is_digest(digest):
         raise Missing("artifacts are deleted by digest; remove a tag with DELETE .../-/tags/TAG")
     ctx.manifests.delete(name, digest)
@@ -146,9 +154,10 @@ def delete_artifact(name: RepositoryName, digest: str, ctx: Ctx, caller: Caller)
     )
 
 
-@router.post("/repositories/{name:path}/-/artifacts/{digest}/tags", status_code=201)
-def add_tag(name: RepositoryName, digest: str, body: TagIn, ctx: Ctx, caller: Caller) -> None:
-    """Point a tag (new or existing) at this artifact."""
+@router.post("/repositories/{name:path}/-/artifacts/{reference}/tags", status_code=201)
+def add_tag(name: RepositoryName, reference: str, body: TagIn, ctx: Ctx, caller: Caller) -> None:
+    """Point a tag (new or existing) at this artifact, named by digest."""
+    digest = reference
     name = _name(name)
     require_repository(ctx, caller, name, "push")
     ctx.manifests.add_tag(name, body.name, digest)
@@ -165,6 +174,7 @@ def add_tag(name: RepositoryName, digest: str, body: TagIn, ctx: Ctx, caller: Ca
 def delete_tag(name: RepositoryName, tag: str, ctx: Ctx, caller: Caller) -> None:
     name = _name(name)
     require_repository(ctx, caller, name, "delete")
+    _deletes_enabled(ctx)
     if is_digest(tag):
         raise Missing(f"no tag {tag!r}")
     ctx.manifests.delete(name, tag)
@@ -188,6 +198,7 @@ def delete_repository(name: RepositoryName, ctx: Ctx, caller: Caller) -> None:
     """Delete a repository with all its artifacts and tags (storage is reclaimed by GC)."""
     name = _name(name)
     require_repository(ctx, caller, name, "delete")
+    _deletes_enabled(ctx)
     if not ctx.manifests.delete_repository(name):
         raise Missing(f"no repository {name!r}")
     ctx.audit.record(

@@ -13,6 +13,7 @@ from portside.mgmt.paging import Paging, describe_page
 from portside.mgmt.routes import convert
 from portside.mgmt.schemas import PasswordChange, UserIn, UserOut, UserPatch
 from portside.mgmt.security import Admin, Ctx, SignedIn
+from portside.mgmt.sessions import COOKIE, session_id_hash
 
 router = APIRouter(tags=["users"])
 
@@ -68,7 +69,13 @@ async def change_password(
     problem = passwords.password_problem(body.new_password)
     if problem:
         raise Invalid(problem)
-    ctx.auth.accounts.update_user(caller.identity.name, password=body.new_password)
+    # Other sessions end; the one making the change stays signed in.
+    cookie = request.cookies.get(COOKIE) if caller.via == "session" else None
+    ctx.auth.accounts.update_user(
+        caller.identity.name,
+        password=body.new_password,
+        keep_session=session_id_hash(cookie) if cookie else None,
+    )
     ctx.audit.record(
         actor=caller.identity.actor,
         action="password",
