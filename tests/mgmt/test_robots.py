@@ -135,7 +135,9 @@ def test_maintainers_see_robots_but_cannot_manage_them(registry: Registry) -> No
         maintainer.post(f"{API}/robots/{created['name']}/secret"),
         maintainer.delete(f"{API}/robots/{created['name']}"),
     ):
-        assert_error(response, 404, "NOT_FOUND")
+        assert_error(response, 403, "FORBIDDEN")
+    # Seeing one robot is allowed (robots:read), as is seeing the list.
+    assert maintainer.get(f"{API}/robots/{created['name']}").status_code == 200
     assert registry.auth.robots.get(created["name"]).disabled is False
 
 
@@ -282,9 +284,11 @@ def test_system_robot_with_permissions_in_two_projects(registry: Registry) -> No
     listed = json_list(admin.get(f"{API}/robots"))
     assert [r["name"] for r in listed] == ["robot$mirror"]
     assert "secret" not in listed[0]
-    # It shows among each project's robots, but a project admin cannot manage it.
+    # System robots are the system admins' to manage: a project admin neither sees nor
+    # manages them; the admin sees them among the project's robots too.
     project_admin = client_for(registry, PROJECT_ADMIN)
-    in_acme = json_list(project_admin.get(f"{API}/projects/acme/robots"))
+    assert json_list(project_admin.get(f"{API}/projects/acme/robots")) == []
+    in_acme = json_list(admin.get(f"{API}/projects/acme/robots"))
     assert [r["name"] for r in in_acme] == ["robot$mirror"]
     assert_error(project_admin.get(f"{API}/robots/robot$mirror"), 404)
     assert_error(project_admin.delete(f"{API}/robots/robot$mirror"), 404)

@@ -28,7 +28,12 @@ def list_project_robots(project: str, ctx: Ctx, caller: Caller) -> list[RobotOut
         raise Unauthenticated("sign in first")
     if not {"robots", "robots:read"} & access.permissions:
         raise Forbidden(f"you may not see the robots of project {project!r}")
-    return [convert.robot(r) for r in ctx.auth.robots.find(project)]
+    # System robots with rights here are listed to system admins, who manage them.
+    return [
+        convert.robot(r)
+        for r in ctx.auth.robots.find(project)
+        if r.project == project or caller.identity.is_admin
+    ]
 
 
 @router.post("/projects/{project}/robots", response_model=RobotSecretOut, status_code=201)
@@ -81,8 +86,9 @@ def create_system_robot(body: SystemRobotIn, ctx: Ctx, caller: Admin) -> RobotSe
     return _with_secret(robot, secret)
 
 
-def _manageable(ctx: Ctx, caller: Principal, name: str) -> Robot:
-    """The robot, if the caller may manage it (404 if they may not even see it)."""
+def _manageable(ctx: Ctx, caller: Principal, name: str, *, read_only: bool = False) -> Robot:
+    """The robot, if the caller may manage it — or, read_only, see it (404 if they may
+    not even see it, 403 if they may see but not manage it)."""
     if caller.identity.kind == "robot":
         raise Forbidden("robots cannot manage robots")
     try:
@@ -94,14 +100,16 @@ def _manageable(ctx: Ctx, caller: Principal, name: str) -> Robot:
     if robot.project is None:
         raise Missing(f"no robot {name!r}")
     access = ctx.auth.policy.project_access(caller.identity, robot.project)
-    if "robots" not in access.permissions:
-        raise Missing(f"no robot {name!r}")
-    return robot
+    if "robots" in access.permissions or (read_only and "robots:read" in access.permissions):
+        return robot
+    if "robots:read" in access.permissions:
+        raise Forbidden(f"you may not manage robot {name!r}")
+    raise Missing(f"no robot {name!r}")
 
 
 @router.get("/robots/{name}", response_model=RobotOut)
 def get_robot(name: str, ctx: Ctx, caller: Caller) -> RobotOut:
-    return convert.robot(_manageable(ctx, caller, name))
+    return convert.robot(_manageable(ctx, caller, name, read_only=True))
 
 
 @router.patch("/robots/{name}", response_model=RobotOut)
