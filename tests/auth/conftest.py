@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,20 +76,32 @@ def build_registry(tmp_path: Path, database_url: str, **settings: Any) -> Portsi
     return create_app(loaded)
 
 
+# The users of a populated registry: one per role in `acme`, named like the role without
+# dashes (`projectadmin`, `limitedguest`), plus `admin` and `outsider`.
+ROLE_USERS = {role: role.value.replace("-", "") for role in Role}
+
+
+@contextmanager
+def populated(tmp_path: Path, database_url: str, **settings: Any) -> Iterator[Registry]:
+    """Auth on. Users: admin (system admin), one user per role in project `acme`
+    (private), and `outsider` (no role). Project `pub` is public."""
+    app = build_registry(tmp_path, database_url, **settings)
+    auth = app.ctx.auth
+    try:
+        auth.accounts.create_user("admin", PASSWORD, admin=True)
+        auth.projects.create("acme")
+        auth.projects.create("pub", public=True)
+        for role, name in ROLE_USERS.items():
+            auth.accounts.create_user(name, PASSWORD)
+            auth.projects.set_member("acme", name, role)
+        auth.accounts.create_user("outsider", PASSWORD)
+        with TestClient(app, base_url="http://registry.test") as client:
+            yield Registry(app, client)
+    finally:
+        app.ctx.close()
+
+
 @pytest.fixture
 def registry(tmp_path: Path, database_url: str) -> Iterator[Registry]:
-    """Auth on. Users: admin (system admin), and one user per role in project `acme`
-    (private), plus `outsider` (no role). Project `pub` is public."""
-    app = build_registry(tmp_path, database_url)
-    auth = app.ctx.auth
-    auth.accounts.create_user("admin", PASSWORD, admin=True)
-    auth.projects.create("acme")
-    auth.projects.create("pub", public=True)
-    for role in Role:
-        name = role.value.replace("-", "")
-        auth.accounts.create_user(name, PASSWORD)
-        auth.projects.set_member("acme", name, role)
-    auth.accounts.create_user("outsider", PASSWORD)
-    with TestClient(app, base_url="http://registry.test") as client:
-        yield Registry(app, client)
-    app.ctx.close()
+    with populated(tmp_path, database_url) as built:
+        yield built

@@ -5,44 +5,16 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import jwt
 from sqlalchemy import select, update
-from starlette.testclient import TestClient
 
 from portside.auth.identity import Identity
-from portside.auth.roles import Role
 from portside.content.db import utcnow
 from portside.metadata import schema as s
-from tests.auth.conftest import PASSWORD, Registry, basic, build_registry
-
-# The users of a populated registry: one per role in `acme`, named like the role without
-# dashes (`projectadmin`, `limitedguest`), plus `admin` and `outsider`.
-ROLE_USERS = {role: role.value.replace("-", "") for role in Role}
-
-
-@contextmanager
-def populated(tmp_path: Path, database_url: str, **settings: Any) -> Iterator[Registry]:
-    """Like the `registry` fixture (same users and projects), with these settings."""
-    app = build_registry(tmp_path, database_url, **settings)
-    auth = app.ctx.auth
-    auth.accounts.create_user("admin", PASSWORD, admin=True)
-    auth.projects.create("acme")
-    auth.projects.create("pub", public=True)
-    for role, name in ROLE_USERS.items():
-        auth.accounts.create_user(name, PASSWORD)
-        auth.projects.set_member("acme", name, role)
-    auth.accounts.create_user("outsider", PASSWORD)
-    try:
-        with TestClient(app, base_url="http://registry.test") as client:
-            yield Registry(app, client)
-    finally:
-        app.ctx.close()
+from tests.auth.conftest import PASSWORD, ROLE_USERS, Registry, basic, populated
 
 
 def admin_identity(registry: Registry, username: str = "admin") -> Identity:

@@ -6,7 +6,7 @@ built with other settings, and clients that sign in by Basic or by a session coo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,35 +18,15 @@ from starlette.testclient import TestClient
 from portside.auth import passwords
 from portside.auth.roles import Role
 from portside.mgmt.sessions import COOKIE
-from tests.auth.conftest import PASSWORD, Registry, basic, build_registry
+from tests.auth.conftest import PASSWORD, ROLE_USERS, Registry, basic, populated
 
 API = "/api/v1"
 BASE_URL = "http://registry.test"
-# The users of a populated registry, by role in `acme`.
-ROLE_USERS = {role: role.value.replace("-", "") for role in Role}
 PROJECT_ADMIN = ROLE_USERS[Role.PROJECT_ADMIN]
 MAINTAINER = ROLE_USERS[Role.MAINTAINER]
 DEVELOPER = ROLE_USERS[Role.DEVELOPER]
 GUEST = ROLE_USERS[Role.GUEST]
 LIMITED_GUEST = ROLE_USERS[Role.LIMITED_GUEST]
-
-
-@contextmanager
-def populated(tmp_path: Path, database_url: str, **settings: Any) -> Iterator[Registry]:
-    app = build_registry(tmp_path, database_url, **settings)
-    auth = app.ctx.auth
-    try:
-        auth.accounts.create_user("admin", PASSWORD, admin=True)
-        auth.projects.create("acme")
-        auth.projects.create("pub", public=True)
-        for role, name in ROLE_USERS.items():
-            auth.accounts.create_user(name, PASSWORD)
-            auth.projects.set_member("acme", name, role)
-        auth.accounts.create_user("outsider", PASSWORD)
-        with TestClient(app, base_url=BASE_URL) as client:
-            yield Registry(app, client)
-    finally:
-        app.ctx.close()
 
 
 @pytest.fixture

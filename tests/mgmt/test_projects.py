@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.api.helpers import push_image
-from tests.auth.conftest import Registry
+from tests.auth.conftest import ROLE_USERS, Registry
 from tests.mgmt.conftest import (
     API,
     DEVELOPER,
@@ -14,7 +14,6 @@ from tests.mgmt.conftest import (
     LIMITED_GUEST,
     MAINTAINER,
     PROJECT_ADMIN,
-    ROLE_USERS,
     MakeRegistry,
     client_for,
 )

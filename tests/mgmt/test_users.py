@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.auth.conftest import PASSWORD, Registry
-from tests.mgmt.conftest import API, DEVELOPER, ROLE_USERS, client_for, sign_in
+from tests.auth.conftest import PASSWORD, ROLE_USERS, Registry
+from tests.mgmt.conftest import API, DEVELOPER, client_for, sign_in
 from tests.mgmt.helpers import (
     assert_error,
     json_list,

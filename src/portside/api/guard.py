@@ -204,15 +204,7 @@ class Guard:
             self.auth.accounts.authenticate, username, password, request.client
         )
         if identity is None:
-            self.audit.record(
-                actor=username,
-                action="login",
-                resource_type="account",
-                resource=username,
-                result="failure",
-                source=request.client,
-                detail={"via": "basic"},
-            )
+            self.audit.login(username, "failure", request.client, via="basic")
             raise self._challenge(None, None, error="invalid_token")
         _remember(self._basic, key, (identity, now + _CACHE_SECONDS))
         return identity

@@ -72,13 +72,11 @@ async def _authenticate(ctx: Context, request: Request, username: str, password:
     identity = await asyncio.to_thread(
         auth.accounts.authenticate, username, password, request.client
     )
-    ctx.audit.record(
-        actor=identity.name if identity else username,
-        action="login",
-        resource_type="account",
-        resource=username,
-        result="success" if identity else "failure",
-        source=request.client,
+    ctx.audit.login(
+        identity.name if identity else username,
+        "success" if identity else "failure",
+        request.client,
+        via="token",
     )
     if identity is None:
         raise _refused(ctx, "invalid username or password")

@@ -68,6 +68,16 @@ def _project(row: Any) -> Project:
     )
 
 
+def project_id(conn: Connection, name: str) -> int:
+    """The id of a project; Missing if there is none of that name."""
+    found = conn.execute(
+        select(s.projects.c.id).where(s.projects.c.name == name)
+    ).scalar_one_or_none()
+    if found is None:
+        raise Missing(f"no project {name!r}")
+    return int(found)
+
+
 class Projects:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -170,12 +180,7 @@ class Projects:
             conn.execute(delete(s.projects).where(s.projects.c.id == project_id))
 
     def _id(self, conn: Connection, name: str) -> int:
-        project_id = conn.execute(
-            select(s.projects.c.id).where(s.projects.c.name == name)
-        ).scalar_one_or_none()
-        if project_id is None:
-            raise Missing(f"no project {name!r}")
-        return int(project_id)
+        return project_id(conn, name)
 
     # --- members -------------------------------------------------------------------
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import delete, select, update
 
 from portside.auth import passwords
 from portside.auth.errors import Exists, Forbidden, Invalid, Missing
 from portside.auth.identity import Identity
 from portside.auth.names import check_robot_name, robot_full_name
 from portside.auth.policy import Policy
+from portside.auth.projects import project_id
 from portside.auth.scopes import REPOSITORY_ACTIONS
 from portside.content.db import Database, utcnow
 from portside.metadata import schema as s
@@ -90,7 +91,7 @@ class Robots:
         with self.db.write() as conn:
             if conn.execute(select(s.robots.c.id).where(s.robots.c.name == full_name)).first():
                 raise Exists(f"robot {full_name!r} already exists")
-            project_ids = {p: self._project_id(conn, p) for p in permissions}
+            project_ids = {p: project_id(conn, p) for p in permissions}
             robot_id = conn.execute(
                 s.robots.insert()
                 .values(
@@ -114,14 +115,6 @@ class Robots:
                     )
                 )
         return self.get(full_name), secret
-
-    def _project_id(self, conn: Connection, name: str) -> int:
-        value = conn.execute(
-            select(s.projects.c.id).where(s.projects.c.name == name)
-        ).scalar_one_or_none()
-        if value is None:
-            raise Missing(f"no project {name!r}")
-        return int(value)
 
     def get(self, full_name: str) -> Robot:
         robots = self._load(select(s.robots.c.id).where(s.robots.c.name == full_name))

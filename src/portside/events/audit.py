@@ -86,6 +86,18 @@ class AuditLog:
                 return
             self._timer = loop.call_later(_FLUSH_SECONDS, self.flush)
 
+    def login(self, actor: str, result: str, source: str | None, via: str) -> None:
+        """A sign-in attempt (never with the password)."""
+        self.record(
+            actor=actor,
+            action="login",
+            resource_type="account",
+            resource=actor,
+            result=result,
+            source=source,
+            detail={"via": via},
+        )
+
     def flush(self) -> None:
         if self._timer is not None:
             self._timer.cancel()

@@ -64,14 +64,7 @@ async def principal(request: Request, ctx: Ctx) -> Principal:
             ctx.auth.accounts.authenticate, username, password, client
         )
         if identity is None:
-            ctx.audit.record(
-                actor=username,
-                action="login",
-                resource_type="account",
-                resource=username,
-                result="failure",
-                source=client,
-            )
+            ctx.audit.login(username, "failure", client, via="api")
             raise Unauthenticated("invalid username or password")
         return Principal(identity, "basic")
     cookie = request.cookies.get(COOKIE)

@@ -39,14 +39,11 @@ async def sign_in(body: LoginIn, request: Request, response: Response, ctx: Ctx)
         ctx.auth.accounts.authenticate, body.username, body.password, client
     )
     ok = identity is not None and identity.kind == "user" and identity.user_id is not None
-    ctx.audit.record(
-        actor=body.username,
-        action="login",
-        resource_type="account",
-        resource=body.username,
-        result="success" if ok else "failure",
-        source=client,
-        detail={"via": "session"},
+    ctx.audit.login(
+        identity.name if ok and identity else body.username,
+        "success" if ok else "failure",
+        client,
+        via="session",
     )
     if not ok or identity is None or identity.user_id is None:
         raise Unauthenticated("invalid username or password")
