@@ -45,14 +45,13 @@ from portside.errors import InternalError, NotFound, RegistryError, Unsupported
 from portside.events.audit import AuditLog
 from portside.logs import AccessLog, configure
 from portside.metadata.engine import make_engine
-from portside.mgmt.app import PREFIX, create_management_app
 from portside.mgmt.bridge import call_asgi_from_rsgi
 from portside.storage.filesystem import FilesystemDriver
 
 log = structlog.get_logger("portside.http")
 
 API_VERSION = ("docker-distribution-api-version", "registry/2.0")
-MANAGEMENT_PREFIX = PREFIX + "/"
+MANAGEMENT_PREFIX = "/api/v1/"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Unread request bodies up to this size are drained to keep the connection reusable;
 # past it the response says `Connection: close` instead.
@@ -91,7 +90,7 @@ def _error_response(error: RegistryError) -> Response:
 class PortsideApp:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.management = create_management_app(ctx)
+        self._management: Any = None
         self.access_log = AccessLog(ctx.settings.log.format) if ctx.settings.log.access else None
 
     async def __call__(self, scope: Scope, receive: Receive, send_message: Send) -> None:
@@ -206,6 +205,16 @@ class PortsideApp:
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
                 request_id=request.request_id,
             )
+
+    @property
+    def management(self) -> Any:
+        """The management API app, built on first use: FastAPI and pydantic's schema
+        machinery cost each worker ~20 MB that a pull-only registry never needs."""
+        if self._management is None:
+            from portside.mgmt.app import create_management_app
+
+            self._management = create_management_app(self.ctx)
+        return self._management
 
     async def _management_asgi(
         self, scope: Scope, receive: Receive, send_message: Send, started: float

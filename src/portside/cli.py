@@ -133,11 +133,12 @@ def db_upgrade(config_file: Path | None, data_dir: Path | None) -> None:
 
 
 def _register_account_commands() -> None:
+    from portside.commands.gc import gc
     from portside.commands.projects import project
     from portside.commands.robots import robot
     from portside.commands.users import admin, user
 
-    for command in (admin, user, project, robot):
+    for command in (admin, user, project, robot, gc):
         main.add_command(command)
 
 

@@ -57,26 +57,56 @@ class BlobService:
                 conn, link, {"repository_id": repo_id, "digest": str(digest), "linked_at": now}
             )
 
-    def store_upload(self, upload_path: str, digest: Digest) -> None:
-        """Move verified upload bytes to the blob's content address (durably).
-        If the blob is already stored, the identical upload copy is simply dropped."""
+    def commit_upload(self, repo: str, upload_path: str, digest: Digest, size: int) -> None:
+        """Make verified upload bytes the blob `digest` and link it to `repo`.
+
+        All in one write transaction holding the blob row: garbage collection deletes a
+        blob's file only while holding the same row, so the file cannot vanish between
+        "it is there" and the link being committed. The move is durable (fsync).
+        """
         destination = paths.blob_path(digest)
-        if self.storage.exists(destination):
-            return
-        self.storage.move(upload_path, destination)
+        with self.db.write() as conn:
+            repo_id = self.db.ensure_repository(conn, repo)
+            self._hold_blob_row(conn, digest, size)
+            if not self.storage.exists(destination):
+                self.storage.move(upload_path, destination)
+            self.link(conn, repo_id, digest, size)
+
+    def _hold_blob_row(self, conn: Connection, digest: Digest, size: int) -> None:
+        """Insert the blob row if missing and lock it (FOR SHARE) until commit. A row that
+        GC deletes while we wait for the lock is simply inserted again."""
+        for _ in range(3):
+            self.db.insert_ignore(
+                conn, s.blobs, {"digest": str(digest), "size": size, "created_at": utcnow()}
+            )
+            held = conn.execute(
+                select(s.blobs.c.digest)
+                .where(s.blobs.c.digest == str(digest))
+                .with_for_update(read=True)
+            ).first()
+            if held is not None:
+                return
+        raise Conflict("blob is being garbage-collected; retry the upload")
 
     def try_mount(self, repo: str, digest: Digest, source: str) -> int | None:
         """Link a blob readable from `source` into `repo`; its size, or None if not readable."""
-        try:
-            info = self.stat(source, digest)
-        except BlobUnknown:
-            return None
-        if not self.storage.exists(info.storage_path):
-            return None
+        link = s.repository_blobs
         with self.db.write() as conn:
+            source_id = repository_id(conn, source)
+            if source_id is None:
+                return None
+            # Lock the source link and the blob row: GC cannot remove either meanwhile.
+            linked = conn.execute(
+                select(s.blobs.c.size)
+                .join(link, link.c.digest == s.blobs.c.digest)
+                .where(link.c.repository_id == source_id, link.c.digest == str(digest))
+                .with_for_update(read=True)
+            ).first()
+            if linked is None or not self.storage.exists(paths.blob_path(digest)):
+                return None
             repo_id = self.db.ensure_repository(conn, repo)
-            self.link(conn, repo_id, digest, info.size)
-        return info.size
+            self.link(conn, repo_id, digest, int(linked.size))
+        return int(linked.size)
 
     def unlink(self, repo: str, digest: Digest) -> None:
         with self.db.write() as conn:

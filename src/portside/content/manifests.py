@@ -344,9 +344,14 @@ def _first_missing(
     """The smallest of `wanted` digests that the repository does not have, if any."""
     if not wanted:
         return None
+    # FOR SHARE (PostgreSQL): garbage collection deletes a link or manifest only after
+    # locking it FOR UPDATE and re-checking for users, so it waits for this transaction
+    # and then sees the new manifest. SQLite serialises writers and needs no lock.
     found = set(
         conn.execute(
-            select(digest_column).where(repo_column == repo_id, digest_column.in_(wanted))
+            select(digest_column)
+            .where(repo_column == repo_id, digest_column.in_(wanted))
+            .with_for_update(read=True)
         ).scalars()
     )
     missing = sorted(wanted - found)

@@ -226,11 +226,8 @@ class UploadService:
             )
 
     def _commit(self, repo: str, upload_id: str, digest: Digest, size: int) -> None:
-        """Move verified bytes to their content address, then link them to the repository."""
-        self.blobs.store_upload(paths.upload_data_path(upload_id), digest)
-        with self.db.write() as conn:
-            repo_id = self.db.ensure_repository(conn, repo)
-            self.blobs.link(conn, repo_id, digest, size)
+        """Move verified bytes to their content address and link them to the repository."""
+        self.blobs.commit_upload(repo, paths.upload_data_path(upload_id), digest, size)
 
     def cancel(self, repo: str, upload_id: str, owner: str | None = None) -> None:
         self.size(repo, upload_id, owner)

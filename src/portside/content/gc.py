@@ -1,0 +1,293 @@
+"""Online garbage collection: reclaim what no manifest needs, while the registry serves.
+
+What goes, in order:
+1. With `delete_untagged`: manifests with no tag that no index in their repository lists
+   and that are not referrers of a manifest that stays (signatures and SBOMs of a kept
+   image stay with it).
+2. Links (a repository's view of a blob) that no manifest of the repository lists.
+3. Blobs no link and no manifest refers to: the row, then the file.
+4. Incomplete uploads idle past `registry.upload_expiry_hours` (content.purge).
+Anything pushed, linked or mounted within the grace period stays, whatever it is.
+
+Safety under concurrent pushes: every deletion happens in its own short write
+transaction that first locks the row (FOR UPDATE on PostgreSQL; SQLite serialises
+writers) and re-checks, in a fresh statement, that nothing uses it. A manifest PUT locks
+the links and child manifests it references (FOR SHARE) while it checks and commits, and
+an upload or mount holds the blob row while it checks the file and links it. So a push
+racing a sweep either commits with everything it references kept, or fails cleanly with
+MANIFEST_BLOB_UNKNOWN; it never commits a manifest whose blob is deleted.
+
+The plan is computed from one consistent read and is exactly what a dry run reports;
+the run applies it item by item with the re-checks above, so it deletes at most what
+the plan says (less if something got used meanwhile).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, delete, exists, select
+
+from portside.content.db import Database, as_utc, utcnow
+from portside.digest import Digest
+from portside.metadata import schema as s
+from portside.storage import paths
+from portside.storage.base import PathNotFound, StorageDriver
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestItem:
+    repository: str
+    repository_id: int
+    manifest_id: int
+    digest: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkItem:
+    repository: str
+    repository_id: int
+    digest: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlobItem:
+    digest: str
+    size: int
+    reason: str
+
+
+@dataclass
+class Plan:
+    manifests: list[ManifestItem] = field(default_factory=list)
+    links: list[LinkItem] = field(default_factory=list)
+    blobs: list[BlobItem] = field(default_factory=list)
+
+    @property
+    def bytes(self) -> int:
+        """Storage freed: each deleted blob once (blobs are stored once)."""
+        return sum(b.size for b in self.blobs)
+
+
+@dataclass
+class Result:
+    manifests: int = 0
+    links: int = 0
+    blobs: int = 0
+    bytes: int = 0
+    skipped: int = 0  # planned, but in use again by the time it was reached
+
+
+class GarbageCollector:
+    def __init__(self, db: Database, storage: StorageDriver) -> None:
+        self.db = db
+        self.storage = storage
+
+    # -- planning ---------------------------------------------------------------------
+    def plan(self, grace: timedelta, *, delete_untagged: bool = False) -> Plan:
+        cutoff = utcnow() - grace
+        with self.db.read() as conn, conn.begin():
+            # One transaction: on PostgreSQL a single snapshot is not guaranteed under
+            # READ COMMITTED, so the run re-checks everything anyway.
+            return self._plan(conn, cutoff, delete_untagged)
+
+    def _plan(self, conn: Connection, cutoff: datetime, delete_untagged: bool) -> Plan:
+        plan = Plan()
+        names = dict(conn.execute(select(s.repositories.c.id, s.repositories.c.name)).all())
+        m = s.manifests
+        manifests = conn.execute(
+            select(m.c.id, m.c.repository_id, m.c.digest, m.c.subject_digest, m.c.pushed_at)
+        ).all()
+        doomed: set[int] = set()
+        if delete_untagged:
+            doomed = self._untagged(conn, manifests, cutoff)
+            for row in manifests:
+                if row.id in doomed:
+                    plan.manifests.append(
+                        ManifestItem(
+                            names[row.repository_id],
+                            int(row.repository_id),
+                            int(row.id),
+                            row.digest,
+                            "untagged, not in an index, not a referrer of a kept manifest",
+                        )
+                    )
+        used: dict[int, set[str]] = defaultdict(set)  # repository -> digests kept manifests list
+        for manifest_id, repo_id, digest in conn.execute(
+            select(
+                s.manifest_blobs.c.manifest_id, m.c.repository_id, s.manifest_blobs.c.digest
+            ).join(m, m.c.id == s.manifest_blobs.c.manifest_id)
+        ):
+            if manifest_id not in doomed:
+                used[int(repo_id)].add(digest)
+        link = s.repository_blobs
+        linked: dict[str, int] = defaultdict(int)  # digest -> links that stay
+        for repo_id, digest, linked_at in conn.execute(
+            select(link.c.repository_id, link.c.digest, link.c.linked_at)
+        ):
+            if digest in used[int(repo_id)] or as_utc(linked_at) > cutoff:
+                linked[digest] += 1
+            else:
+                plan.links.append(
+                    LinkItem(
+                        names[int(repo_id)],
+                        int(repo_id),
+                        digest,
+                        "no manifest in the repository lists it",
+                    )
+                )
+        referenced = set().union(*used.values()) if used else set()
+        for digest, size, created_at in conn.execute(
+            select(s.blobs.c.digest, s.blobs.c.size, s.blobs.c.created_at)
+        ):
+            if linked[digest] or digest in referenced or as_utc(created_at) > cutoff:
+                continue
+            plan.blobs.append(BlobItem(digest, int(size), "no repository links it"))
+        return plan
+
+    def _untagged(self, conn: Connection, manifests: Sequence[Any], cutoff: datetime) -> set[int]:
+        tagged = set(conn.execute(select(s.tags.c.manifest_id)).scalars())
+        children: dict[int, set[str]] = defaultdict(set)
+        by_repo_digest = {(int(r.repository_id), r.digest): int(r.id) for r in manifests}
+        for parent, child in conn.execute(
+            select(s.manifest_children.c.manifest_id, s.manifest_children.c.child_digest)
+        ):
+            children[int(parent)].add(child)
+        repo_of = {int(r.id): int(r.repository_id) for r in manifests}
+        # Keep: tagged, recent, and everything a kept manifest needs (index children,
+        # and referrers whose subject is kept), to a fixed point.
+        keep = {int(r.id) for r in manifests if r.id in tagged or as_utc(r.pushed_at) > cutoff}
+        referrers: dict[tuple[int, str], list[int]] = defaultdict(list)
+        for r in manifests:
+            if r.subject_digest:
+                referrers[(int(r.repository_id), r.subject_digest)].append(int(r.id))
+        digest_of = {int(r.id): r.digest for r in manifests}
+        pending = list(keep)
+        while pending:
+            current = pending.pop()
+            repo_id = repo_of[current]
+            needed = [
+                by_repo_digest[(repo_id, d)]
+                for d in children[current]
+                if (repo_id, d) in by_repo_digest
+            ]
+            needed += referrers[(repo_id, digest_of[current])]
+            for other in needed:
+                if other not in keep:
+                    keep.add(other)
+                    pending.append(other)
+        return {int(r.id) for r in manifests} - keep
+
+    # -- running ----------------------------------------------------------------------
+    def run(self, plan: Plan) -> Result:
+        result = Result()
+        for item in plan.manifests:
+            if self._delete_manifest(item):
+                result.manifests += 1
+                log.info(
+                    "gc.manifest_deleted",
+                    repo=item.repository,
+                    digest=item.digest,
+                    reason=item.reason,
+                )
+            else:
+                result.skipped += 1
+        for link_item in plan.links:
+            if self._delete_link(link_item):
+                result.links += 1
+                log.info(
+                    "gc.link_deleted",
+                    repo=link_item.repository,
+                    digest=link_item.digest,
+                    reason=link_item.reason,
+                )
+            else:
+                result.skipped += 1
+        for blob in plan.blobs:
+            if self._delete_blob(blob):
+                result.blobs += 1
+                result.bytes += blob.size
+                log.info("gc.blob_deleted", digest=blob.digest, size=blob.size, reason=blob.reason)
+            else:
+                result.skipped += 1
+        return result
+
+    def _delete_manifest(self, item: ManifestItem) -> bool:
+        m, t = s.manifests, s.tags
+        with self.db.write() as conn:
+            row = conn.execute(
+                select(m.c.id).where(m.c.id == item.manifest_id).with_for_update()
+            ).first()
+            if row is None:
+                return False
+            still_needed = conn.execute(
+                select(
+                    exists().where(t.c.manifest_id == item.manifest_id)
+                    | exists().where(
+                        s.manifest_children.c.child_digest == item.digest,
+                        s.manifest_children.c.manifest_id.in_(
+                            select(m.c.id).where(m.c.repository_id == item.repository_id)
+                        ),
+                    )
+                )
+            ).scalar_one()
+            if still_needed:
+                return False
+            conn.execute(delete(s.manifest_blobs).where(s.manifest_blobs.c.manifest_id == row.id))
+            conn.execute(
+                delete(s.manifest_children).where(s.manifest_children.c.manifest_id == row.id)
+            )
+            conn.execute(delete(m).where(m.c.id == row.id))
+        return True
+
+    def _delete_link(self, item: LinkItem) -> bool:
+        link, m, mb = s.repository_blobs, s.manifests, s.manifest_blobs
+        where = (link.c.repository_id == item.repository_id, link.c.digest == item.digest)
+        with self.db.write() as conn:
+            row = conn.execute(select(link.c.linked_at).where(*where).with_for_update()).first()
+            if row is None:
+                return False
+            in_use = conn.execute(
+                select(
+                    exists()
+                    .where(mb.c.digest == item.digest)
+                    .where(mb.c.manifest_id == m.c.id, m.c.repository_id == item.repository_id)
+                )
+            ).scalar_one()
+            if in_use:
+                return False
+            conn.execute(delete(link).where(*where))
+        return True
+
+    def _delete_blob(self, item: BlobItem) -> bool:
+        b = s.blobs
+        with self.db.write() as conn:
+            row = conn.execute(
+                select(b.c.digest).where(b.c.digest == item.digest).with_for_update()
+            ).first()
+            if row is None:
+                return False
+            in_use = conn.execute(
+                select(
+                    exists().where(s.repository_blobs.c.digest == item.digest)
+                    | exists().where(s.manifest_blobs.c.digest == item.digest)
+                )
+            ).scalar_one()
+            if in_use:
+                return False
+            conn.execute(delete(b).where(b.c.digest == item.digest))
+            # The file goes while the row is still locked, so an upload of the same
+            # content waits and then finds neither (and stores its own copy).
+            with contextlib.suppress(PathNotFound):
+                self.storage.delete(paths.blob_path(Digest.parse(item.digest)))
+        return True
