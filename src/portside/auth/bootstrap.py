@@ -45,6 +45,7 @@ def prepare_auth(settings: Settings) -> None:
             has_account = True
     finally:
         db.engine.dispose()
+    _check_key_files(settings)
     if settings.auth.mode == "none":
         log.warning(
             "auth.disabled",
@@ -67,3 +68,16 @@ def prepare_auth(settings: Settings) -> None:
         "and delete). Create the first admin with "
         "`portside admin create NAME --password-stdin` to turn authentication on.",
     )
+
+
+def _check_key_files(settings: Settings) -> None:
+    """Configured key files are read at start-up, so a bad one is a config error now
+    rather than a failed first login (workers load them lazily)."""
+    from portside.auth.keys import load_key_file, load_public_key
+
+    token = settings.auth.token
+    if token.key_file is not None:
+        load_key_file(token.key_file, token.algorithm)
+    external = settings.auth.external_issuer
+    if external is not None:
+        load_public_key(external.public_key_file, "auth.external_issuer.public_key_file")

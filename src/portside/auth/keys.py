@@ -66,7 +66,7 @@ def _pem(key: PrivateKey) -> str:
     ).decode()
 
 
-def _from_file(path: Path, algorithm: str) -> SigningKey:
+def load_key_file(path: Path, algorithm: str) -> SigningKey:
     where = "auth.token.key_file"
     try:
         data = path.read_bytes()
@@ -87,7 +87,7 @@ def load_signing_key(db: Database, settings: TokenSettings) -> SigningKey:
     uses the oldest stored key for the algorithm.
     """
     if settings.key_file is not None:
-        return _from_file(settings.key_file, settings.algorithm)
+        return load_key_file(settings.key_file, settings.algorithm)
     table = s.signing_keys
     query = (
         select(table.c.kid, table.c.private_pem)

@@ -5,23 +5,26 @@ identity create a project."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
+from typing import TYPE_CHECKING
 
 from portside.auth.accounts import Accounts, LdapSource
 from portside.auth.errors import Exists, ManagementError
 from portside.auth.identity import Identity
-from portside.auth.keys import load_public_key, load_signing_key
 from portside.auth.names import check_project_name
 from portside.auth.policy import Policy
 from portside.auth.projects import Projects
 from portside.auth.robots import Robots
 from portside.auth.scopes import Access
 from portside.auth.throttle import LoginThrottle
-from portside.auth.tokens import TokenIssuer, TokenVerifier, TrustedIssuer
 from portside.config import Settings
 from portside.content.db import Database
 from portside.errors import Denied
 from portside.reference import project_of
+
+if TYPE_CHECKING:
+    from portside.auth.tokens import TokenIssuer, TokenVerifier
 
 # While no account exists, look again at most this often (an admin may be created by the
 # CLI while the server runs; from then on authentication is on for good).
@@ -39,12 +42,28 @@ class AuthService:
         self.accounts = Accounts(db, throttle, ldap)
         self.projects = Projects(db)
         self.robots = Robots(db, self.policy)
-        token = settings.auth.token
-        self.issuer = TokenIssuer(
-            load_signing_key(db, token), token.issuer, token.service, token.lifetime_seconds
+        self._enabled = settings.auth.mode == "auto" and settings.ldap is not None
+        self._checked_at = 0.0
+
+    # Token machinery (PyJWT, cryptography, the signing key) is loaded on first use: an
+    # open registry never needs it, and it costs each worker ~10 MB.
+    @functools.cached_property
+    def issuer(self) -> TokenIssuer:
+        from portside.auth.keys import load_signing_key
+        from portside.auth.tokens import TokenIssuer
+
+        token = self.settings.auth.token
+        return TokenIssuer(
+            load_signing_key(self.db, token), token.issuer, token.service, token.lifetime_seconds
         )
+
+    @functools.cached_property
+    def verifier(self) -> TokenVerifier:
+        from portside.auth.keys import load_public_key
+        from portside.auth.tokens import TokenVerifier, TrustedIssuer
+
         trusted = [self.issuer.trusted()]
-        external = settings.auth.external_issuer
+        external = self.settings.auth.external_issuer
         if external is not None:
             key = load_public_key(external.public_key_file, "auth.external_issuer.public_key_file")
             trusted.append(
@@ -52,9 +71,7 @@ class AuthService:
                     external.issuer, external.audience, external.algorithm, key, external=True
                 )
             )
-        self.verifier = TokenVerifier(trusted)
-        self._enabled = settings.auth.mode == "auto" and settings.ldap is not None
-        self._checked_at = 0.0
+        return TokenVerifier(trusted)
 
     @property
     def realm(self) -> str:

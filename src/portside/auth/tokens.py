@@ -14,12 +14,12 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jwt
-
-from portside.auth.keys import SigningKey
 from portside.auth.scopes import Access
+
+if TYPE_CHECKING:
+    from portside.auth.keys import SigningKey
 
 LEEWAY_SECONDS = 10
 _CACHE_SIZE = 10_000
@@ -74,6 +74,8 @@ class TokenIssuer:
         )
 
     def issue(self, subject: str, access: list[Access]) -> IssuedToken:
+        import jwt
+
         now = int(time.time())
         claims = {
             "iss": self.issuer,
@@ -132,6 +134,8 @@ class TokenVerifier:
         return verified
 
     def _verify(self, token: str) -> VerifiedToken:
+        import jwt  # loaded with the first token, not by an open registry
+
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
