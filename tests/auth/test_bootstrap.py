@@ -168,3 +168,26 @@ def test_short_initial_admin_password_is_a_config_error(tmp_path: Path, database
 )
 def test_is_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def test_unreadable_token_key_file_is_a_config_error(tmp_path: Path, database_url: str) -> None:
+    """Workers load the key lazily, so start-up must check it."""
+    not_a_key = tmp_path / "key.pem"
+    not_a_key.write_text("not a PEM key\n")
+    settings = make_settings(tmp_path, database_url, auth={"token": {"key_file": str(not_a_key)}})
+    with pytest.raises(ConfigError, match=r"auth\.token\.key_file"):
+        prepare_auth(settings)
+    missing = make_settings(
+        tmp_path, database_url, auth={"token": {"key_file": str(tmp_path / "missing.pem")}}
+    )
+    with pytest.raises(ConfigError, match=r"auth\.token\.key_file: cannot read"):
+        prepare_auth(missing)
+
+
+def test_bad_external_issuer_key_is_a_config_error(tmp_path: Path, database_url: str) -> None:
+    garbage = tmp_path / "issuer.pem"
+    garbage.write_text("-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n")
+    issuer = {"issuer": "corp", "audience": "portside", "public_key_file": str(garbage)}
+    settings = make_settings(tmp_path, database_url, auth={"external_issuer": issuer})
+    with pytest.raises(ConfigError, match=r"auth\.external_issuer\.public_key_file"):
+        prepare_auth(settings)
