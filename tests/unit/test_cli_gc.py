@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
+from portside.app import PortsideApp
 from portside.cli import main
 from portside.commands.gc import parse_duration
 from portside.config import Settings
@@ -27,7 +28,7 @@ def run_gc(settings: Settings, *args: str) -> str:
     return result.output
 
 
-def test_dry_run_then_run(settings: Settings, client: TestClient) -> None:
+def test_dry_run_then_run(app: PortsideApp, settings: Settings, client: TestClient) -> None:
     push_image(client, "team/app", "v1")
     orphan = b"never referenced" * 100
     digest = push_blob(client, "team/app", orphan)
@@ -46,6 +47,13 @@ def test_dry_run_then_run(settings: Settings, client: TestClient) -> None:
     assert f"deleted 0 manifests, 1 links and 1 blobs, freed {len(orphan)} bytes" in done
     assert client.head(f"/v2/team/app/blobs/{digest}").status_code == 404
     assert client.get("/v2/team/app/manifests/v1").status_code == 200
+    # Every deletion is in the audit log with its reason.
+    entries, _ = app.ctx.audit.find(action="gc.delete")
+    recorded = {(e.actor, e.resource_type, e.resource, e.detail["reason"]) for e in entries}
+    assert recorded == {
+        ("gc", "blob", digest, "no repository links it"),
+        ("gc", "link", f"team/app@{digest}", "no manifest in the repository lists it"),
+    }
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,21 @@ def gc(
     upgrade(settings.database_url)
     ctx = build_context(settings)
     try:
-        collector = GarbageCollector(ctx.db, ctx.storage)
+        audit = ctx.audit
+
+        def record(kind: str, resource: str, reason: str, detail: dict[str, object]) -> None:
+            # Every deletion, with its reason, in the audit log (actor "gc").
+            audit.record(
+                actor="gc",
+                action="gc.delete",
+                resource_type=kind,
+                resource=resource,
+                project=resource.split("/", 1)[0] if kind != "blob" else None,
+                detail={"reason": reason, **detail},
+                batched=True,
+            )
+
+        collector = GarbageCollector(ctx.db, ctx.storage, record)
         plan = collector.plan(grace, delete_untagged=delete_untagged)
         verb = "would delete" if dry_run else "delete"
         for m in plan.manifests:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -88,10 +88,17 @@ class Result:
     skipped: int = 0  # planned, but in use again by the time it was reached
 
 
+Recorder = Callable[[str, str, str, dict[str, Any]], None]
+"""Called for each deletion: (kind, resource, reason, detail) — e.g. to the audit log."""
+
+
 class GarbageCollector:
-    def __init__(self, db: Database, storage: StorageDriver) -> None:
+    def __init__(
+        self, db: Database, storage: StorageDriver, record: Recorder | None = None
+    ) -> None:
         self.db = db
         self.storage = storage
+        self.record = record
 
     # -- planning ---------------------------------------------------------------------
     def plan(self, grace: timedelta, *, delete_untagged: bool = False) -> Plan:
@@ -194,33 +201,29 @@ class GarbageCollector:
         for item in plan.manifests:
             if self._delete_manifest(item):
                 result.manifests += 1
-                log.info(
-                    "gc.manifest_deleted",
-                    repo=item.repository,
-                    digest=item.digest,
-                    reason=item.reason,
-                )
+                self._deleted("manifest", f"{item.repository}@{item.digest}", item.reason, {})
             else:
                 result.skipped += 1
         for link_item in plan.links:
             if self._delete_link(link_item):
                 result.links += 1
-                log.info(
-                    "gc.link_deleted",
-                    repo=link_item.repository,
-                    digest=link_item.digest,
-                    reason=link_item.reason,
-                )
+                resource = f"{link_item.repository}@{link_item.digest}"
+                self._deleted("link", resource, link_item.reason, {})
             else:
                 result.skipped += 1
         for blob in plan.blobs:
             if self._delete_blob(blob):
                 result.blobs += 1
                 result.bytes += blob.size
-                log.info("gc.blob_deleted", digest=blob.digest, size=blob.size, reason=blob.reason)
+                self._deleted("blob", blob.digest, blob.reason, {"size": blob.size})
             else:
                 result.skipped += 1
         return result
+
+    def _deleted(self, kind: str, resource: str, reason: str, detail: dict[str, Any]) -> None:
+        log.info("gc.deleted", kind=kind, resource=resource, reason=reason, **detail)
+        if self.record is not None:
+            self.record(kind, resource, reason, detail)
 
     def _delete_manifest(self, item: ManifestItem) -> bool:
         m, t = s.manifests, s.tags

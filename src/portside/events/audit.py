@@ -59,7 +59,10 @@ class AuditLog:
         source: str | None = None,
         project: str | None = None,
         detail: dict[str, Any] | None = None,
+        batched: bool = False,
     ) -> None:
+        """Add an entry. Pulls (and callers passing batched=True, such as GC's thousands
+        of deletions) are written in batches; everything else at once."""
         if action == "pull" and not self.record_pulls:
             return
         if project is None and resource_type in ("repository", "artifact", "tag"):
@@ -76,14 +79,13 @@ class AuditLog:
             "detail": json.dumps(detail) if detail else None,
         }
         self._buffer.append(row)
-        if action != "pull" or len(self._buffer) >= _BUFFER_LIMIT:
+        if not (batched or action == "pull") or len(self._buffer) >= _BUFFER_LIMIT:
             self.flush()
         elif self._timer is None:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
-                self.flush()
-                return
+                return  # no event loop (a command): written at the limit or by flush()
             self._timer = loop.call_later(_FLUSH_SECONDS, self.flush)
 
     def login(self, actor: str, result: str, source: str | None, via: str) -> None:
