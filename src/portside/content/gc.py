@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, delete, exists, select
+from sqlalchemy import Connection, delete, exists, select, tuple_
 
 from portside.content.db import Database, as_utc, utcnow
 from portside.digest import Digest
@@ -41,6 +41,8 @@ from portside.storage import paths
 from portside.storage.base import PathNotFound, StorageDriver
 
 log = structlog.get_logger(__name__)
+
+_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,20 +206,23 @@ class GarbageCollector:
                 self._deleted("manifest", f"{item.repository}@{item.digest}", item.reason, {})
             else:
                 result.skipped += 1
-        for link_item in plan.links:
-            if self._delete_link(link_item):
-                result.links += 1
+        # Links and blobs go in batches: one short transaction per batch, not per item.
+        for start in range(0, len(plan.links), _BATCH):
+            batch = plan.links[start : start + _BATCH]
+            deleted = self._delete_links(batch)
+            result.links += len(deleted)
+            result.skipped += len(batch) - len(deleted)
+            for link_item in deleted:
                 resource = f"{link_item.repository}@{link_item.digest}"
                 self._deleted("link", resource, link_item.reason, {})
-            else:
-                result.skipped += 1
-        for blob in plan.blobs:
-            if self._delete_blob(blob):
-                result.blobs += 1
+        for start in range(0, len(plan.blobs), _BATCH):
+            blob_batch = plan.blobs[start : start + _BATCH]
+            gone = self._delete_blobs(blob_batch)
+            result.blobs += len(gone)
+            result.skipped += len(blob_batch) - len(gone)
+            for blob in gone:
                 result.bytes += blob.size
                 self._deleted("blob", blob.digest, blob.reason, {"size": blob.size})
-            else:
-                result.skipped += 1
         return result
 
     def _deleted(self, kind: str, resource: str, reason: str, detail: dict[str, Any]) -> None:
@@ -253,44 +258,68 @@ class GarbageCollector:
             conn.execute(delete(m).where(m.c.id == row.id))
         return True
 
-    def _delete_link(self, item: LinkItem) -> bool:
+    def _delete_links(self, items: list[LinkItem]) -> list[LinkItem]:
+        """Delete the links of `items` that no manifest of their repository lists, after
+        locking them; returns those deleted."""
         link, m, mb = s.repository_blobs, s.manifests, s.manifest_blobs
-        where = (link.c.repository_id == item.repository_id, link.c.digest == item.digest)
+        pairs = [(i.repository_id, i.digest) for i in items]
+        key = tuple_(link.c.repository_id, link.c.digest)
         with self.db.write() as conn:
-            row = conn.execute(select(link.c.linked_at).where(*where).with_for_update()).first()
-            if row is None:
-                return False
-            in_use = conn.execute(
-                select(
-                    exists()
-                    .where(mb.c.digest == item.digest)
-                    .where(mb.c.manifest_id == m.c.id, m.c.repository_id == item.repository_id)
+            locked = {
+                (int(r), d)
+                for r, d in conn.execute(
+                    select(link.c.repository_id, link.c.digest)
+                    .where(key.in_(pairs))
+                    .with_for_update()
                 )
-            ).scalar_one()
-            if in_use:
-                return False
-            conn.execute(delete(link).where(*where))
-        return True
+            }
+            if not locked:
+                return []
+            # A fresh statement after the locks: it sees manifests committed meanwhile.
+            used = {
+                (int(r), d)
+                for r, d in conn.execute(
+                    select(m.c.repository_id, mb.c.digest)
+                    .join(m, m.c.id == mb.c.manifest_id)
+                    .where(tuple_(m.c.repository_id, mb.c.digest).in_(sorted(locked)))
+                )
+            }
+            doomed = sorted(locked - used)
+            if doomed:
+                conn.execute(delete(link).where(key.in_(doomed)))
+        chosen = set(doomed)
+        return [i for i in items if (i.repository_id, i.digest) in chosen]
 
-    def _delete_blob(self, item: BlobItem) -> bool:
+    def _delete_blobs(self, items: list[BlobItem]) -> list[BlobItem]:
+        """Delete the blobs of `items` that nothing links or lists: rows, then files,
+        while the rows are locked. Returns those deleted."""
         b = s.blobs
+        digests = [i.digest for i in items]
         with self.db.write() as conn:
-            row = conn.execute(
-                select(b.c.digest).where(b.c.digest == item.digest).with_for_update()
-            ).first()
-            if row is None:
-                return False
-            in_use = conn.execute(
-                select(
-                    exists().where(s.repository_blobs.c.digest == item.digest)
-                    | exists().where(s.manifest_blobs.c.digest == item.digest)
-                )
-            ).scalar_one()
-            if in_use:
-                return False
-            conn.execute(delete(b).where(b.c.digest == item.digest))
-            # The file goes while the row is still locked, so an upload of the same
-            # content waits and then finds neither (and stores its own copy).
-            with contextlib.suppress(PathNotFound):
-                self.storage.delete(paths.blob_path(Digest.parse(item.digest)))
-        return True
+            locked = set(
+                conn.execute(
+                    select(b.c.digest).where(b.c.digest.in_(digests)).with_for_update()
+                ).scalars()
+            )
+            if not locked:
+                return []
+            used = set(
+                conn.execute(
+                    select(s.repository_blobs.c.digest).where(
+                        s.repository_blobs.c.digest.in_(locked)
+                    )
+                ).scalars()
+            ) | set(
+                conn.execute(
+                    select(s.manifest_blobs.c.digest).where(s.manifest_blobs.c.digest.in_(locked))
+                ).scalars()
+            )
+            doomed = locked - used
+            if doomed:
+                conn.execute(delete(b).where(b.c.digest.in_(sorted(doomed))))
+            # Files go while the rows are still locked, so an upload of the same content
+            # waits and then finds neither (and stores its own copy).
+            for digest in sorted(doomed):
+                with contextlib.suppress(PathNotFound):
+                    self.storage.delete(paths.blob_path(Digest.parse(digest)))
+        return [i for i in items if i.digest in doomed]
