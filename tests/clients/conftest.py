@@ -256,20 +256,26 @@ def containers_env(
     registries.conf marks the registry under test insecure (plain HTTP) so
     commands without ``--tls-verify=false`` (``buildah from``) work too.
     """
-    conf = tmp_path_factory.mktemp("containers-conf")
+    return containers_config(tmp_path_factory.mktemp("containers-conf"), insecure=registry.host)
+
+
+def containers_config(conf: Path, *, insecure: str | None) -> dict[str, str]:
+    """Write private containers/image config files into `conf` (a registries.conf that
+    marks only `insecure` as plain-HTTP, a containers.conf, an empty auth file) and
+    return the environment pointing c/image tools at them."""
     registries = conf / "registries.conf"
-    registries.write_text(
-        'unqualified-search-registries = []\n\n[[registry]]\nlocation = "'
-        + registry.host
-        + '"\ninsecure = true\n'
-    )
+    text = "unqualified-search-registries = []\n"
+    if insecure is not None:
+        text += f'\n[[registry]]\nlocation = "{insecure}"\ninsecure = true\n'
+    registries.write_text(text)
     containers = conf / "containers.conf"
     containers.write_text(
         '[engine]\nevents_logger = "file"\n'
         f'events_logfile_path = "{conf}/events.log"\n'
         'cgroup_manager = "cgroupfs"\n'
     )
-    # buildah refuses a REGISTRY_AUTH_FILE that does not exist.
+    # buildah refuses a REGISTRY_AUTH_FILE that does not exist; an empty one also means
+    # only the credentials a test passes are used.
     auth = conf / "auth.json"
     auth.write_text('{"auths": {}}\n')
     return {

@@ -36,7 +36,7 @@ from tests.conftest import fresh_database
 from tests.durability.server import PORTSIDE, ServerProcess, portside_env
 
 from . import test_ctr, test_docker
-from .conftest import attach_log_on_failure, storage_tool
+from .conftest import attach_log_on_failure, containers_config, storage_tool
 from .images import (
     Image,
     Layout,
@@ -221,25 +221,7 @@ def auth_env(portside: AuthRegistry, tmp_path_factory: pytest.TempPathFactory) -
     """Private containers configuration: this server is insecure (plain HTTP), and the
     auth file starts empty, so only the credentials a test passes are used."""
     conf = tmp_path_factory.mktemp("containers-conf-auth")
-    registries = conf / "registries.conf"
-    registries.write_text(
-        'unqualified-search-registries = []\n\n[[registry]]\nlocation = "'
-        + portside.host
-        + '"\ninsecure = true\n'
-    )
-    containers = conf / "containers.conf"
-    containers.write_text(
-        '[engine]\nevents_logger = "file"\n'
-        f'events_logfile_path = "{conf}/events.log"\n'
-        'cgroup_manager = "cgroupfs"\n'
-    )
-    auth = conf / "auth.json"
-    auth.write_text('{"auths": {}}\n')
-    return {
-        "CONTAINERS_REGISTRIES_CONF": str(registries),
-        "CONTAINERS_CONF": str(containers),
-        "REGISTRY_AUTH_FILE": str(auth),
-    }
+    return containers_config(conf, insecure=portside.host)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from tests.conftest import fresh_database
 from tests.durability.server import PORTSIDE, ServerProcess, free_port, portside_env
 from tests.tls import TestPki, make_test_pki, write_private_key
 
-from .conftest import storage_tool
+from .conftest import containers_config, storage_tool
 from .images import (
     Image,
     Layout,
@@ -97,22 +97,7 @@ def https_registry(server: ServerProcess, cert_dir: Path) -> Iterator[TlsRegistr
 @pytest.fixture(scope="module")
 def verified_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Private containers configuration that marks no registry insecure."""
-    conf = tmp_path_factory.mktemp("containers-conf-tls")
-    registries = conf / "registries.conf"
-    registries.write_text("unqualified-search-registries = []\n")
-    containers = conf / "containers.conf"
-    containers.write_text(
-        '[engine]\nevents_logger = "file"\n'
-        f'events_logfile_path = "{conf}/events.log"\n'
-        'cgroup_manager = "cgroupfs"\n'
-    )
-    auth = conf / "auth.json"
-    auth.write_text('{"auths": {}}\n')
-    return {
-        "CONTAINERS_REGISTRIES_CONF": str(registries),
-        "CONTAINERS_CONF": str(containers),
-        "REGISTRY_AUTH_FILE": str(auth),
-    }
+    return containers_config(tmp_path_factory.mktemp("containers-conf-tls"), insecure=None)
 
 
 @pytest.fixture
