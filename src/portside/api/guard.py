@@ -43,6 +43,7 @@ _ACTIONS: dict[tuple[str, str], str] = {
     ("tags", "GET"): "pull",
     ("referrers", "GET"): "pull",
 }
+_CREATING = frozenset({("upload", "POST"), ("manifest", "PUT")})
 # What a challenge asks for, as Distribution does: a push needs pull too.
 _CHALLENGE_SCOPE = {"pull": "pull", "push": "pull,push", "delete": "delete"}
 # Basic credentials and policy answers are remembered this long: a disabled user or a
@@ -114,7 +115,9 @@ class Guard:
         if action in actions and action != "pull" and caller.token is not None:
             actions = self._still_allowed(caller, name, actions)
         if action in actions:
-            if action == "push":
+            # Only a request that can create the repository needs its project to exist
+            # (one query); the PATCHes and PUT of an upload follow its POST.
+            if (route, request.method) in _CREATING:
                 self.auth.ensure_project(caller.identity, name)
             return caller
         # 403 only for a signed-in caller who can see the repository; an anonymous one

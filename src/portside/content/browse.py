@@ -82,6 +82,7 @@ class Browser:
         *,
         projects: list[str] | None,
         search: str | None = None,
+        name: str | None = None,
         sort: str = "name",
         descending: bool = False,
         limit: int = 50,
@@ -94,6 +95,8 @@ class Browser:
             conditions.append(r.c.project.in_(projects))
         if search:
             conditions.append(r.c.name.contains(search, autoescape=True))
+        if name is not None:
+            conditions.append(r.c.name == name)
         columns = {
             "artifact_count": artifact_count,
             "tag_count": select(func.count()).where(t.c.repository_id == r.c.id).scalar_subquery(),
@@ -132,9 +135,8 @@ class Browser:
         ], int(total)
 
     def repository(self, name: str) -> RepositorySummary | None:
-        project = name.split("/", 1)[0]
-        found, _ = self.repositories(projects=[project], search=name, limit=1000)
-        return next((r for r in found if r.name == name), None)
+        found, _ = self.repositories(projects=None, name=name, limit=1)
+        return found[0] if found else None
 
     # -- artifacts --------------------------------------------------------------------
     def artifacts(
