@@ -251,3 +251,104 @@ audit_log = Table(
     Column("source", String(64)),
     Column("detail", Text),
 )
+
+# --- lifecycle: jobs, schedules, immutability, retention --------------------------------
+
+# Background jobs (GC, retention runs). A worker claims a queued job with a conditional
+# UPDATE (so a job runs once across processes), keeps `heartbeat_at` fresh while it runs,
+# and any worker re-queues a running job whose heartbeat went stale (its worker died).
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(32), nullable=False),  # "gc", "retention"
+    Column("params", Text, nullable=False),  # JSON object
+    Column("project", NAME, index=True),  # the project a job acts on (retention), or NULL
+    Column("status", String(16), nullable=False),  # queued running succeeded failed stopped
+    Column("created_by", NAME, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("heartbeat_at", DateTime(timezone=True)),
+    Column("worker", String(128)),
+    Column("attempts", Integer, nullable=False),
+    Column("stop_requested", Boolean, nullable=False),
+    Column("progress_done", BigInteger, nullable=False),
+    Column("progress_total", BigInteger),
+    Column("progress_message", Text),
+    Column("result", Text),  # JSON object: the job's summary
+    Column("error", Text),
+    Column("schedule", NAME),  # name of the schedule that queued it
+    Index(None, "status", "id"),
+)
+
+job_log = Table(
+    "job_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("message", Text, nullable=False),
+    Index(None, "job_id", "id"),
+)
+
+# Cron schedules: when `next_run_at` passes, one worker (conditional UPDATE of
+# next_run_at) queues a job of `kind` with `params`.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", NAME, primary_key=True),  # "gc", "retention:<project>"
+    Column("kind", String(32), nullable=False),
+    Column("project", NAME),
+    Column("cron", String(128), nullable=False),
+    Column("params", Text, nullable=False),  # JSON object
+    Column("enabled", Boolean, nullable=False),
+    Column("next_run_at", DateTime(timezone=True)),
+    Column("last_job_id", Integer),
+    Column("created_by", NAME, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Tag immutability: a tag matching a rule cannot move to another digest or be deleted.
+immutability_rules = Table(
+    "immutability_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("repository_pattern", String(512), nullable=False),
+    Column("tag_pattern", String(512), nullable=False),
+    Column("syntax", String(8), nullable=False),  # "glob" or "regex"
+    Column("disabled", Boolean, nullable=False),
+    Column("created_by", NAME, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "project_id"),
+)
+
+# Retention: a project's policy (untagged handling) and its rules (OR-ed).
+retention_policies = Table(
+    "retention_policies",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("remove_untagged", Boolean, nullable=False),
+    Column("updated_by", NAME, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+retention_rules = Table(
+    "retention_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    # latest_pushed, latest_pulled (value = N), pushed_within_days, pulled_within_days
+    # (value = D), always (value NULL)
+    Column("kind", String(32), nullable=False),
+    Column("value", Integer),
+    Column("repository_pattern", String(512), nullable=False),
+    Column("repository_excluding", Boolean, nullable=False),
+    Column("tag_pattern", String(512), nullable=False),
+    Column("tag_excluding", Boolean, nullable=False),
+    Column("syntax", String(8), nullable=False),  # "glob" or "regex"
+    Column("disabled", Boolean, nullable=False),
+    Index(None, "project_id"),
+)

@@ -1,0 +1,88 @@
+"""Name patterns for immutability and retention rules: glob (Harbor's doublestar
+flavour) or a regular expression, always matched against the whole name.
+
+Glob: `*` any run of characters except `/`, `**` any run including `/`, `?` one
+character except `/`, `[abc]`/`[!abc]` classes, `{a,b}` alternatives. Regex: Python
+`re` syntax, anchored at both ends.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+Syntax = Literal["glob", "regex"]
+SYNTAXES: tuple[Syntax, ...] = ("glob", "regex")
+MAX_PATTERN = 512
+
+
+class PatternError(ValueError):
+    """A pattern that cannot be compiled; the message says why."""
+
+
+def _glob_to_regex(pattern: str) -> str:
+    out: list[str] = []
+    i, n, depth = 0, len(pattern), 0
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            if pattern.startswith("**", i):
+                out.append(".*")
+                i += 2
+                continue
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = pattern.find("]", i + 2 if pattern.startswith("[!", i) else i + 1)
+            if end < 0:
+                raise PatternError(f"unclosed '[' at position {i}")
+            body = pattern[i + 1 : end]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end + 1
+            continue
+        elif c == "{":
+            depth += 1
+            out.append("(?:")
+        elif c == "}" and depth:
+            depth -= 1
+            out.append(")")
+        elif c == "," and depth:
+            out.append("|")
+        elif c == "\\" and i + 1 < n:
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        else:
+            out.append(re.escape(c))
+        i += 1
+    if depth:
+        raise PatternError("unclosed '{'")
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class NamePattern:
+    pattern: str
+    syntax: Syntax = "glob"
+    _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.syntax not in SYNTAXES:
+            raise PatternError(f"syntax must be one of {', '.join(SYNTAXES)}")
+        if not self.pattern:
+            raise PatternError("pattern must not be empty")
+        if len(self.pattern) > MAX_PATTERN:
+            raise PatternError(f"pattern is longer than {MAX_PATTERN} characters")
+        source = self.pattern if self.syntax == "regex" else _glob_to_regex(self.pattern)
+        try:
+            compiled = re.compile(source)
+        except re.error as error:
+            raise PatternError(f"invalid {self.syntax} pattern: {error}") from None
+        object.__setattr__(self, "_regex", compiled)
+
+    def matches(self, name: str) -> bool:
+        return self._regex.fullmatch(name) is not None
