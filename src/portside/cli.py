@@ -134,11 +134,12 @@ def db_upgrade(config_file: Path | None, data_dir: Path | None) -> None:
 
 def _register_account_commands() -> None:
     from portside.commands.gc import gc
+    from portside.commands.jobs import job, schedule, worker
     from portside.commands.projects import project
     from portside.commands.robots import robot
     from portside.commands.users import admin, user
 
-    for command in (admin, user, project, robot, gc):
+    for command in (admin, user, project, robot, gc, job, schedule, worker):
         main.add_command(command)
 
 

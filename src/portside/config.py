@@ -213,6 +213,43 @@ class AuditSettings(_Section):
     )
 
 
+class JobSettings(_Section):
+    workers: int = Field(
+        default=1,
+        ge=0,
+        le=16,
+        description="Job worker processes `portside serve` starts beside the HTTP workers "
+        "(0: none; run `portside worker` somewhere instead).",
+    )
+    poll_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="How often an idle worker looks for work."
+    )
+    heartbeat_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="How often a running job's worker checks in."
+    )
+    lost_after_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A running job whose worker has not checked in for this long is queued "
+        "again (its worker is presumed dead).",
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, le=100, description="Runs a job gets before it is marked failed."
+    )
+    history_days: int = Field(
+        default=90, ge=1, description="Finished jobs and their logs are kept this many days."
+    )
+
+    @model_validator(mode="after")
+    def _heartbeat_before_lost(self) -> JobSettings:
+        if self.lost_after_seconds <= 2 * self.heartbeat_seconds:
+            raise ValueError(
+                "lost_after_seconds must be more than twice heartbeat_seconds, or live "
+                "jobs would be taken for dead"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PORTSIDE_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -240,6 +277,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     projects: ProjectSettings = ProjectSettings()
     audit: AuditSettings = AuditSettings()
+    jobs: JobSettings = JobSettings()
     ldap: LdapSettings | None = Field(default=None, description="LDAP / Active Directory users.")
 
     @field_validator("listen")

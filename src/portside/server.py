@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -118,6 +119,20 @@ def granian_command(settings: Settings, workers: int) -> list[str]:
     ]
 
 
+def start_job_workers(settings: Settings) -> list[subprocess.Popen[bytes]]:
+    """Start `jobs.workers` job worker processes. They are children of this process,
+    which becomes granian's master; each exits when its parent is gone, so stopping the
+    server stops them (a running job is queued again for the next worker)."""
+    parent = os.getpid()
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "portside", "worker", "--parent-pid", str(parent)],
+            stdin=subprocess.DEVNULL,
+        )
+        for _ in range(settings.jobs.workers)
+    ]
+
+
 def serve(settings: Settings) -> None:
     """Prepare the data directory and database, then become the granian master.
 
@@ -146,6 +161,7 @@ def serve(settings: Settings) -> None:
         database=settings.database_url.split("@")[-1],
         storage=str(settings.storage_root),
     )
+    start_job_workers(settings)
     command = granian_command(settings, workers)
     sys.stdout.flush()
     sys.stderr.flush()

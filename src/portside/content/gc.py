@@ -96,11 +96,17 @@ Recorder = Callable[[str, str, str, dict[str, Any]], None]
 
 class GarbageCollector:
     def __init__(
-        self, db: Database, storage: StorageDriver, record: Recorder | None = None
+        self,
+        db: Database,
+        storage: StorageDriver,
+        record: Recorder | None = None,
+        check: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.storage = storage
         self.record = record
+        # Called between batches; may raise to stop the run (each batch is complete).
+        self.check = check or (lambda: None)
 
     # -- planning ---------------------------------------------------------------------
     def plan(self, grace: timedelta, *, delete_untagged: bool = False) -> Plan:
@@ -198,14 +204,26 @@ class GarbageCollector:
         return {int(r.id) for r in manifests} - keep
 
     # -- running ----------------------------------------------------------------------
-    def run(self, plan: Plan) -> Result:
+    def run(self, plan: Plan, progress: Callable[[int], None] | None = None) -> Result:
         result = Result()
-        for item in plan.manifests:
+        done = 0
+
+        def step(count: int) -> None:
+            nonlocal done
+            done += count
+            if progress is not None:
+                progress(done)
+            self.check()
+
+        for index, item in enumerate(plan.manifests):
+            if index and index % _BATCH == 0:
+                step(_BATCH)
             if self._delete_manifest(item):
                 result.manifests += 1
                 self._deleted("manifest", f"{item.repository}@{item.digest}", item.reason, {})
             else:
                 result.skipped += 1
+        step(len(plan.manifests) - (max(0, len(plan.manifests) - 1) // _BATCH) * _BATCH)
         # Links and blobs go in batches: one short transaction per batch, not per item.
         for start in range(0, len(plan.links), _BATCH):
             batch = plan.links[start : start + _BATCH]
@@ -215,6 +233,7 @@ class GarbageCollector:
             for link_item in deleted:
                 resource = f"{link_item.repository}@{link_item.digest}"
                 self._deleted("link", resource, link_item.reason, {})
+            step(len(batch))
         for start in range(0, len(plan.blobs), _BATCH):
             blob_batch = plan.blobs[start : start + _BATCH]
             gone = self._delete_blobs(blob_batch)
@@ -223,6 +242,7 @@ class GarbageCollector:
             for blob in gone:
                 result.bytes += blob.size
                 self._deleted("blob", blob.digest, blob.reason, {"size": blob.size})
+            step(len(blob_batch))
         return result
 
     def _deleted(self, kind: str, resource: str, reason: str, detail: dict[str, Any]) -> None:

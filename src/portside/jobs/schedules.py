@@ -1,0 +1,156 @@
+"""Cron schedules that queue jobs. Times are UTC.
+
+Every worker looks at due schedules; the one whose conditional UPDATE moves
+`next_run_at` forward queues the job, in the same transaction, so a schedule fires once
+however many processes share the database. A run missed while no worker was up fires
+once when one comes back (not once per missed slot).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from croniter import croniter
+from sqlalchemy import delete, select, update
+
+from portside.content.db import Database, as_utc, utcnow
+from portside.jobs.store import JobConflict, Jobs
+from portside.metadata import schema as s
+
+
+class ScheduleError(ValueError):
+    """A cron expression that cannot be parsed; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    name: str
+    kind: str
+    project: str | None
+    cron: str
+    params: dict[str, Any]
+    enabled: bool
+    next_run_at: datetime | None
+    last_job_id: int | None
+    created_by: str
+    updated_at: datetime
+
+
+def next_run(cron: str, after: datetime) -> datetime:
+    """The first time after `after` that `cron` (5 fields, UTC) names."""
+    if len(cron.split()) != 5 or not croniter.is_valid(cron):
+        raise ScheduleError(
+            f"{cron!r} is not a cron expression of 5 fields "
+            "(minute hour day-of-month month day-of-week), e.g. '0 3 * * *'"
+        )
+    try:
+        value = croniter(cron, after).get_next(datetime)
+    except (ValueError, KeyError) as error:
+        raise ScheduleError(f"{cron!r}: {error}") from None
+    assert isinstance(value, datetime)
+    return as_utc(value)
+
+
+def _schedule(row: Any) -> Schedule:
+    return Schedule(
+        name=row.name,
+        kind=row.kind,
+        project=row.project,
+        cron=row.cron,
+        params=json.loads(row.params),
+        enabled=bool(row.enabled),
+        next_run_at=None if row.next_run_at is None else as_utc(row.next_run_at),
+        last_job_id=row.last_job_id,
+        created_by=row.created_by,
+        updated_at=as_utc(row.updated_at),
+    )
+
+
+class Schedules:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def put(
+        self,
+        name: str,
+        *,
+        kind: str,
+        cron: str,
+        params: dict[str, Any],
+        project: str | None = None,
+        enabled: bool = True,
+        created_by: str,
+    ) -> Schedule:
+        now = utcnow()
+        values = {
+            "kind": kind,
+            "project": project,
+            "cron": cron,
+            "params": json.dumps(params, sort_keys=True),
+            "enabled": enabled,
+            "next_run_at": next_run(cron, now) if enabled else None,
+            "created_by": created_by,
+            "updated_at": now,
+        }
+        t = s.schedules
+        with self.db.write() as conn:
+            changed = conn.execute(update(t).where(t.c.name == name).values(**values)).rowcount
+            if not changed:
+                conn.execute(t.insert().values(name=name, **values))
+        found = self.get(name)
+        assert found is not None
+        return found
+
+    def get(self, name: str) -> Schedule | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(s.schedules).where(s.schedules.c.name == name)).first()
+        return None if row is None else _schedule(row)
+
+    def all(self, *, project: str | None = None) -> list[Schedule]:
+        t = s.schedules
+        query = select(t).order_by(t.c.name)
+        if project is not None:
+            query = query.where(t.c.project == project)
+        with self.db.read() as conn:
+            return [_schedule(r) for r in conn.execute(query)]
+
+    def delete(self, name: str) -> bool:
+        with self.db.write() as conn:
+            return bool(
+                conn.execute(delete(s.schedules).where(s.schedules.c.name == name)).rowcount
+            )
+
+    def fire_due(self, jobs: Jobs, now: datetime | None = None) -> list[int]:
+        """Queue a job for every due schedule; returns the ids queued."""
+        t = s.schedules
+        now = now or utcnow()
+        with self.db.read() as conn:
+            due = conn.execute(select(t).where(t.c.enabled.is_(True), t.c.next_run_at <= now)).all()
+        queued: list[int] = []
+        for row in due:
+            following = next_run(row.cron, now)
+            with self.db.write() as conn:
+                moved = conn.execute(
+                    update(t)
+                    .where(t.c.name == row.name, t.c.next_run_at == row.next_run_at)
+                    .values(next_run_at=following)
+                ).rowcount
+                if not moved:
+                    continue  # another worker fired it
+                try:
+                    job_id = jobs.enqueue_in(
+                        conn,
+                        row.kind,
+                        json.loads(row.params),
+                        project=row.project,
+                        created_by=f"schedule:{row.name}",
+                        schedule=row.name,
+                    )
+                except JobConflict:
+                    continue  # the previous run is still going: skip this slot
+                conn.execute(update(t).where(t.c.name == row.name).values(last_job_id=job_id))
+            queued.append(job_id)
+        return queued
