@@ -126,7 +126,7 @@ def start_job_workers(settings: Settings) -> list[subprocess.Popen[bytes]]:
     parent = os.getpid()
     return [
         subprocess.Popen(
-            [sys.executable, "-m", "portside", "worker", "--parent-pid", str(parent)],
+            [sys.executable, "-m", "portside.jobs", "--parent-pid", str(parent)],
             stdin=subprocess.DEVNULL,
         )
         for _ in range(settings.jobs.workers)

@@ -4,8 +4,6 @@ from the command line."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,40 +90,20 @@ def run_here(
 def worker(config_file: Path | None, data_dir: Path | None, parent_pid: int | None) -> None:
     """Run background jobs (GC, retention, schedules) until interrupted."""
     from portside.config import settings_from_environment
-    from portside.jobs.runner import Worker
-    from portside.logs import configure
+    from portside.jobs.process import run_worker
+    from portside.metadata.engine import upgrade
 
     if parent_pid is not None and config_file is None and data_dir is None:
         settings = settings_from_environment()  # started by `serve`: its exact settings
-        from portside.app import build_context
-        from portside.metadata.engine import upgrade
-
-        upgrade(settings.database_url)
-        manager: Any = _given(build_context(settings))
     else:
-        manager = context_from(config_file, data_dir)
-    with manager as ctx:
-        configure(ctx.settings.log.level, ctx.settings.log.format)
-        runner = Worker(ctx)
-
-        def stop(signum: int, frame: object) -> None:
-            runner.stopping.set()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-
-        def alive() -> bool:
-            return parent_pid is None or os.getppid() == parent_pid
-
-        runner.run_forever(alive)
-
-
-@contextmanager
-def _given(ctx: Context) -> Iterator[Context]:
-    try:
-        yield ctx
-    finally:
-        ctx.close()
+        try:
+            settings = load_settings(config_file, data_dir=data_dir)
+        except ConfigError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade(settings.database_url)
+    run_worker(settings, parent_pid)
 
 
 @click.group()

@@ -26,6 +26,8 @@ from portside.jobs.store import JobRecord, Jobs
 
 if TYPE_CHECKING:
     from portside.api.context import Context
+    from portside.config import Settings
+    from portside.content.db import Database
 
 log = structlog.get_logger(__name__)
 
@@ -132,25 +134,44 @@ class _RunningJob:
 class Worker:
     def __init__(
         self,
-        services: Context,
+        services: Context | Callable[[], Context],
         *,
+        settings: Settings | None = None,
+        db: Database | None = None,
         name: str | None = None,
         echo: Callable[[str, str], None] | None = None,
     ) -> None:
-        settings = services.settings.jobs
-        self.services = services
-        self.jobs = Jobs(services.db)
-        self.schedules = Schedules(services.db)
+        """`services` may be a function building them: an idle worker then needs only
+        the database (a job's first run builds the rest), which keeps `portside serve`'s
+        worker process small. `settings` and `db` are required in that case."""
+        if callable(services):
+            assert settings is not None
+            assert db is not None
+            self._services: Context | None = None
+            self._build = services
+        else:
+            settings, db = services.settings, services.db
+            self._services = services
+        self.settings = settings
+        self.jobs = Jobs(db)
+        self.schedules = Schedules(db)
+        options = settings.jobs
         self.name = name or worker_name()
-        self.poll_seconds = settings.poll_seconds
-        self.heartbeat_seconds = settings.heartbeat_seconds
-        self.lost_after = timedelta(seconds=settings.lost_after_seconds)
-        self.max_attempts = settings.max_attempts
-        self.keep = timedelta(days=settings.history_days)
+        self.poll_seconds = options.poll_seconds
+        self.heartbeat_seconds = options.heartbeat_seconds
+        self.lost_after = timedelta(seconds=options.lost_after_seconds)
+        self.max_attempts = options.max_attempts
+        self.keep = timedelta(days=options.history_days)
         self.echo = echo
         self.stopping = threading.Event()
         self._last_lost_check = 0.0
         self._last_prune = 0.0
+
+    @property
+    def services(self) -> Context:
+        if self._services is None:
+            self._services = self._build()
+        return self._services
 
     # -- the loop ---------------------------------------------------------------------
     def run_forever(self, alive: Callable[[], bool] = lambda: True) -> None:
