@@ -35,6 +35,10 @@ log = structlog.get_logger(__name__)
 _LOG_FLUSH_SECONDS = 1.0
 _LOG_FLUSH_LINES = 200
 _PRUNE_SECONDS = 3600.0
+# A job keeps at most this many log lines in the database (a GC of millions of blobs
+# would otherwise store millions); later lines are still printed by `portside gc`, and
+# every deletion is in the audit log.
+LOG_KEEP = 20_000
 
 
 class _Lost(Exception):
@@ -75,12 +79,18 @@ class _RunningJob:
         self.stop_requested = record.stop_requested
         self.lost: str | None = None
         self.done = threading.Event()
+        self.kept = 0
+        self.dropped = 0
 
     # callbacks given to JobContext
     def log(self, level: str, message: str) -> None:
         if self.echo is not None:
             self.echo(level, message)
         with self.lock:
+            if self.kept >= LOG_KEEP:
+                self.dropped += 1
+                return
+            self.kept += 1
             self.lines.append((utcnow(), level, message))
             due = (
                 len(self.lines) >= _LOG_FLUSH_LINES
@@ -268,6 +278,9 @@ class Worker:
             heart.join()
         if status != "lost":
             lines = running.take_lines()
+            if running.dropped:
+                note = f"{running.dropped} more log lines not kept (limit {LOG_KEEP})"
+                lines.append((utcnow(), "info", note))
             if running.progress_value is not None:
                 running.flush()
             self.jobs.finish(
