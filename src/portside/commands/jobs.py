@@ -66,6 +66,10 @@ def run_here(
             err=True,
         )
         sys.exit(1)
+    from portside.logs import configure
+
+    # The job's own lines are the output; the worker's log events would only repeat them.
+    configure("warning", ctx.settings.log.format)
     worker = Worker(ctx, echo=_echo)
     if not jobs.claim(job_id, worker.name):  # a server's worker took it first
         click.echo(f"job {job_id} was picked up by a server's worker", err=True)

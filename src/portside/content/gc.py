@@ -246,7 +246,7 @@ class GarbageCollector:
         return result
 
     def _deleted(self, kind: str, resource: str, reason: str, detail: dict[str, Any]) -> None:
-        log.info("gc.deleted", kind=kind, resource=resource, reason=reason, **detail)
+        log.debug("gc.deleted", kind=kind, resource=resource, reason=reason, **detail)
         if self.record is not None:
             self.record(kind, resource, reason, detail)
 
