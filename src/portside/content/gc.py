@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -338,8 +339,23 @@ class GarbageCollector:
             if doomed:
                 conn.execute(delete(b).where(b.c.digest.in_(sorted(doomed))))
             # Files go while the rows are still locked, so an upload of the same content
-            # waits and then finds neither (and stores its own copy).
-            for digest in sorted(doomed):
-                with contextlib.suppress(PathNotFound):
-                    self.storage.delete(paths.blob_path(Digest.parse(digest)))
+            # waits and then finds neither (and stores its own copy). Deletions are
+            # latency-bound (a busy disk takes milliseconds per unlink, an object store
+            # a round trip), so they run side by side.
+            list(_deleter().map(self._delete_file, sorted(doomed)))
         return [i for i in items if i.digest in doomed]
+
+    def _delete_file(self, digest: str) -> None:
+        with contextlib.suppress(PathNotFound):
+            self.storage.delete(paths.blob_path(Digest.parse(digest)))
+
+
+_DELETERS = 8
+_pool: ThreadPoolExecutor | None = None
+
+
+def _deleter() -> ThreadPoolExecutor:
+    global _pool  # noqa: PLW0603 - one pool per process, made on first use
+    if _pool is None:
+        _pool = ThreadPoolExecutor(_DELETERS, thread_name_prefix="gc-delete")
+    return _pool
