@@ -174,7 +174,7 @@ def list_jobs(
 
 
 @job.command("show")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=click.IntRange(1, 2**31 - 1))
 @click.option("--json", "as_json_output", is_flag=True, help="Print JSON (without the log).")
 @CONFIG_OPTION
 @DATA_DIR_OPTION
@@ -280,7 +280,7 @@ def _parse_params(items: tuple[str, ...]) -> dict[str, Any]:
 
 
 @job.command("stop")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=click.IntRange(1, 2**31 - 1))
 @CONFIG_OPTION
 @DATA_DIR_OPTION
 def stop_job(job_id: int, config_file: Path | None, data_dir: Path | None) -> None:

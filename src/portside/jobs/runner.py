@@ -81,13 +81,15 @@ class _RunningJob:
         self.done = threading.Event()
         self.kept = 0
         self.dropped = 0
+        self.flushing = threading.Lock()
 
     # callbacks given to JobContext
-    def log(self, level: str, message: str) -> None:
+    def log(self, level: str, message: str, *, closing: bool = False) -> None:
+        """`closing`: the worker's own last words (traceback, stop), kept past the cap."""
         if self.echo is not None:
             self.echo(level, message)
         with self.lock:
-            if self.kept >= LOG_KEEP:
+            if self.kept >= LOG_KEEP and not closing:
                 self.dropped += 1
                 return
             self.kept += 1
@@ -114,14 +116,17 @@ class _RunningJob:
         return self.stop_requested
 
     def flush(self) -> None:
-        with self.lock:
-            lines, self.lines = self.lines, []
-            progress, self.progress_value = self.progress_value, None
-            self.last_flush = time.monotonic()
-        if (lines or progress) and not self.jobs.report(
-            self.record.id, self.worker, lines=lines, progress=progress
-        ):
-            self.lost = "job taken over by another worker"
+        # One flush at a time (the job's thread and the heartbeat both flush), so lines
+        # reach the database in the order they were logged.
+        with self.flushing:
+            with self.lock:
+                lines, self.lines = self.lines, []
+                progress, self.progress_value = self.progress_value, None
+                self.last_flush = time.monotonic()
+            if (lines or progress) and not self.jobs.report(
+                self.record.id, self.worker, lines=lines, progress=progress
+            ):
+                self.lost = "job taken over by another worker"
 
     def take_lines(self) -> list[tuple[datetime, str, str]]:
         with self.lock:
@@ -139,6 +144,11 @@ class _RunningJob:
                 self.lost = "job taken over by another worker"
                 return
             self.stop_requested = stop
+            # What the job logged before a long quiet step shows up within a beat.
+            try:
+                self.flush()
+            except Exception:
+                log.warning("jobs.flush_failed", job=self.record.id, exc_info=True)
 
 
 class Worker:
@@ -262,16 +272,16 @@ class Worker:
             status = "succeeded"
         except JobStopped:
             status = "stopped"
-            running.log("info", "stopped on request")
+            running.log("info", "stopped on request", closing=True)
         except _Lost as lost:
             status = "queued" if lost.why == "worker shutting down" else "lost"
-            running.log("warning", f"{lost.why}; the job will run again")
+            running.log("warning", f"{lost.why}; the job will run again", closing=True)
         except (JobFailed, ParamsError) as failure:
             error = str(failure)
-            running.log("error", error)
+            running.log("error", error, closing=True)
         except Exception as failure:
             error = f"internal error: {type(failure).__name__}: {failure}"
-            running.log("error", traceback.format_exc())
+            running.log("error", traceback.format_exc(), closing=True)
             log.exception("jobs.failed", job=record.id, kind=record.kind)
         finally:
             running.done.set()

@@ -41,15 +41,17 @@ class Schedule:
 
 def next_run(cron: str, after: datetime) -> datetime:
     """The first time after `after` that `cron` (5 fields, UTC) names."""
-    if len(cron.split()) != 5 or not croniter.is_valid(cron):
+    if len(cron.split()) != 5:
         raise ScheduleError(
             f"{cron!r} is not a cron expression of 5 fields "
             "(minute hour day-of-month month day-of-week), e.g. '0 3 * * *'"
         )
     try:
-        value = croniter(cron, after).get_next(datetime)
-    except (ValueError, KeyError) as error:
-        raise ScheduleError(f"{cron!r}: {error}") from None
+        # max_years_between_matches bounds the search for dates that never come (Feb 31).
+        value = croniter(cron, after, max_years_between_matches=5).get_next(datetime)
+    except (ValueError, KeyError, TypeError) as error:
+        reason = str(error) or type(error).__name__
+        raise ScheduleError(f"{cron!r} is not a valid cron expression: {reason}") from None
     assert isinstance(value, datetime)
     return as_utc(value)
 
@@ -85,13 +87,14 @@ class Schedules:
         created_by: str,
     ) -> Schedule:
         now = utcnow()
+        following = next_run(cron, now)  # validates, enabled or not
         values = {
             "kind": kind,
             "project": project,
             "cron": cron,
             "params": json.dumps(params, sort_keys=True),
             "enabled": enabled,
-            "next_run_at": next_run(cron, now) if enabled else None,
+            "next_run_at": following if enabled else None,
             "created_by": created_by,
             "updated_at": now,
         }

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, text, update
 
 from portside.content.db import Database, as_utc, utcnow
 from portside.metadata import schema as s
@@ -133,6 +133,10 @@ class Jobs:
     ) -> int:
         j = s.jobs
         if exclusive:
+            if conn.dialect.name == "postgresql":
+                # Check-then-insert must not interleave (READ COMMITTED would let two
+                # requests both see no active job); SQLite's writers are serial already.
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('portside.jobs'))"))
             same_project = j.c.project.is_(None) if project is None else j.c.project == project
             existing = conn.execute(
                 select(j.c.id)
@@ -258,6 +262,9 @@ class Jobs:
                     heartbeat_at=now,
                     finished_at=None,
                     attempts=j.c.attempts + 1,
+                    progress_done=0,
+                    progress_total=None,
+                    progress_message=None,
                 )
             ).rowcount
             if claimed:
@@ -283,25 +290,24 @@ class Jobs:
     ) -> bool:
         """Append log lines and/or set progress, if the job is still ours."""
         j = s.jobs
+        values: dict[str, Any] = {"heartbeat_at": utcnow()}
+        if progress is not None:
+            done, total, message = progress
+            values |= {
+                "progress_done": done,
+                "progress_total": total,
+                "progress_message": None if message is None else message[:_MESSAGE_MAX],
+            }
         with self.db.write() as conn:
+            # The conditional UPDATE is the ownership check: it locks the row, so a
+            # takeover cannot commit between the check and the log lines.
             owned = conn.execute(
-                select(j.c.id).where(
-                    j.c.id == job_id, j.c.status == "running", j.c.worker == worker
-                )
-            ).first()
-            if owned is None:
+                update(j)
+                .where(j.c.id == job_id, j.c.status == "running", j.c.worker == worker)
+                .values(**values)
+            ).rowcount
+            if not owned:
                 return False
-            if progress is not None:
-                done, total, message = progress
-                conn.execute(
-                    update(j)
-                    .where(j.c.id == job_id)
-                    .values(
-                        progress_done=done,
-                        progress_total=total,
-                        progress_message=None if message is None else message[:_MESSAGE_MAX],
-                    )
-                )
             if lines:
                 self._append(conn, job_id, lines)
         return True

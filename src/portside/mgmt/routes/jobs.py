@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from portside.api.context import Context
@@ -22,6 +22,9 @@ from portside.mgmt.paging import Paging, describe_page
 from portside.mgmt.security import Ctx, Principal, SignedIn, project_access, require
 
 router = APIRouter(tags=["jobs"])
+
+_MAX_ID = 2**31 - 1  # the id columns are 32-bit on PostgreSQL
+JobId = Annotated[int, Path(ge=1, le=_MAX_ID)]
 
 
 class JobOut(BaseModel):
@@ -180,7 +183,7 @@ def _enqueue(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(ctx: Ctx, caller: SignedIn, job_id: int) -> JobOut:
+def get_job(ctx: Ctx, caller: SignedIn, job_id: JobId) -> JobOut:
     return _out(_visible_job(ctx, caller, job_id))
 
 
@@ -188,8 +191,8 @@ def get_job(ctx: Ctx, caller: SignedIn, job_id: int) -> JobOut:
 def job_log(
     ctx: Ctx,
     caller: SignedIn,
-    job_id: int,
-    after: Annotated[int, Query(ge=0, description="Lines after this line id.")] = 0,
+    job_id: JobId,
+    after: Annotated[int, Query(ge=0, le=_MAX_ID, description="Lines after this line id.")] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> list[LogLineOut]:
     """The job's log in order; poll with `after` = the last id seen to follow it."""
@@ -201,7 +204,7 @@ def job_log(
 
 
 @router.post("/jobs/{job_id}/stop", response_model=JobOut)
-def stop_job(ctx: Ctx, caller: SignedIn, job_id: int) -> JobOut:
+def stop_job(ctx: Ctx, caller: SignedIn, job_id: JobId) -> JobOut:
     """A queued job stops at once; a running one at its next check point."""
     record = _visible_job(ctx, caller, job_id)
     stopped = Jobs(ctx.db).request_stop(job_id)
