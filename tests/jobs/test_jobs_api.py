@@ -15,7 +15,6 @@ from starlette.testclient import TestClient
 from portside.content.db import utcnow
 from portside.jobs.store import Jobs
 from tests.auth.conftest import Registry, basic
-from tests.conftest import POSTGRES_URL
 from tests.jobs.conftest import ago, set_job
 from tests.mgmt.conftest import (
     DEVELOPER,

@@ -16,7 +16,6 @@ from portside.content.db import Database, utcnow
 from portside.jobs.store import JobConflict, Jobs, Status
 from portside.metadata import schema as s
 from portside.metadata.engine import make_engine
-from tests.conftest import POSTGRES_URL
 from tests.jobs.conftest import ago, messages, set_job
 
 LOST_AFTER = timedelta(seconds=60)
