@@ -134,13 +134,19 @@ def db_upgrade(config_file: Path | None, data_dir: Path | None) -> None:
 
 def _register_account_commands() -> None:
     from portside.commands.gc import gc
+    from portside.commands.immutability import immutability
     from portside.commands.jobs import job, schedule, worker
     from portside.commands.projects import project
+    from portside.commands.retention import retention
     from portside.commands.robots import robot
+    from portside.commands.usage import usage
     from portside.commands.users import admin, user
 
     for command in (admin, user, project, robot, gc, job, schedule, worker):
         main.add_command(command)
+    project.add_command(immutability)
+    main.add_command(usage)
+    main.add_command(retention)
 
 
 _register_account_commands()

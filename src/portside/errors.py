@@ -104,6 +104,12 @@ class Denied(RegistryError):
     code, status, default_message = "DENIED", 403, "requested access to the resource is denied"
 
 
+class QuotaExceeded(Denied):
+    """A push that would take its project past its storage quota (content.quota)."""
+
+    default_message = "storage quota exceeded"
+
+
 class Unsupported(RegistryError):
     code, status, default_message = "UNSUPPORTED", 405, "the operation is unsupported"
 

@@ -28,6 +28,10 @@ from tests.api.helpers import (
 NOW = timedelta(0)
 
 
+def is_empty(plan: Plan) -> bool:
+    return not (plan.manifests or plan.links or plan.blobs)
+
+
 def collector(app: PortsideApp) -> GarbageCollector:
     return GarbageCollector(app.ctx.db, app.ctx.storage)
 
@@ -61,12 +65,12 @@ def test_unreferenced_blob_goes_and_dry_run_says_exactly_what(
     for digest in blob_digests(kept):
         assert client.head(f"/v2/team/app/blobs/{digest}").status_code == 200
     assert client.get("/v2/team/app/manifests/v1").status_code == 200
-    assert collector(app).plan(NOW) == Plan()
+    assert is_empty(collector(app).plan(NOW))
 
 
 def test_grace_period_keeps_recent_uploads(app: PortsideApp, client: TestClient) -> None:
     digest = push_blob(client, "team/app", b"just uploaded, manifest still to come")
-    assert collector(app).plan(timedelta(hours=2)) == Plan()
+    assert is_empty(collector(app).plan(timedelta(hours=2)))
     assert [b.digest for b in collector(app).plan(NOW).blobs] == [digest]
 
 
@@ -183,3 +187,19 @@ def test_pushes_racing_sweeps_never_commit_a_manifest_without_its_blobs(
             assert sha256(response.content) == digest
     report = run_fsck(settings)
     assert report.problems == [], report.problems
+
+
+def test_untagged_manifest_pushed_again_after_the_plan_stays(
+    app: PortsideApp, client: TestClient
+) -> None:
+    """The run re-checks pushed_at: a manifest pushed again (by digest) between plan and
+    run is in use again, even with a zero grace period."""
+    image = push_image(client, "team/app", None)
+    plan = collector(app).plan(NOW, delete_untagged=True)
+    assert [m.digest for m in plan.manifests] == [image.digest]
+    push_manifest(client, "team/app", image.digest, image)
+    result = collector(app).run(plan)
+    assert (result.manifests, result.skipped) == (0, 1 + len(plan.links) + len(plan.blobs))
+    assert client.get(f"/v2/team/app/manifests/{image.digest}").status_code == 200
+    for digest in blob_digests(image):
+        assert client.head(f"/v2/team/app/blobs/{digest}").status_code == 200

@@ -23,6 +23,7 @@ PROJECT_FIELDS = {
     "name",
     "public",
     "quota_bytes",
+    "used_bytes",
     "repository_count",
     "created_at",
     "created_by",

@@ -29,7 +29,7 @@ def project() -> None:
 @project.command("create")
 @click.argument("name")
 @click.option("--public", is_flag=True, help="Anyone may pull, without signing in.")
-@click.option("--quota", help="Storage quota, e.g. 10GiB (enforced by a later release).")
+@click.option("--quota", help="Storage quota, e.g. 10GiB (see `portside usage`).")
 @CONFIG_OPTION
 @DATA_DIR_OPTION
 @reports_errors

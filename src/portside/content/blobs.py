@@ -7,11 +7,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, delete, select
 
+from portside.content import quota
 from portside.content.db import Database, repository_id, utcnow
 from portside.content.hotpath import HotQueries
 from portside.digest import Digest
 from portside.errors import BlobUnknown, Conflict
 from portside.metadata import schema as s
+from portside.reference import project_of
 from portside.storage import paths
 from portside.storage.base import PathNotFound, StorageDriver
 
@@ -62,11 +64,15 @@ class BlobService:
 
         All in one write transaction holding the blob row: garbage collection deletes a
         blob's file only while holding the same row, so the file cannot vanish between
-        "it is there" and the link being committed. The move is durable (fsync).
+        "it is there" and the link being committed. The move is durable (fsync). A blob
+        that would take the project past its quota is refused (QuotaExceeded) before
+        anything is written; the caller discards the upload's bytes.
         """
         destination = paths.blob_path(digest)
         with self.db.write() as conn:
-            repo_id = self.db.ensure_repository(conn, repo)
+            repo_id, limit = self.db.ensure_push_repository(conn, repo)
+            held = quota.hold(conn, project_of(repo), limit)
+            quota.admit_blob(conn, held, str(digest), size)
             self._hold_blob_row(conn, digest, size)
             if not self.storage.exists(destination):
                 self.storage.move(upload_path, destination)
@@ -89,12 +95,16 @@ class BlobService:
         raise Conflict("blob is being garbage-collected; retry the upload")
 
     def try_mount(self, repo: str, digest: Digest, source: str) -> int | None:
-        """Link a blob readable from `source` into `repo`; its size, or None if not readable."""
+        """Link a blob readable from `source` into `repo`; its size, or None if not readable.
+        QuotaExceeded if the blob is new to the project and would exceed its quota."""
         link = s.repository_blobs
         with self.db.write() as conn:
             source_id = repository_id(conn, source)
             if source_id is None:
                 return None
+            # The quota lock (if any) before the source's row locks, as every push takes it.
+            repo_id, limit = self.db.ensure_push_repository(conn, repo)
+            held = quota.hold(conn, project_of(repo), limit)
             # Lock the source link and the blob row: GC cannot remove either meanwhile.
             linked = conn.execute(
                 select(s.blobs.c.size)
@@ -104,7 +114,7 @@ class BlobService:
             ).first()
             if linked is None or not self.storage.exists(paths.blob_path(digest)):
                 return None
-            repo_id = self.db.ensure_repository(conn, repo)
+            quota.admit_blob(conn, held, str(digest), int(linked.size))
             self.link(conn, repo_id, digest, int(linked.size))
         return int(linked.size)
 

@@ -69,6 +69,19 @@ class Database:
         ).scalar_one()
         return int(repo_id)
 
+    def ensure_push_repository(self, conn: Connection, name: str) -> tuple[int, int | None]:
+        """ensure_repository for a push: the id and, read by the same query, the quota of
+        the repository's project (None: no quota, or no project row)."""
+        self.insert_ignore(
+            conn,
+            s.repositories,
+            {"name": name, "project": project_of(name), "created_at": utcnow()},
+        )
+        r, p = s.repositories, s.projects
+        quota = select(p.c.quota_bytes).where(p.c.name == r.c.project).scalar_subquery()
+        row = conn.execute(select(r.c.id, quota).where(r.c.name == name)).one()
+        return int(row[0]), None if row[1] is None else int(row[1])
+
 
 def repository_id(conn: Connection, name: str) -> int | None:
     value = conn.execute(

@@ -72,6 +72,7 @@ class BlobItem:
 
 @dataclass
 class Plan:
+    cutoff: datetime  # anything pushed, linked or created after this stays
     manifests: list[ManifestItem] = field(default_factory=list)
     links: list[LinkItem] = field(default_factory=list)
     blobs: list[BlobItem] = field(default_factory=list)
@@ -118,7 +119,7 @@ class GarbageCollector:
             return self._plan(conn, cutoff, delete_untagged)
 
     def _plan(self, conn: Connection, cutoff: datetime, delete_untagged: bool) -> Plan:
-        plan = Plan()
+        plan = Plan(cutoff)
         names = dict(conn.execute(select(s.repositories.c.id, s.repositories.c.name)).all())
         m = s.manifests
         manifests = conn.execute(
@@ -219,7 +220,7 @@ class GarbageCollector:
         for index, item in enumerate(plan.manifests):
             if index and index % _BATCH == 0:
                 step(_BATCH)
-            if self._delete_manifest(item):
+            if self._delete_manifest(item, plan.cutoff):
                 result.manifests += 1
                 self._deleted("manifest", f"{item.repository}@{item.digest}", item.reason, {})
             else:
@@ -251,14 +252,14 @@ class GarbageCollector:
         if self.record is not None:
             self.record(kind, resource, reason, detail)
 
-    def _delete_manifest(self, item: ManifestItem) -> bool:
+    def _delete_manifest(self, item: ManifestItem, cutoff: datetime) -> bool:
         m, t = s.manifests, s.tags
         with self.db.write() as conn:
             row = conn.execute(
-                select(m.c.id).where(m.c.id == item.manifest_id).with_for_update()
+                select(m.c.id, m.c.pushed_at).where(m.c.id == item.manifest_id).with_for_update()
             ).first()
-            if row is None:
-                return False
+            if row is None or as_utc(row.pushed_at) > cutoff:
+                return False  # gone, or pushed again since the plan
             still_needed = conn.execute(
                 select(
                     exists().where(t.c.manifest_id == item.manifest_id)

@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
+from portside.content import quota
 from portside.content.db import Database, repository_id, utcnow
 from portside.content.hotpath import HotQueries
+from portside.content.immutability import check_delete, check_move
 from portside.digest import Digest, is_digest
 from portside.errors import (
     Conflict,
@@ -25,7 +27,7 @@ from portside.errors import (
 )
 from portside.metadata import schema as s
 from portside.oci.manifest import ParsedManifest, parse_manifest
-from portside.reference import validate_tag
+from portside.reference import project_of, validate_tag
 
 # last_pulled_at is written at most this often per manifest, to keep pulls read-only.
 PULL_TIME_RESOLUTION = timedelta(minutes=1)
@@ -137,14 +139,20 @@ class ManifestService:
         body: bytes,
         parsed: ParsedManifest,
     ) -> None:
-        repo_id = self.db.ensure_repository(conn, repo)
+        repo_id, limit = self.db.ensure_push_repository(conn, repo)
+        held = quota.hold(conn, project_of(repo), limit)  # before the references' locks
         self._check_references(conn, repo_id, parsed)
         m = s.manifests
         now = utcnow()
+        # FOR SHARE: GC deleting this (untagged) manifest meanwhile either finishes first
+        # (then we insert it anew) or waits and sees our tag / fresh pushed_at.
         manifest_id = conn.execute(
-            select(m.c.id).where(m.c.repository_id == repo_id, m.c.digest == digest)
+            select(m.c.id)
+            .where(m.c.repository_id == repo_id, m.c.digest == digest)
+            .with_for_update(read=True)
         ).scalar_one_or_none()
         if manifest_id is None:
+            quota.admit_bytes(conn, held, len(body))
             manifest_id = conn.execute(
                 m.insert()
                 .values(
@@ -178,7 +186,7 @@ class ManifestService:
         else:
             conn.execute(m.update().where(m.c.id == manifest_id).values(pushed_at=now))
         if tag is not None:
-            _set_tag(conn, repo_id, tag, manifest_id, now)
+            _set_tag(conn, repo, repo_id, tag, manifest_id, now=now)
 
     def add_tag(self, repo: str, tag: str, digest: str) -> None:
         """Point a tag at a manifest already in the repository (management API)."""
@@ -194,12 +202,23 @@ class ManifestService:
                 ).scalar_one_or_none()
             if repo_id is None or manifest_id is None:
                 raise ManifestUnknown(detail={"digest": digest})
-            _set_tag(conn, repo_id, tag, manifest_id, utcnow())
+            _set_tag(conn, repo, repo_id, tag, manifest_id, now=utcnow())
 
     def delete_repository(self, repo: str) -> bool:
         """Remove a repository with its manifests, tags, blob links and uploads. Blob
-        bytes stay until garbage collection finds them unreferenced."""
+        bytes stay until garbage collection finds them unreferenced. Refused if an
+        immutability rule protects one of its tags."""
         with self.db.write() as conn:
+            # Locked first (PostgreSQL): a tag pushed meanwhile waits, so none escapes the
+            # check below.
+            repo_id = conn.execute(
+                select(s.repositories.c.id).where(s.repositories.c.name == repo).with_for_update()
+            ).scalar_one_or_none()
+            if repo_id is not None:
+                tags = conn.execute(
+                    select(s.tags.c.name).where(s.tags.c.repository_id == repo_id)
+                ).scalars()
+                check_delete(conn, repo, tags, f"repository {repo}")
             deleted = conn.execute(
                 delete(s.repositories).where(s.repositories.c.name == repo)
             ).rowcount
@@ -227,11 +246,12 @@ class ManifestService:
             repo_id = repository_id(conn, repo)
             if is_digest(reference):
                 Digest.parse(reference)
-                self._delete_manifest(conn, repo_id, reference)
+                self._delete_manifest(conn, repo, repo_id, reference)
                 return
             validate_tag(reference)
             deleted = 0
             if repo_id is not None:
+                check_delete(conn, repo, _existing_tag(conn, repo_id, reference))
                 deleted = conn.execute(
                     delete(s.tags).where(
                         s.tags.c.repository_id == repo_id, s.tags.c.name == reference
@@ -240,12 +260,18 @@ class ManifestService:
             if deleted == 0:
                 raise ManifestUnknown(f"tag {reference!r} not found", detail={"tag": reference})
 
-    def _delete_manifest(self, conn: Connection, repo_id: int | None, digest: str) -> None:
+    def _delete_manifest(
+        self, conn: Connection, repo: str, repo_id: int | None, digest: str
+    ) -> None:
         m = s.manifests
         manifest_id = None
         if repo_id is not None:
+            # Locked first (PostgreSQL): a tag or index referring to it that is being
+            # pushed meanwhile commits before the checks below see the tags and parents.
             manifest_id = conn.execute(
-                select(m.c.id).where(m.c.repository_id == repo_id, m.c.digest == digest)
+                select(m.c.id)
+                .where(m.c.repository_id == repo_id, m.c.digest == digest)
+                .with_for_update()
             ).scalar_one_or_none()
         if manifest_id is None:
             raise ManifestUnknown(detail={"digest": digest})
@@ -259,6 +285,8 @@ class ManifestService:
             raise Conflict(
                 f"manifest is part of index {parent} in this repository; delete the index first"
             )
+        tags = conn.execute(select(s.tags.c.name).where(s.tags.c.manifest_id == manifest_id))
+        check_delete(conn, repo, tags.scalars(), f"manifest {digest}")
         conn.execute(delete(s.tags).where(s.tags.c.manifest_id == manifest_id))
         conn.execute(delete(s.manifest_blobs).where(s.manifest_blobs.c.manifest_id == manifest_id))
         conn.execute(
@@ -358,16 +386,33 @@ def _first_missing(
     return missing[0] if missing else None
 
 
-def _set_tag(conn: Connection, repo_id: int, tag: str, manifest_id: int, now: datetime) -> None:
+def _existing_tag(conn: Connection, repo_id: int, tag: str) -> list[str]:
+    """[tag] if the repository has it (its row locked until the transaction ends), else []."""
     t = s.tags
-    updated = conn.execute(
-        t.update()
-        .where(t.c.repository_id == repo_id, t.c.name == tag)
-        .values(manifest_id=manifest_id, updated_at=now)
-    )
-    if updated.rowcount == 0:
+    found = conn.execute(
+        select(t.c.name).where(t.c.repository_id == repo_id, t.c.name == tag).with_for_update()
+    ).scalar_one_or_none()
+    return [] if found is None else [found]
+
+
+def _set_tag(
+    conn: Connection, repo: str, repo_id: int, tag: str, manifest_id: int, *, now: datetime
+) -> None:
+    """Point a tag at a manifest. Only moving an existing tag to another manifest loads
+    the project's immutability rules: a new tag, or the same digest pushed again, costs
+    one primary-key lookup. The row stays locked (PostgreSQL) until the write commits."""
+    t = s.tags
+    where = (t.c.repository_id == repo_id, t.c.name == tag)
+    current = conn.execute(
+        select(t.c.manifest_id).where(*where).with_for_update()
+    ).scalar_one_or_none()
+    if current is None:
         conn.execute(
             t.insert().values(
                 repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now
             )
         )
+        return
+    if current != manifest_id:
+        check_move(conn, repo, tag)
+    conn.execute(t.update().where(*where).values(manifest_id=manifest_id, updated_at=now))

@@ -18,7 +18,18 @@ from starlette.routing import compile_path
 from portside.api.context import Context
 from portside.auth.errors import ManagementError
 from portside.errors import RegistryError
-from portside.mgmt.routes import audit, jobs, projects, repositories, robots, system, users
+from portside.mgmt.routes import (
+    audit,
+    immutability,
+    jobs,
+    projects,
+    repositories,
+    retention,
+    robots,
+    system,
+    usage,
+    users,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -103,7 +114,19 @@ def create_management_app(ctx: Context) -> FastAPI:
     app.middleware("http")(_refuse_nul)
     app.state.ctx = ctx
     table = []
-    for module in (system, users, projects, robots, repositories, audit, jobs):
+    routers = (
+        system,
+        users,
+        projects,
+        robots,
+        repositories,
+        audit,
+        jobs,
+        immutability,
+        usage,
+        retention,
+    )
+    for module in routers:
         app.include_router(module.router, prefix=PREFIX)
         for route in module.router.routes:
             if isinstance(route, APIRoute) and route.methods:

@@ -92,10 +92,47 @@ class ProjectOut(BaseModel):
     name: str
     public: bool
     quota_bytes: int | None
+    used_bytes: int = Field(description="What the quota is checked against (see /usage).")
     repository_count: int
     created_at: datetime
     created_by: str | None
     role: Role | None = None
+
+
+class RepositoryUsageOut(BaseModel):
+    name: str
+    used_bytes: int = Field(description="Blobs it links plus its manifests.")
+    unique_bytes: int = Field(description="What deleting the repository frees.")
+    shared_bytes: int = Field(description="Blobs other repositories link too.")
+    manifest_bytes: int = Field(description="Its manifests (part of used and unique).")
+
+
+class ProjectUsageOut(BaseModel):
+    name: str
+    quota_bytes: int | None
+    used_bytes: int = Field(
+        description="Distinct blobs its repositories link (each once) plus its manifests."
+    )
+    unique_bytes: int = Field(description="What deleting the project frees.")
+    shared_bytes: int = Field(description="Blobs repositories of other projects link too.")
+    manifest_bytes: int = Field(description="Its manifests (part of used and unique).")
+    repository_count: int = Field(description="Repositories holding a manifest or a blob.")
+    repositories: list[RepositoryUsageOut] | None = Field(
+        default=None, description="Per repository, with ?repositories=true."
+    )
+
+
+class RegistryUsageOut(BaseModel):
+    stored_bytes: int = Field(description="Every blob once plus every manifest.")
+    blob_bytes: int
+    manifest_bytes: int
+    unreferenced_bytes: int = Field(
+        description="Blobs no repository links: garbage collection frees them."
+    )
+    projects_used_bytes: int = Field(
+        description="Sum of the projects' used bytes: more than stored when they share blobs."
+    )
+    projects: list[ProjectUsageOut]
 
 
 class MemberIn(_In):

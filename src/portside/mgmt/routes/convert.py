@@ -31,11 +31,12 @@ def user(u: User) -> UserOut:
     )
 
 
-def project(p: Project, role: str | None = None) -> ProjectOut:
+def project(p: Project, role: str | None = None, *, used_bytes: int = 0) -> ProjectOut:
     return ProjectOut(
         name=p.name,
         public=p.public,
         quota_bytes=p.quota_bytes,
+        used_bytes=used_bytes,
         repository_count=p.repository_count,
         created_at=as_utc(p.created_at),
         created_by=p.created_by,

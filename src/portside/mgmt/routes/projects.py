@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from portside.auth.errors import Forbidden, Unauthenticated
 from portside.auth.names import check_project_name
+from portside.content.usage import UsageReports
 from portside.mgmt.paging import Paging, describe_page
 from portside.mgmt.routes import convert
 from portside.mgmt.schemas import AuditOut, MemberIn, MemberOut, ProjectIn, ProjectOut, ProjectPatch
@@ -33,7 +34,8 @@ def list_projects(
         projects = [p for p in projects if p.public == public]
     describe_page(request, response, paging, len(projects))
     page = projects[paging.offset : paging.offset + paging.size]
-    return [convert.project(p, _role(ctx, caller, p.name)) for p in page]
+    used = UsageReports(ctx.db).used(p.name for p in page)
+    return [convert.project(p, _role(ctx, caller, p.name), used_bytes=used[p.name]) for p in page]
 
 
 def _visible(ctx: Ctx, caller: Caller) -> list[str]:
@@ -66,13 +68,17 @@ def create_project(body: ProjectIn, ctx: Ctx, caller: SignedIn) -> ProjectOut:
         project=body.name,
         detail={"public": body.public, "quota_bytes": body.quota_bytes},
     )
-    return convert.project(created, _role(ctx, caller, body.name))
+    return convert.project(created, _role(ctx, caller, body.name), used_bytes=_used(ctx, body.name))
 
 
 @router.get("/projects/{name}", response_model=ProjectOut)
 def get_project(name: str, ctx: Ctx, caller: Caller) -> ProjectOut:
     access = project_access(ctx, caller, name)
-    return convert.project(ctx.auth.projects.get(name), access.role.value if access.role else None)
+    return convert.project(
+        ctx.auth.projects.get(name),
+        access.role.value if access.role else None,
+        used_bytes=_used(ctx, name),
+    )
 
 
 @router.patch("/projects/{name}", response_model=ProjectOut)
@@ -89,7 +95,11 @@ def update_project(name: str, body: ProjectPatch, ctx: Ctx, caller: Caller) -> P
         project=name,
         detail=body.model_dump(exclude_none=True),
     )
-    return convert.project(updated, _role(ctx, caller, name))
+    return convert.project(updated, _role(ctx, caller, name), used_bytes=_used(ctx, name))
+
+
+def _used(ctx: Ctx, project: str) -> int:
+    return UsageReports(ctx.db).used([project])[project]
 
 
 @router.delete("/projects/{name}", status_code=204)
