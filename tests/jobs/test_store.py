@@ -567,3 +567,18 @@ def test_find_filters_and_counts_newest_first(jobs: Jobs) -> None:
     page, total = jobs.find(limit=2, offset=2)
     assert [r.id for r in page] == [ids[2], ids[1]]
     assert total == 5
+
+
+def test_a_job_created_running_is_never_claimed_by_another_worker(jobs: Jobs) -> None:
+    """`portside gc` creates its job already running on itself: a server's worker polling
+    at that moment must not take it."""
+    job_id = jobs.enqueue("probe", {"seconds": 0}, created_by="cli", run_by="cli-worker")
+    record = jobs.get(job_id)
+    assert record is not None
+    assert (record.status, record.worker, record.attempts) == ("running", "cli-worker", 1)
+    assert record.started_at is not None
+    assert record.heartbeat_at is not None
+    assert jobs.claim_next("server-worker", ["probe"]) is None
+    assert not jobs.claim(job_id, "server-worker")
+    assert [line.message for line in jobs.log(job_id)] == ["started on cli-worker"]
+    assert jobs.finish(job_id, "cli-worker", "succeeded", result={})

@@ -52,11 +52,17 @@ def run_here(
     job stays in the history like any other."""
     from portside.jobs.runner import Worker
     from portside.jobs.store import Jobs
+    from portside.logs import configure
 
+    # The job's own lines are the output; the worker's log events would only repeat them.
+    configure("warning", ctx.settings.log.format)
+    worker = Worker(ctx, echo=_echo)
     jobs = Jobs(ctx.db)
     try:
         checked = KINDS[kind_name].params(params)
-        job_id = jobs.enqueue(kind_name, checked, project=project, created_by="cli")
+        job_id = jobs.enqueue(
+            kind_name, checked, project=project, created_by="cli", run_by=worker.name
+        )
     except ParamsError as error:
         raise click.BadParameter(str(error)) from None
     except JobConflict as conflict:
@@ -65,14 +71,6 @@ def run_here(
             f"see `portside job show {conflict.existing}`",
             err=True,
         )
-        sys.exit(1)
-    from portside.logs import configure
-
-    # The job's own lines are the output; the worker's log events would only repeat them.
-    configure("warning", ctx.settings.log.format)
-    worker = Worker(ctx, echo=_echo)
-    if not jobs.claim(job_id, worker.name):  # a server's worker took it first
-        click.echo(f"job {job_id} was picked up by a server's worker", err=True)
         sys.exit(1)
     record = jobs.get(job_id)
     assert record is not None

@@ -106,11 +106,14 @@ class Jobs:
         created_by: str,
         schedule: str | None = None,
         exclusive: bool = True,
+        run_by: str | None = None,
     ) -> int:
         """Queue a job and return its id. With `exclusive`, refuse (JobConflict) while a
-        job of the same kind and project is queued or running."""
+        job of the same kind and project is queued or running. With `run_by`, the job is
+        created already running on that worker (the CLI running a job itself), so no
+        other worker can pick it up in between."""
         with self.db.write() as conn:
-            return self.enqueue_in(
+            job_id = self.enqueue_in(
                 conn,
                 kind,
                 params,
@@ -118,7 +121,11 @@ class Jobs:
                 created_by=created_by,
                 schedule=schedule,
                 exclusive=exclusive,
+                run_by=run_by,
             )
+            if run_by is not None:
+                self._append(conn, job_id, [(utcnow(), "info", f"started on {run_by}")])
+            return job_id
 
     def enqueue_in(
         self,
@@ -130,8 +137,10 @@ class Jobs:
         created_by: str,
         schedule: str | None = None,
         exclusive: bool = True,
+        run_by: str | None = None,
     ) -> int:
         j = s.jobs
+        now = utcnow()
         if exclusive:
             if conn.dialect.name == "postgresql":
                 # Check-then-insert must not interleave (READ COMMITTED would let two
@@ -151,10 +160,13 @@ class Jobs:
                 kind=kind,
                 params=json.dumps(params, sort_keys=True),
                 project=project,
-                status="queued",
+                status="queued" if run_by is None else "running",
                 created_by=created_by,
-                created_at=utcnow(),
-                attempts=0,
+                created_at=now,
+                started_at=None if run_by is None else now,
+                heartbeat_at=None if run_by is None else now,
+                worker=run_by,
+                attempts=0 if run_by is None else 1,
                 stop_requested=False,
                 progress_done=0,
                 schedule=schedule,
