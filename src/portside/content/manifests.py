@@ -144,12 +144,14 @@ class ManifestService:
         self._check_references(conn, repo_id, parsed)
         m = s.manifests
         now = utcnow()
-        # FOR SHARE: GC deleting this (untagged) manifest meanwhile either finishes first
-        # (then we insert it anew) or waits and sees our tag / fresh pushed_at.
+        # Locked (FOR NO KEY UPDATE, as the pushed_at update below would lock it anyway;
+        # a FOR SHARE here would deadlock two pushes of the same manifest upgrading it):
+        # GC deleting this untagged manifest meanwhile either finishes first (then we
+        # insert it anew) or waits and then sees our tag or fresh pushed_at.
         manifest_id = conn.execute(
             select(m.c.id)
             .where(m.c.repository_id == repo_id, m.c.digest == digest)
-            .with_for_update(read=True)
+            .with_for_update(key_share=True)
         ).scalar_one_or_none()
         if manifest_id is None:
             quota.admit_bytes(conn, held, len(body))
