@@ -3,10 +3,13 @@ and what a running GC does to pull latency.
 
     .venv/bin/python -m bench.gcbench [--blobs 100000] [--manifests 1000]
 
-Both registries get the same store through the HTTP API: `--blobs` small blobs, half of
-them listed by `--manifests` tagged manifests, the other half never referenced; then
-half of the manifests are deleted by digest. So about three quarters of the blobs are
-garbage. Portside runs `portside gc --grace-period 0` while it serves; Distribution runs
+Both registries get the same store: `--blobs` small blobs, half of them listed by
+`--manifests` tagged manifests, the other half never referenced; then half of the
+manifests are deleted by digest. So about three quarters of the blobs are garbage. By
+default the store is written straight into each registry's storage layout (and
+Portside's database), which is what the API would leave; `--seed api` pushes it through
+HTTP instead (slow at 100k: every upload is fsynced). Portside runs
+`portside gc --grace-period 0` while it serves; Distribution runs
 `registry garbage-collect` against its storage while its server keeps serving pulls
 (Distribution documents GC as needing read-only mode because of pushes; only pulls run
 here). During each GC, wrk pulls a kept manifest; its latency is compared with a run
@@ -45,14 +48,15 @@ def _blob(number: int, nonce: str) -> tuple[bytes, str]:
     return data, "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def seed(ep: Endpoint, blobs: int, manifests: int, nonce: str) -> list[str]:
-    """Push the store; returns the digests of the manifests that stay tagged."""
+def documents(
+    blobs: int, manifests: int, nonce: str
+) -> tuple[list[tuple[bytes, str]], list[tuple[str, bytes, list[tuple[bytes, str]]]]]:
+    """The blobs, and the manifests as (tag, bytes, blobs it lists): half of the blobs
+    are listed by `manifests` manifests, the other half by none."""
     contents = [_blob(n, nonce) for n in range(blobs)]
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda item: client.push_small(ep, REPO, item[0], item[1]), contents))
     referenced = contents[: blobs // 2]
     per = max(2, len(referenced) // manifests)
-    kept: list[str] = []
+    out: list[tuple[str, bytes, list[tuple[bytes, str]]]] = []
     for number in range(manifests):
         group = referenced[number * per : (number + 1) * per]
         if len(group) < 2:
@@ -74,9 +78,18 @@ def seed(ep: Endpoint, blobs: int, manifests: int, nonce: str) -> list[str]:
                 for data, d in group[1:]
             ],
         }
-        body = json.dumps(document).encode()
+        out.append((f"m{number}", json.dumps(document).encode(), group))
+    return contents, out
+
+
+def seed(ep: Endpoint, blobs: int, manifests: int, nonce: str) -> None:
+    """Push the store through the API; every other manifest is then deleted by digest."""
+    contents, docs = documents(blobs, manifests, nonce)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda item: client.push_small(ep, REPO, item[0], item[1]), contents))
+    for number, (tag, body, _group) in enumerate(docs):
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
-        client.put_manifest(ep, REPO, f"m{number}", document)
+        client.put_manifest(ep, REPO, tag, json.loads(body))
         if number % 2:
             conn = ep.connect()
             try:
@@ -84,9 +97,99 @@ def seed(ep: Endpoint, blobs: int, manifests: int, nonce: str) -> list[str]:
                 client.expect(reply, 202, what="manifest DELETE")
             finally:
                 conn.close()
-        else:
-            kept.append(digest)
-    return kept
+
+
+def seed_portside_disk(data_dir: Path, blobs: int, manifests: int, nonce: str) -> None:
+    """The state `seed` leaves, written straight into the database and blob store (each
+    API upload is fsynced, which makes 100k uploads take most of an hour): every blob
+    linked to the repository, every other manifest kept and tagged."""
+    from datetime import UTC, datetime, timedelta
+
+    from portside.config import load_settings
+    from portside.content.db import Database
+    from portside.metadata import schema as s
+    from portside.metadata.engine import make_engine, upgrade
+
+    settings = load_settings(data_dir=data_dir)
+    upgrade(settings.database_url)
+    db = Database(make_engine(settings.database_url))
+    contents, docs = documents(blobs, manifests, nonce)
+    then = datetime.now(UTC) - timedelta(hours=3)
+    root = settings.storage_root / "v1" / "blobs" / "sha256"
+    for data, digest in contents:
+        hexpart = digest.split(":", 1)[1]
+        path = root / hexpart[:2] / hexpart
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    with db.write() as conn:
+        repo_id = conn.execute(
+            s.repositories.insert()
+            .values(name=REPO, project=REPO.partition("/")[0], created_at=then)
+            .returning(s.repositories.c.id)
+        ).scalar_one()
+        rows = [{"digest": d, "size": len(data), "created_at": then} for data, d in contents]
+        conn.execute(s.blobs.insert(), rows)
+        conn.execute(
+            s.repository_blobs.insert(),
+            [{"repository_id": repo_id, "digest": d, "linked_at": then} for _, d in contents],
+        )
+        for number, (tag, body, group) in enumerate(docs):
+            if number % 2:
+                continue  # deleted by digest in the API flow
+            manifest_id = conn.execute(
+                s.manifests.insert()
+                .values(
+                    repository_id=repo_id,
+                    digest="sha256:" + hashlib.sha256(body).hexdigest(),
+                    media_type=OCI_MANIFEST,
+                    size=len(body),
+                    content=body,
+                    pushed_at=then,
+                )
+                .returning(s.manifests.c.id)
+            ).scalar_one()
+            conn.execute(
+                s.manifest_blobs.insert(),
+                [{"manifest_id": manifest_id, "digest": d} for _, d in group],
+            )
+            conn.execute(
+                s.tags.insert().values(
+                    repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=then
+                )
+            )
+    db.engine.dispose()
+
+
+def seed_distribution_disk(data_dir: Path, blobs: int, manifests: int, nonce: str) -> None:
+    """The same state in Distribution's storage layout: blob data files, the
+    repository's layer links, and for kept manifests the manifest blob, its revision link
+    and its tag links (deleted manifests leave only their blob, as after a DELETE)."""
+    v2 = data_dir / "docker" / "registry" / "v2"
+    repo = v2 / "repositories" / REPO
+
+    def put_blob(data: bytes, digest: str) -> None:
+        hexpart = digest.split(":", 1)[1]
+        path = v2 / "blobs" / "sha256" / hexpart[:2] / hexpart / "data"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    def link(path: Path, digest: str) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "link").write_text(digest)
+
+    contents, docs = documents(blobs, manifests, nonce)
+    for data, digest in contents:
+        put_blob(data, digest)
+        link(repo / "_layers" / "sha256" / digest.split(":", 1)[1], digest)
+    for number, (tag, body, _group) in enumerate(docs):
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        hexpart = digest.split(":", 1)[1]
+        put_blob(body, digest)
+        if number % 2:
+            continue
+        link(repo / "_manifests" / "revisions" / "sha256" / hexpart, digest)
+        link(repo / "_manifests" / "tags" / tag / "current", digest)
+        link(repo / "_manifests" / "tags" / tag / "index" / "sha256" / hexpart, digest)
 
 
 def count_files(root: Path, name: str | None = None) -> int:
@@ -141,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--blobs", type=int, default=100_000)
     parser.add_argument("--manifests", type=int, default=1_000)
+    parser.add_argument(
+        "--seed",
+        choices=("disk", "api"),
+        default="disk",
+        help="write the store directly (default; fast) or push it through the HTTP API",
+    )
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="portside-gcbench-"))
     nonce = os.urandom(4).hex()
@@ -150,7 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     portside = start_command("Portside", workdir, template, ENV)
     try:
         t0 = time.perf_counter()
-        seed(portside.endpoint, args.blobs, args.manifests, nonce)
+        if args.seed == "api":
+            seed(portside.endpoint, args.blobs, args.manifests, nonce)
+        else:
+            seed_portside_disk(portside.data_dir, args.blobs, args.manifests, nonce)
         log(f"seeded Portside in {time.perf_counter() - t0:.0f}s")
         command = [str(PORTSIDE), "gc", "--grace-period", "0", "--data-dir", str(portside.data_dir)]
         results["Portside"] = measure(
@@ -162,7 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     distribution = start_distribution("Distribution", workdir, DISTRIBUTION_BIN)
     try:
         t0 = time.perf_counter()
-        seed(distribution.endpoint, args.blobs, args.manifests, nonce)
+        if args.seed == "api":
+            seed(distribution.endpoint, args.blobs, args.manifests, nonce)
+        else:
+            seed_distribution_disk(distribution.data_dir, args.blobs, args.manifests, nonce)
         log(f"seeded Distribution in {time.perf_counter() - t0:.0f}s")
         config = workdir / "distribution-config.yml"
         command = [DISTRIBUTION_BIN, "garbage-collect", str(config)]
