@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
@@ -21,10 +21,13 @@ from portside.auth.policy import Policy
 from portside.auth.projects import Projects
 from portside.auth.robots import Robots
 from portside.auth.throttle import LoginThrottle
-from portside.config import ConfigError, load_settings
+from portside.config import ConfigError, Settings, load_settings
 from portside.content.db import Database
 from portside.events.audit import AuditLog
 from portside.metadata.engine import make_engine, upgrade
+
+if TYPE_CHECKING:
+    from portside.api.context import Context
 
 CONFIG_OPTION = click.option(
     "--config", "config_file", type=click.Path(path_type=Path), help="YAML configuration file."
@@ -45,8 +48,9 @@ class Services:
     audit: AuditLog
 
 
-@contextmanager
-def services(config_file: Path | None, data_dir: Path | None) -> Iterator[Services]:
+def migrated_settings(config_file: Path | None, data_dir: Path | None) -> Settings:
+    """The settings (exit 2 with the message on a bad configuration), with the data
+    directory created and the database migrated."""
     try:
         settings = load_settings(config_file, data_dir=data_dir)
     except ConfigError as error:
@@ -54,6 +58,24 @@ def services(config_file: Path | None, data_dir: Path | None) -> Iterator[Servic
         sys.exit(2)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
+    return settings
+
+
+@contextmanager
+def context_from(config_file: Path | None, data_dir: Path | None) -> Iterator[Context]:
+    """All the services, built as the server builds them (for commands running jobs)."""
+    from portside.app import build_context
+
+    ctx = build_context(migrated_settings(config_file, data_dir))
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+@contextmanager
+def services(config_file: Path | None, data_dir: Path | None) -> Iterator[Services]:
+    settings = migrated_settings(config_file, data_dir)
     db = Database(make_engine(settings.database_url))
     policy = Policy(db)
     throttle = LoginThrottle(db, 1, 1)

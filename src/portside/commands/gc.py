@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from portside.commands.common import CONFIG_OPTION, DATA_DIR_OPTION
-from portside.commands.jobs import context_from, run_here
+from portside.commands.common import CONFIG_OPTION, DATA_DIR_OPTION, context_from
+from portside.commands.jobs import run_here
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)?")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}

@@ -5,40 +5,23 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from portside.commands.common import CONFIG_OPTION, DATA_DIR_OPTION, echo_table
-from portside.config import ConfigError, load_settings
+from portside.commands.common import (
+    CONFIG_OPTION,
+    DATA_DIR_OPTION,
+    context_from,
+    echo_table,
+    migrated_settings,
+)
 from portside.jobs.kinds import KINDS, ParamsError
 from portside.jobs.store import STATUSES, JobConflict, JobRecord
 
 if TYPE_CHECKING:
     from portside.api.context import Context
-
-
-@contextmanager
-def context_from(config_file: Path | None, data_dir: Path | None) -> Iterator[Context]:
-    """The services on a migrated database, as the server builds them."""
-    from portside.app import build_context
-    from portside.metadata.engine import upgrade
-
-    try:
-        settings = load_settings(config_file, data_dir=data_dir)
-    except ConfigError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(2)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.database_url)
-    ctx = build_context(settings)
-    try:
-        yield ctx
-    finally:
-        ctx.close()
 
 
 def _echo(level: str, message: str) -> None:
@@ -93,18 +76,11 @@ def worker(config_file: Path | None, data_dir: Path | None, parent_pid: int | No
     """Run background jobs (GC, retention, schedules) until interrupted."""
     from portside.config import settings_from_environment
     from portside.jobs.process import run_worker
-    from portside.metadata.engine import upgrade
 
     if parent_pid is not None and config_file is None and data_dir is None:
         settings = settings_from_environment()  # started by `serve`: its exact settings
     else:
-        try:
-            settings = load_settings(config_file, data_dir=data_dir)
-        except ConfigError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(2)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        upgrade(settings.database_url)
+        settings = migrated_settings(config_file, data_dir)
     run_worker(settings, parent_pid)
 
 

@@ -6,38 +6,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from portside.commands.common import CONFIG_OPTION, DATA_DIR_OPTION, OPERATOR
-from portside.config import ConfigError, load_settings
+from portside.commands.common import CONFIG_OPTION, DATA_DIR_OPTION, OPERATOR, context_from
 
 if TYPE_CHECKING:
-    from portside.api.context import Context
     from portside.content.retention import RetentionPolicy
-
-
-@contextmanager
-def _context(config_file: Path | None, data_dir: Path | None) -> Iterator[Context]:
-    from portside.app import build_context
-    from portside.metadata.engine import upgrade
-
-    try:
-        settings = load_settings(config_file, data_dir=data_dir)
-    except ConfigError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(2)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.database_url)
-    ctx = build_context(settings)
-    try:
-        yield ctx
-    finally:
-        ctx.close()
 
 
 def _fail(message: str) -> NoReturn:
@@ -71,7 +48,7 @@ def show(project: str, as_json: bool, config_file: Path | None, data_dir: Path |
     """Print a project's retention policy."""
     from portside.content.retention import PolicyStore, ProjectUnknown
 
-    with _context(config_file, data_dir) as ctx:
+    with context_from(config_file, data_dir) as ctx:
         try:
             policy = PolicyStore(ctx.db).get(project)
         except ProjectUnknown as error:
@@ -109,7 +86,7 @@ def set_policy(
         remove_untagged, rules = parse_policy({} if document is None else document)
     except PolicyError as error:
         _fail(f"{policy_file.name}: {error}")
-    with _context(config_file, data_dir) as ctx:
+    with context_from(config_file, data_dir) as ctx:
         try:
             stored = PolicyStore(ctx.db).put(
                 project, remove_untagged, rules, updated_by=OPERATOR.actor
@@ -138,7 +115,7 @@ def run(project: str, dry_run: bool, config_file: Path | None, data_dir: Path | 
     from portside.commands.jobs import run_here
     from portside.content.retention import PolicyStore, ProjectUnknown
 
-    with _context(config_file, data_dir) as ctx:
+    with context_from(config_file, data_dir) as ctx:
         try:
             PolicyStore(ctx.db).get(project)
         except ProjectUnknown as error:
