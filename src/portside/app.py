@@ -52,6 +52,7 @@ log = structlog.get_logger("portside.http")
 
 API_VERSION = ("docker-distribution-api-version", "registry/2.0")
 MANAGEMENT_PREFIX = "/api/v1/"
+_NOT_UI = ("/v2", "/api/", "/auth/", "/healthz", "/metrics")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Unread request bodies up to this size are drained to keep the connection reusable;
 # past it the response says `Connection: close` instead.
@@ -91,6 +92,7 @@ class PortsideApp:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._management: Any = None
+        self._ui: Any = None
         self.access_log = AccessLog(ctx.settings.log.format) if ctx.settings.log.access else None
 
     async def __call__(self, scope: Scope, receive: Receive, send_message: Send) -> None:
@@ -102,7 +104,10 @@ class PortsideApp:
             return
         started = time.perf_counter()
         if scope["path"].startswith(MANAGEMENT_PREFIX):
-            await self._management_asgi(scope, receive, send_message, started)
+            await self._management_asgi(scope, receive, send_message, started=started)
+            return
+        if _is_ui(scope["path"]):
+            await self._ui_asgi(scope, receive, send_message, started=started)
             return
         request = AsgiRequest(scope, receive)
         response = await self._handle(request)
@@ -121,6 +126,10 @@ class PortsideApp:
         if scope.path.startswith(MANAGEMENT_PREFIX):
             status = await call_asgi_from_rsgi(self.management, scope, protocol)
             self._record_management(scope.method, scope.path, status, started)
+            return
+        if _is_ui(scope.path):
+            status = await call_asgi_from_rsgi(self.ui, scope, protocol)
+            self._record_management(scope.method, scope.path, status, started, route="ui")
             return
         request = RsgiRequest(scope, protocol)
         response = await self._handle(request)
@@ -216,8 +225,34 @@ class PortsideApp:
             self._management = create_management_app(self.ctx)
         return self._management
 
+    @property
+    def ui(self) -> Any:
+        """The web UI, built on first use like the management API it calls."""
+        if self._ui is None:
+            from portside.ui.app import create_ui_app
+
+            self._ui = create_ui_app(self.ctx, self.management)
+        return self._ui
+
     async def _management_asgi(
         self, scope: Scope, receive: Receive, send_message: Send, started: float
+    ) -> None:
+        await self._asgi_app(self.management, "api", scope, receive, send_message, started=started)
+
+    async def _ui_asgi(
+        self, scope: Scope, receive: Receive, send_message: Send, started: float
+    ) -> None:
+        await self._asgi_app(self.ui, "ui", scope, receive, send_message, started=started)
+
+    async def _asgi_app(
+        self,
+        app: Any,
+        route: str,
+        scope: Scope,
+        receive: Receive,
+        send_message: Send,
+        *,
+        started: float,
     ) -> None:
         status = 500
 
@@ -228,12 +263,14 @@ class PortsideApp:
             await send_message(message)
 
         try:
-            await self.management(scope, receive, send)
+            await app(scope, receive, send)
         finally:
-            self._record_management(scope["method"], scope["path"], status, started)
+            self._record_management(scope["method"], scope["path"], status, started, route)
 
-    def _record_management(self, method: str, path: str, status: int, started: float) -> None:
-        metrics.count_request("api", method, status)
+    def _record_management(
+        self, method: str, path: str, status: int, started: float, route: str = "api"
+    ) -> None:
+        metrics.count_request(route, method, status)
         if self.access_log is not None:
             self.access_log.write(
                 method=method,
@@ -275,6 +312,11 @@ class PortsideApp:
                 self.ctx.close()
                 await send_message({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _is_ui(path: str) -> bool:
+    """Everything outside the registry, token, management and health paths is the UI."""
+    return not path.startswith(_NOT_UI)
 
 
 def create_app(settings: Settings) -> PortsideApp:

@@ -155,10 +155,9 @@ def test_similar_names_are_distinct_repositories(client: TestClient) -> None:
         "/v2/acme/app/referrers",
         "/v2/_catalog/x",
         "/v2/acme/app/unknown/thing",
-        "/v3/",
-        "/",
-        "/favicon.ico",
         "/v2x",
+        "/api/v2/projects",
+        "/auth/other",
     ],
 )
 def test_unknown_paths_are_404_json(client: TestClient, path: str) -> None:

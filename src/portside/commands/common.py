@@ -3,7 +3,6 @@ read from stdin, sizes, and turning management errors into a message and exit st
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
+from portside import units
 from portside.auth.accounts import Accounts
 from portside.auth.errors import ManagementError
 from portside.auth.identity import Identity
@@ -114,28 +114,15 @@ def read_secret(prompt: str) -> str:
     return line[:-1] if line.endswith("\n") else line
 
 
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)b?", re.IGNORECASE)
-
-
 def parse_size(text: str) -> int:
-    """`500MB`, `10GiB`, `2T` or plain bytes. Decimal units are powers of 1000."""
-    match = _SIZE.fullmatch(text.strip())
-    if not match:
-        raise click.BadParameter(f"{text!r} is not a size such as 500MB, 10GiB or 1073741824")
-    number, unit, binary = match.groups()
-    power = "kmgtp".index(unit.lower()) + 1 if unit else 0
-    return int(float(number) * (1024 if binary else 1000) ** power)
+    """`500MB`, `10GiB`, `2T` or plain bytes (see portside.units)."""
+    try:
+        return units.parse_size(text)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
-def format_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(size)
+format_size = units.format_size
 
 
 def echo_table(rows: list[list[Any]], header: list[str]) -> None:
