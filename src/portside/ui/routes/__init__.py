@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from portside.ui.routes import home, projects, signin
+from portside.ui.routes import admin, home, profile, project, projects, repository, signin
 
 ROUTES: list[BaseRoute] = [
     *home.routes,
     *signin.routes,
     *projects.routes,
+    *project.routes,
+    *repository.routes,
+    *admin.routes,
+    *profile.routes,
 ]
