@@ -93,6 +93,7 @@ class PortsideApp:
         self.ctx = ctx
         self._management: Any = None
         self._ui: Any = None
+        self.ui_enabled = ctx.settings.ui.enabled
         self.access_log = AccessLog(ctx.settings.log.format) if ctx.settings.log.access else None
 
     async def __call__(self, scope: Scope, receive: Receive, send_message: Send) -> None:
@@ -106,7 +107,7 @@ class PortsideApp:
         if scope["path"].startswith(MANAGEMENT_PREFIX):
             await self._management_asgi(scope, receive, send_message, started=started)
             return
-        if _is_ui(scope["path"]):
+        if self.ui_enabled and _is_ui(scope["path"]):
             await self._ui_asgi(scope, receive, send_message, started=started)
             return
         request = AsgiRequest(scope, receive)
@@ -127,7 +128,7 @@ class PortsideApp:
             status = await call_asgi_from_rsgi(self.management, scope, protocol)
             self._record_management(scope.method, scope.path, status, started)
             return
-        if _is_ui(scope.path):
+        if self.ui_enabled and _is_ui(scope.path):
             status = await call_asgi_from_rsgi(self.ui, scope, protocol)
             self._record_management(scope.method, scope.path, status, started, route="ui")
             return

@@ -213,6 +213,14 @@ class AuditSettings(_Section):
     )
 
 
+class UiSettings(_Section):
+    enabled: bool = Field(
+        default=True,
+        description="Serve the web UI at `/` (off: only /v2, /auth/token, /api/v1, /healthz "
+        "and /metrics answer).",
+    )
+
+
 class JobSettings(_Section):
     workers: int = Field(
         default=1,
@@ -278,6 +286,7 @@ class Settings(BaseSettings):
     projects: ProjectSettings = ProjectSettings()
     audit: AuditSettings = AuditSettings()
     jobs: JobSettings = JobSettings()
+    ui: UiSettings = UiSettings()
     ldap: LdapSettings | None = Field(default=None, description="LDAP / Active Directory users.")
 
     @field_validator("listen")
