@@ -3,8 +3,11 @@ metrics paths — unless `ui.enabled` is off."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 
+from portside.ui.app import STATIC
 from tests.auth.conftest import Registry, populated
 
 
@@ -37,3 +40,34 @@ def test_ui_can_be_turned_off(tmp_path: Path, database_url: str) -> None:
             assert response.status_code == 404, path
             assert response.json()["errors"]
         assert client.get("/api/v1/systeminfo").status_code == 200
+
+
+def test_static_files_through_the_rsgi_bridge(registry: Registry) -> None:
+    """`portside serve` runs the UI through the RSGI-to-ASGI bridge: a streamed file
+    response must arrive whole (the bridge once reported a disconnect that cut it off)."""
+    sent: list[tuple[int, bytes]] = []
+
+    class Protocol:
+        def __aiter__(self) -> Protocol:
+            return self
+
+        async def __anext__(self) -> bytes:
+            raise StopAsyncIteration
+
+        def response_bytes(self, status: int, headers: object, body: bytes) -> None:
+            sent.append((status, body))
+
+    scope = SimpleNamespace(
+        proto="http",
+        client="127.0.0.1:40000",
+        server="127.0.0.1:5000",
+        http_version="1.1",
+        method="GET",
+        scheme="http",
+        path="/static/portside.css",
+        query_string="",
+        headers={"host": "127.0.0.1:5000"},
+    )
+    asyncio.run(registry.app.__rsgi__(scope, Protocol()))
+    expected = (STATIC / "portside.css").read_bytes()
+    assert sent == [(200, expected)]

@@ -30,7 +30,7 @@ async def call_asgi_from_rsgi(app: Any, scope: Any, protocol: Any) -> int:
     server_host, _, server_port = scope.server.rpartition(":")
     asgi_scope: Scope = {
         "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
         "http_version": scope.http_version,
         "method": scope.method,
         "scheme": scope.scheme,
@@ -42,6 +42,9 @@ async def call_asgi_from_rsgi(app: Any, scope: Any, protocol: Any) -> int:
         "client": (client_host.strip("[]"), int(client_port or 0)),
         "server": (server_host.strip("[]"), int(server_port or 0)),
     }
+    # ASGI 2.4: the app must not wait on receive() for a disconnect to end a streamed
+    # response (Starlette's FileResponse would otherwise see the disconnect this adapter
+    # reports once the body is read, and stop sending).
     received = False
 
     async def receive() -> Message:
