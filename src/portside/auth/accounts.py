@@ -1,9 +1,10 @@
 """Local user accounts and credential checks (users, robots, LDAP users).
 
 `Accounts.authenticate` is the one place a username and password become an Identity:
-robots (`robot$…`) by their secret, local users by their argon2 hash, anyone else by
-LDAP when it is configured (creating or refreshing the local row that carries their
-memberships). Every failure looks the same to the caller, and costs the same time.
+robots (`robot$…`) by their secret, a personal access token (`psp_…`) by its hash, local
+users by their argon2 hash, anyone else by LDAP when it is configured (creating or
+refreshing the local row that carries their memberships). Every failure looks the same
+to the caller, and a failed password costs the time of a real check.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import structlog
 from sqlalchemy import Row, delete, func, select, update
 
 from portside.auth import passwords
+from portside.auth.access_tokens import AccessTokens, looks_like_token
 from portside.auth.errors import Exists, Invalid, Missing
 from portside.auth.identity import Identity
 from portside.auth.names import ROBOT_PREFIX, check_username
@@ -95,6 +97,7 @@ class Accounts:
         self.db = db
         self.throttle = throttle
         self.ldap = ldap
+        self.tokens = AccessTokens(db)
 
     # --- users ---------------------------------------------------------------------
 
@@ -106,7 +109,7 @@ class Accounts:
         self, username: str, password: str, *, admin: bool = False, email: str | None = None
     ) -> User:
         check_username(username)
-        problem = passwords.password_problem(password)
+        problem = _password_problem(password)
         if problem:
             raise Invalid(problem)
         values = {
@@ -158,7 +161,7 @@ class Accounts:
         if email is not None:
             values["email"] = email
         if password is not None:
-            problem = passwords.password_problem(password)
+            problem = _password_problem(password)
             if problem:
                 raise Invalid(problem)
             values["password_hash"] = passwords.hash_password(password)
@@ -208,9 +211,16 @@ class Accounts:
 
     # --- credentials ---------------------------------------------------------------
 
-    def authenticate(self, username: str, password: str, source: str) -> Identity | None:
+    def authenticate(
+        self, username: str, password: str, source: str, *, tokens: bool = True
+    ) -> Identity | None:
         """The identity these credentials prove, or None. Raises TooManyRequests when
-        this account/source pair has failed too often recently."""
+        this account/source pair has failed too often recently.
+
+        With `tokens` (Basic logins), a password shaped like a personal access token
+        (`psp_` + 40 characters) is checked against the user's tokens only, never as a
+        password (nor sent to LDAP). Without (web UI sign-in, checking the current
+        password before changing it), only the real password is accepted."""
         if (
             len(username) > MAX_LOGIN_LENGTH
             or len(password) > MAX_LOGIN_LENGTH * 4
@@ -224,6 +234,8 @@ class Accounts:
         try:
             if username.startswith(ROBOT_PREFIX):
                 identity = self._robot(username, password)
+            elif tokens and looks_like_token(password):
+                identity = self.tokens.authenticate(username, password)
             else:
                 identity = self._user(username, password)
         except DirectoryUnavailable:
@@ -347,3 +359,10 @@ class Accounts:
 
 
 _ANON = Identity("anonymous")
+
+
+def _password_problem(password: str) -> str | None:
+    if looks_like_token(password):
+        # It would be taken for a token at every Basic login, and never work there.
+        return "password must not have the form of a personal access token (psp_...)"
+    return passwords.password_problem(password)

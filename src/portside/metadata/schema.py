@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData(
@@ -351,4 +352,21 @@ retention_rules = Table(
     Column("syntax", String(8), nullable=False),  # "glob" or "regex"
     Column("disabled", Boolean, nullable=False),
     Index(None, "project_id"),
+)
+
+# --- personal access tokens -------------------------------------------------------------
+
+# A user's named secrets for Basic logins (docker login, scripts) instead of their password:
+# the CLI secret of an LDAP user. Only the SHA-256 of the secret is kept.
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),  # sha256 hex
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+    UniqueConstraint("user_id", "name"),
 )

@@ -27,6 +27,7 @@ from portside.mgmt.routes import (
     retention,
     robots,
     system,
+    tokens,
     usage,
     users,
 )
@@ -117,6 +118,7 @@ def create_management_app(ctx: Context) -> FastAPI:
     routers = (
         system,
         users,
+        tokens,
         projects,
         robots,
         repositories,

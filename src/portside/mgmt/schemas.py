@@ -236,3 +236,23 @@ class AuditOut(BaseModel):
     result: str
     source: str | None
     detail: object | None
+
+
+class AccessTokenIn(_In):
+    name: str = Field(min_length=1, max_length=64)
+    expires_in_days: int | None = Field(default=None, ge=1, le=36500)
+
+
+class AccessTokenOut(BaseModel):
+    id: int
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+
+class AccessTokenSecretOut(AccessTokenOut):
+    secret: str = Field(
+        description="Shown only in this response; use it as the password for Basic "
+        "credentials (docker login, /v2, /api/v1)."
+    )

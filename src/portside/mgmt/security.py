@@ -1,9 +1,10 @@
 """Who is calling the management API, and the permission checks every route uses.
 
-Callers authenticate with HTTP Basic (users, robots, LDAP users: scripts and CI) or a
-session cookie (the web UI). Registry bearer tokens are not accepted here: they are
-scoped to repository actions and must not become a user's full powers. With a cookie,
-every state-changing request must carry the session's CSRF token in `X-CSRF-Token`.
+Callers authenticate with HTTP Basic (users, robots, LDAP users: scripts and CI; a user's
+personal access token works as their password) or a session cookie (the web UI).
+Registry bearer tokens are not accepted here: they are scoped to repository actions and
+must not become a user's full powers. With a cookie, every state-changing request must
+carry the session's CSRF token in `X-CSRF-Token`.
 
 Not being allowed to see a project answers 404, exactly as a missing one does; being
 allowed to see it but not to change it answers 403.
@@ -20,6 +21,7 @@ from fastapi import Depends, Request
 
 from portside.api.context import Context
 from portside.api.guard import decode_basic
+from portside.auth.access_tokens import looks_like_token
 from portside.auth.errors import Forbidden, Missing, Unauthenticated
 from portside.auth.identity import ANONYMOUS, Identity
 from portside.auth.policy import ProjectAccess
@@ -33,7 +35,9 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 @dataclass(frozen=True, slots=True)
 class Principal:
     identity: Identity
-    via: str  # "basic", "session" or "anonymous"
+    # "basic" (a password or robot secret), "token" (Basic with a user's personal access
+    # token), "session" or "anonymous"
+    via: str
     session: Session | None = None
 
     @property
@@ -66,7 +70,9 @@ async def principal(request: Request, ctx: Ctx) -> Principal:
         if identity is None:
             ctx.audit.login(username, "failure", client, via="api")
             raise Unauthenticated("invalid username or password")
-        return Principal(identity, "basic")
+        # authenticate() checks a token-shaped password as a token only: this one was.
+        via = "token" if identity.kind == "user" and looks_like_token(password) else "basic"
+        return Principal(identity, via)
     cookie = request.cookies.get(COOKIE)
     if cookie:
         session = SessionStore(ctx.db).find(cookie)
@@ -98,8 +104,25 @@ def admin(caller: Caller) -> Principal:
     return caller
 
 
+def person_with_password(caller: Caller) -> Principal:
+    """A user signed in with their password (Basic) or a session: what managing their
+    credentials needs. A personal access token cannot mint, list or revoke tokens, nor
+    change the password, so a leaked one cannot entrench itself."""
+    if not caller.signed_in:
+        raise Unauthenticated("sign in first")
+    if caller.identity.kind != "user":
+        raise Forbidden("only people have personal access tokens")
+    if caller.via == "token":
+        raise Forbidden(
+            "a personal access token cannot manage tokens or the password: "
+            "use your password or the web UI"
+        )
+    return caller
+
+
 SignedIn = Annotated[Principal, Depends(signed_in)]
 Admin = Annotated[Principal, Depends(admin)]
+PersonWithPassword = Annotated[Principal, Depends(person_with_password)]
 
 
 def project_access(ctx: Context, caller: Principal, project: str) -> ProjectAccess:

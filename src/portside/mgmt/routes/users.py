@@ -60,9 +60,16 @@ async def change_password(
 ) -> None:
     if caller.identity.kind != "user":
         raise Forbidden("only people have a password")
+    if caller.via == "token":
+        raise Forbidden("a personal access token cannot change the password")
     client = request.client.host if request.client else ""
+    # The current password itself: a personal access token does not stand in for it.
     checked = await asyncio.to_thread(
-        ctx.auth.accounts.authenticate, caller.identity.name, body.old_password, client
+        ctx.auth.accounts.authenticate,
+        caller.identity.name,
+        body.old_password,
+        client,
+        tokens=False,
     )
     if checked is None:
         raise Invalid("the current password is wrong")
