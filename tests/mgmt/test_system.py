@@ -42,8 +42,8 @@ ROUTES = {
     ("get", "/api/v1/projects/{name}/members"),
     ("get", "/api/v1/projects/{name}/usage"),
     ("get", "/api/v1/usage"),
-    ("put", "/api/v1/projects/{name}/members/{member}"),
-    ("delete", "/api/v1/projects/{name}/members/{member}"),
+    ("put", "/api/v1/projects/{name}/members/{member:path}"),
+    ("delete", "/api/v1/projects/{name}/members/{member:path}"),
     ("get", "/api/v1/projects/{name}/audit-logs"),
     ("get", "/api/v1/projects/{project}/immutability-rules"),
     ("post", "/api/v1/projects/{project}/immutability-rules"),
@@ -135,7 +135,8 @@ def test_openapi_document_lists_every_route(registry: Registry) -> None:
         for method in operations
         if method in {"get", "put", "post", "patch", "delete"}
     }
-    assert listed == ROUTES
+    # The document names a path parameter without its converter ({member}, not {member:path}).
+    assert listed == {(m, re.sub(r":path}", "}", p)) for m, p in ROUTES}
 
 
 def test_every_documented_route_is_routed(registry: Registry) -> None:

@@ -66,7 +66,11 @@ def test_static_files_through_the_rsgi_bridge(registry: Registry) -> None:
         scheme="http",
         path="/static/portside.css",
         query_string="",
-        headers={"host": "127.0.0.1:5000"},
+        headers={
+            "host": "127.0.0.1:5000",
+            "accept-encoding": "gzip",
+            "referer": "http://127.0.0.1:5000/projects",
+        },
     )
     asyncio.run(registry.app.__rsgi__(scope, Protocol()))
     expected = (STATIC / "portside.css").read_bytes()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from portside.api.http import Message
 from portside.mgmt.sessions import COOKIE
@@ -123,7 +123,7 @@ class Api:
             "http_version": "1.1",
             "method": method,
             "scheme": self._scheme,
-            "path": full,
+            "path": unquote(full),  # ASGI: decoded; raw_path keeps the quoting
             "raw_path": full.encode(),
             "query_string": query.encode(),
             "root_path": "",

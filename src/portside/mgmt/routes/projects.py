@@ -129,7 +129,7 @@ def list_members(name: str, ctx: Ctx, caller: Caller) -> list[MemberOut]:
     ]
 
 
-@router.put("/projects/{name}/members/{member}", response_model=MemberOut)
+@router.put("/projects/{name}/members/{member:path}", response_model=MemberOut)
 def set_member(name: str, member: str, body: MemberIn, ctx: Ctx, caller: Caller) -> MemberOut:
     require(ctx, caller, name, "members")
     if body.kind == "group":
@@ -148,7 +148,7 @@ def set_member(name: str, member: str, body: MemberIn, ctx: Ctx, caller: Caller)
     return MemberOut(name=stored, kind=body.kind, role=body.role)
 
 
-@router.delete("/projects/{name}/members/{member}", status_code=204)
+@router.delete("/projects/{name}/members/{member:path}", status_code=204)
 def remove_member(
     name: str,
     member: str,

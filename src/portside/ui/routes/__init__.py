@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from portside.ui.routes import admin, home, profile, project, projects, repository, signin
+from portside.ui.routes import (
+    admin,
+    home,
+    profile,
+    project,
+    project_policies,
+    project_robots,
+    project_settings,
+    projects,
+    repository,
+    signin,
+)
 
 ROUTES: list[BaseRoute] = [
     *home.routes,
     *signin.routes,
     *projects.routes,
     *project.routes,
+    *project_robots.routes,
+    *project_settings.routes,
+    *project_policies.routes,
     *repository.routes,
     *admin.routes,
     *profile.routes,

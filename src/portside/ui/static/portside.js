@@ -17,7 +17,7 @@
     var value = button.getAttribute("data-copy") || "";
     if (navigator.clipboard && window.isSecureContext) {
       navigator.clipboard.writeText(value).then(
-        function () { flashButton(button, "✓"); },
+        function () { flashButton(button, "Copied"); },
         function () { fallbackCopy(button, value); }
       );
     } else {
@@ -35,7 +35,7 @@
     var ok = false;
     try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
     document.body.removeChild(area);
-    flashButton(button, ok ? "✓" : "!");
+    flashButton(button, ok ? "Copied" : "Copy failed");
   }
 
   document.addEventListener("click", function (event) {
