@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from portside.ui import artifacts
 from portside.ui.filters import short_digest, size
 from portside.ui.routes import repository
 from portside.ui.web import artifact_url
@@ -183,7 +184,7 @@ def test_helm_chart_in_words_with_a_helm_pull_command(registry: Registry) -> Non
 
 
 def test_type_words() -> None:
-    words = repository.type_words
+    words = artifacts.type_words
     assert words("image", "application/vnd.oci.image.config.v1+json") == "Image"
     assert words("index", None) == "Index"
     assert words("artifact", HELM_CONFIG) == "Helm chart"

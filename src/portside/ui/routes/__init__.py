@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute
 
 from portside.ui.routes import (
     admin,
+    artifact,
     home,
     profile,
     project,
@@ -25,6 +26,7 @@ ROUTES: list[BaseRoute] = [
     *project_robots.routes,
     *project_settings.routes,
     *project_policies.routes,
+    *artifact.routes,  # before repository: its {name:path} would swallow /-/artifacts
     *repository.routes,
     *admin.routes,
     *profile.routes,
