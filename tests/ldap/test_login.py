@@ -1,7 +1,7 @@
 """LDAP login through the registry app in-process, against the real slapd of conftest.py:
 tokens and Basic credentials for directory users, the local row an LDAP login creates,
 group roles, the admin group, logins spelled in another case, a directory that is down,
-a disabled local row, and the audit log.
+a disabled local row, the audit log, and signing in to the web UI.
 
 The directory (see slapd.py): alice (alice-pw, alice@example.org) and bob in
 `developers`; carol in `registry-admins`.
@@ -27,6 +27,7 @@ from portside.config import LdapSettings
 from portside.metadata import schema as s
 from tests.api.helpers import assert_error, push_image, tags_of
 from tests.auth.conftest import PASSWORD, Registry, basic, bearer, build_registry
+from tests.ui.conftest import Browser, browser_for
 
 from .slapd import Slapd
 
@@ -413,3 +414,37 @@ def test_throttle_covers_other_spellings_of_an_ldap_login(registry: Registry, va
         assert_error(token_response(registry, "alice", "wrong"), 401)
     assert_error(token_response(registry, "alice", "alice-pw"), 429, "TOOMANYREQUESTS")
     assert_error(token_response(registry, variant, "alice-pw"), 429, "TOOMANYREQUESTS")
+
+
+# -- the web UI ----------------------------------------------------------------------
+
+
+def test_directory_user_signs_in_to_the_ui(slapd: Slapd, make_registry: MakeRegistry) -> None:
+    registry = make_registry(slapd.settings(groups={"admin_group": ADMIN_GROUP}))
+    registry.auth.projects.set_group("acme", "developers", Role.DEVELOPER)
+    browser = browser_for(registry, "alice", "alice-pw")
+    projects = browser.get("/projects").text
+    assert 'href="/projects/acme"' in projects
+    assert "Administration" not in projects
+    profile = browser.get("/profile").text
+    assert "directory" in profile.lower()
+
+
+def test_directory_admin_group_gets_administration(
+    slapd: Slapd, make_registry: MakeRegistry
+) -> None:
+    registry = make_registry(slapd.settings(groups={"admin_group": ADMIN_GROUP}))
+    browser = browser_for(registry, "carol", "carol-pw")
+    assert "Administration" in browser.get("/projects").text
+    assert browser.get("/admin/users").status_code == 200
+
+
+def test_wrong_directory_password_is_refused_in_words(
+    slapd: Slapd, make_registry: MakeRegistry
+) -> None:
+    registry = make_registry(slapd.settings())
+    browser = Browser(registry.as_caller({}))
+    browser.get("/login")
+    page = browser.post("/login", {"username": "alice", "password": "nope", "next": "/"})
+    assert page.status_code == 401
+    assert "Wrong username or password." in page.text
