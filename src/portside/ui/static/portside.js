@@ -7,6 +7,9 @@
   "use strict";
 
   function flashButton(button, text) {
+    // Screen readers hear the outcome through the page's polite live region.
+    var region = document.querySelector("[data-announce]");
+    if (region) region.textContent = text;
     var before = button.textContent;
     button.textContent = text;
     button.classList.add("done");

@@ -1,0 +1,94 @@
+"""Every main page once, in the browser: each loads, has one main heading, and neither the
+Content-Security-Policy nor anything else complains in the console (the page watch fails
+the test on a CSP violation or an uncaught error; here any console error counts). On the
+way, a garbage collection started from Administration > Jobs runs to the end."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from .conftest import (
+    PageWatch,
+    Pusher,
+    Screenshots,
+    create_project,
+    custom_image,
+    unique,
+)
+
+pytestmark = pytest.mark.browser
+
+
+def test_every_main_page_loads_cleanly(
+    admin_page: Page,
+    admin_api: httpx.Client,
+    pusher: Pusher,
+    watch: PageWatch,
+    shots: Screenshots,
+) -> None:
+    page = admin_page
+    project = unique("tour")
+    create_project(admin_api, project)
+    repository = f"{project}/app"
+    image = custom_image(repository)
+    pusher.push(image, repository, "v1")
+    pages = [
+        "/projects",
+        f"/projects/{project}",
+        f"/projects/{project}/members",
+        f"/projects/{project}/robots",
+        f"/projects/{project}/policies",
+        f"/projects/{project}/audit",
+        f"/projects/{project}/settings",
+        f"/repositories/{repository}",
+        f"/repositories/{repository}/-/artifacts/{image.digest}",
+        f"/repositories/{project}/not-pushed-yet",
+        "/admin/users",
+        "/admin/users/admin",
+        "/admin/jobs",
+        "/admin/storage",
+        "/admin/system",
+        "/profile",
+    ]
+    for path in pages:
+        response = page.goto(path)
+        assert response is not None
+        assert response.status == 200, f"{path}: {response.status}"
+        expect(page.get_by_role("heading", level=1)).to_have_count(1)
+        assert page.title().endswith("· Portside"), f"{path}: title {page.title()!r}"
+    errors = [line for line in watch.console if line.startswith("error:")]
+    assert errors == [], "console errors:\n" + "\n".join(errors)
+    assert watch.csp_violations() == []
+
+    # A missing page is a page in words too (its 404 is the one console error).
+    missing = page.goto(f"/projects/{unique('missing')}")
+    assert missing is not None
+    assert missing.status == 404
+    expect(page.get_by_role("heading", name="Not found", level=1)).to_be_visible()
+
+
+def test_garbage_collection_from_the_jobs_page(
+    admin_page: Page, watch: PageWatch, shots: Screenshots
+) -> None:
+    page = admin_page
+    page.get_by_role("link", name="Administration").click()
+    page.get_by_role("navigation", name="Administration").get_by_role("link", name="Jobs").click()
+    expect(page.get_by_role("link", name="Jobs")).to_have_attribute("aria-current", "page")
+    run = page.locator("section").filter(
+        has=page.get_by_role("heading", name="Run garbage collection now")
+    )
+    run.get_by_label(re.compile(r"Dry run")).check()
+    run.get_by_role("button", name="Start garbage collection").click()
+    expect(page.get_by_role("status").first).to_contain_text("queued as job")
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_contain_text("gc")
+    # The page reloads itself every 3 seconds while the job is queued or running.
+    expect(heading).to_contain_text("succeeded", timeout=60_000)
+    shots.take(page, "admin-job")
+    page.goto("/admin/jobs")
+    expect(page.get_by_role("row").filter(has_text="succeeded").first).to_be_visible()
+    shots.take(page, "admin-jobs")
