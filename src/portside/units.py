@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+MAX_SIZE = 2**63  # what the database's BIGINT holds
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)b?", re.IGNORECASE)
 
 
@@ -16,7 +17,10 @@ def parse_size(text: str) -> int:
         raise ValueError(f"{text.strip()!r} is not a size such as 500MB, 10GiB or 1073741824")
     number, unit, binary = match.groups()
     power = "kmgtp".index(unit.lower()) + 1 if unit else 0
-    return int(float(number) * (1024 if binary else 1000) ** power)
+    size = float(number) * (1024 if binary else 1000) ** power
+    if not size < MAX_SIZE:  # also inf, from a number too long for a float
+        raise ValueError(f"{text.strip()[:40]!r} is too large a size (at most 8 EiB)")
+    return int(size)
 
 
 def format_size(size: int | None) -> str:

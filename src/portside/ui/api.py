@@ -54,7 +54,7 @@ class ApiResponse:
     @property
     def total(self) -> int | None:
         value = self.headers.get("x-total-count")
-        return int(value) if value and value.isdigit() else None
+        return int(value) if value and value.isascii() and value.isdigit() else None
 
 
 def path(*segments: str) -> str:

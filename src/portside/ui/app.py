@@ -93,11 +93,19 @@ async def _api_error(request: Request, error: Exception) -> Response:
     who = await web.visitor(request)
     if error.status in (401, 403, 404) and not who.signed_in and request.method == "GET":
         return web.redirect(web.login_url(request))
-    titles = {403: "Not allowed", 404: "Not found", 409: "Conflict"}
+    titles = {
+        400: "Not accepted",
+        401: "Sign in required",
+        403: "Not allowed",
+        404: "Not found",
+        409: "Conflict",
+        413: "Too large",
+        429: "Too many attempts",
+    }
     return await web.render(
         request,
         "error.html",
-        status=error.status if error.status in titles or error.status == 400 else 502,
+        status=error.status if error.status in titles else 502,
         title=titles.get(error.status, "Something went wrong"),
         message=error.explanation,
     )

@@ -7,6 +7,8 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
+from portside.ui.web import whole_number
+
 
 @dataclass(slots=True)
 class Pager:
@@ -19,7 +21,7 @@ class Pager:
     @classmethod
     def from_request(cls, request: Request, size: int) -> Pager:
         raw = request.query_params.get("page", "1")
-        number = int(raw) if raw.isdigit() and 0 < int(raw) <= 1_000_000 else 1
+        number = whole_number(raw, most=1_000_000) or 1
         params = {k: v for k, v in request.query_params.items() if k != "page"}
         return cls(number, size, params, request.url.path)
 

@@ -204,3 +204,13 @@ def repository_url(name: str, *rest: str) -> str:
 
 def artifact_url(repository: str, digest: str) -> str:
     return repository_url(repository, "artifacts", digest)
+
+
+def whole_number(value: str | None, *, most: int = 10**12) -> int | None:
+    """A non-negative whole number typed or sent by a browser, or None. Only ASCII
+    digits: `"²".isdigit()` is true but int() refuses it, and Python refuses to convert
+    very long digit strings — either would otherwise be a 500."""
+    if not value or not value.isascii() or not value.isdigit() or len(value) > 15:
+        return None
+    number = int(value)
+    return number if number <= most else None

@@ -229,7 +229,7 @@ async def show_job(request: Request) -> Response:
     calls = web.api(request)
     job = _decorated((await calls.get(f"/jobs/{job_id}")).body)
     raw = request.query_params.get("after", "0")
-    after = int(raw) if raw.isdigit() and int(raw) <= MAX_JOB_ID else 0
+    after = web.whole_number(raw, most=MAX_JOB_ID) or 0
     lines = (await calls.get(f"/jobs/{job_id}/log", after=after, limit=LOG_PAGE)).body
     for line in lines:
         moment = _time(line["at"])

@@ -73,7 +73,7 @@ async def create_token(request: Request) -> Response:
     form = await web.checked_form(request)
     name = web.text(form, "name")
     days = web.text(form, "expires_in_days")
-    if days and not days.isdigit():
+    if days and web.whole_number(days) is None:
         return web.redirect(
             "/profile#tokens", "Expiry must be a whole number of days (or empty).", error=True
         )

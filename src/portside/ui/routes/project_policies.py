@@ -112,7 +112,7 @@ def _draft(form: FormData) -> dict[str, Any]:
     """The form's policy as rows (to show again): rows whose kind is empty are dropped."""
     rows: list[dict[str, Any]] = []
     count = web.text(form, "rows")
-    for index in range(min(int(count) if count.isdigit() else 0, MAX_RULES + 1)):
+    for index in range(min(web.whole_number(count) or 0, MAX_RULES + 1)):
         field = f"rule-{index}-"
         if not web.text(form, field + "kind"):
             continue
@@ -139,7 +139,7 @@ def _document(draft: dict[str, Any]) -> dict[str, Any]:
         rule = {k: v for k, v in row.items() if k != "value" and v != ""}
         if row["kind"] != "always":
             value = str(row["value"])
-            if not value.isdigit() or len(value) > 9:
+            if web.whole_number(value, most=999_999_999) is None:
                 unit = "artifacts" if row["kind"] in COUNT_KINDS else "days"
                 raise ValueError(f"Rule {number}: enter the number of {unit} for {row['kind']}.")
             rule["value"] = int(value)
@@ -233,7 +233,7 @@ async def add_immutability(request: Request) -> Response:
 
 def _rule_id(form: FormData) -> str:
     rule = web.text(form, "rule")
-    return rule if rule.isdigit() and len(rule) < 11 else "0"
+    return rule if web.whole_number(rule, most=9_999_999_999) is not None else "0"
 
 
 async def change_immutability(request: Request) -> Response:

@@ -63,7 +63,7 @@ async def create_robot(request: Request) -> Response:
         return web.redirect(
             back, "Choose at least one permission (pull, push or delete).", error=True
         )
-    if days_text and not (days_text.isdigit() and 1 <= int(days_text) <= 36500):
+    if days_text and not 1 <= (web.whole_number(days_text) or 0) <= 36500:
         return web.redirect(
             back, "Expiry must be a whole number of days from 1 to 36500, or empty.", error=True
         )
