@@ -3,9 +3,12 @@ open redirects after sign-in."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
-from tests.auth.conftest import PASSWORD, Registry
+from tests.auth.conftest import PASSWORD, Registry, populated
 from tests.ui.conftest import Browser, browser_for
 
 
@@ -118,3 +121,28 @@ def test_unknown_page_is_404_in_words(registry: Registry) -> None:
     response = registry.as_caller({}).get("/no/such/page")
     assert response.status_code == 404
     assert "There is no page at this address." in response.text
+
+
+def test_cookies_are_secure_behind_https(tmp_path: Path, database_url: str) -> None:
+    """With an https:// external URL (TLS here or at a proxy) the session cookie and the
+    sign-in form's cookie are marked Secure."""
+    with populated(tmp_path, database_url, external_url="https://registry.example") as registry:
+        client = registry.as_caller({})
+        page = client.get("/login")
+        login_cookie = page.headers["set-cookie"]
+        assert "portside_login=" in login_cookie
+        assert "Secure" in login_cookie
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert token
+        # The test client speaks plain HTTP, so it would not send a Secure cookie back.
+        value = login_cookie.split(";")[0].split("=", 1)[1]
+        response = client.post(
+            "/login",
+            data={"csrf": token.group(1), "username": "admin", "password": PASSWORD},
+            headers={"Cookie": f"portside_login={value}"},
+            follow_redirects=False,
+        )
+        session = next(
+            c for c in response.headers.get_list("set-cookie") if "portside_session=" in c
+        )
+        assert "Secure" in session

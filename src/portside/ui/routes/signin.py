@@ -36,7 +36,13 @@ async def _form(
         username=username,
     )
     response.set_cookie(
-        web.LOGIN_COOKIE, token, max_age=3600, httponly=True, samesite="strict", path="/login"
+        web.LOGIN_COOKIE,
+        token,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        path="/login",
+        secure=web.context(request).settings.public_url.startswith("https://"),
     )
     return response
 
