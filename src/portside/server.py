@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from datetime import timedelta
@@ -84,6 +86,31 @@ def check_tls_files(settings: Settings) -> None:
         )
 
 
+def check_listen_address(settings: Settings) -> None:
+    """Refuse to start on an address something already listens on. granian binds with
+    SO_REUSEPORT, so a second `portside serve` on the same port would start as well and
+    the kernel would split connections between two servers (perhaps different versions
+    or data directories) without a word."""
+    try:
+        infos = socket.getaddrinfo(
+            settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as error:
+        raise ConfigError(f"listen: cannot resolve {settings.host!r}: {error}") from None
+    family, kind, protocol, _, address = infos[0]
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"listen: {settings.listen} is already in use (another portside "
+                    "serve, or another server, listens there)"
+                ) from None
+            raise ConfigError(f"listen: cannot listen on {settings.listen}: {error}") from None
+
+
 def granian_command(settings: Settings, workers: int) -> list[str]:
     tls: list[str] = []
     if settings.tls.certificate is not None and settings.tls.key is not None:
@@ -141,6 +168,7 @@ def serve(settings: Settings) -> None:
     the PID the caller started is the server's, so signals reach it directly.
     """
     check_tls_files(settings)
+    check_listen_address(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
     prepare_auth(settings)
