@@ -16,9 +16,11 @@ from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
 from portside.auth import passwords
-from tests.auth.conftest import PASSWORD, Registry, populated
+from tests.auth.conftest import PASSWORD, Registry, basic, populated
+from tests.mgmt.helpers import Content, push_content
 
 _CSRF = re.compile(r'name="csrf" value="([^"]*)"')
+REPO = "acme/team/app"  # where `content` is pushed
 
 
 @pytest.fixture
@@ -33,6 +35,23 @@ def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     )
+
+
+def admin_client(registry: Registry) -> TestClient:
+    """The API as the system administrator (Basic), for pushing and setting up."""
+    return registry.as_caller(basic("admin"))
+
+
+def host_of(registry: Registry) -> str:
+    """The registry's host as pull commands name it."""
+    url = registry.get("/api/v1/systeminfo").json()["registry_url"]
+    return str(url).split("://", 1)[-1].rstrip("/")
+
+
+@pytest.fixture
+def content(registry: Registry) -> Content:
+    """Images, an index and a referrer pushed into REPO (see tests/mgmt/helpers.py)."""
+    return push_content(admin_client(registry), REPO)
 
 
 class Browser:

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from markupsafe import escape
-from starlette.testclient import TestClient
 
 from portside.ui.filters import short_digest, size
 from portside.ui.web import artifact_url, repository_url
@@ -23,29 +21,14 @@ from tests.api.helpers import (
     sha256,
     tags_of,
 )
-from tests.auth.conftest import Registry, basic
-from tests.mgmt.helpers import SBOM_TYPE, Content, push_content
-from tests.ui.conftest import Browser, browser_for
+from tests.auth.conftest import Registry
+from tests.mgmt.helpers import SBOM_TYPE, Content
+from tests.ui.conftest import REPO, Browser, admin_client, browser_for, host_of
 
-REPO = "acme/team/app"
 COSIGN = "application/vnd.dev.cosign.artifact.sig.v1+json"
 SPDX = "application/spdx+json"
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
-
-
-def admin_client(registry: Registry) -> TestClient:
-    return registry.as_caller(basic("admin"))
-
-
-def host_of(registry: Registry) -> str:
-    url = registry.get("/api/v1/systeminfo").json()["registry_url"]
-    return str(url).split("://", 1)[-1].rstrip("/")
-
-
-@pytest.fixture
-def content(registry: Registry) -> Content:
-    return push_content(admin_client(registry), REPO)
 
 
 def page_of(browser: Browser, digest: str, repo: str = REPO) -> str:

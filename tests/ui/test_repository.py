@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from starlette.testclient import TestClient
 
 from portside.ui import artifacts
 from portside.ui.filters import short_digest, size
@@ -26,28 +25,13 @@ from tests.api.helpers import (
     push_manifest,
     tags_of,
 )
-from tests.auth.conftest import Registry, basic, populated
+from tests.auth.conftest import Registry, populated
 from tests.mgmt.helpers import SBOM_TYPE, Content, push_content
-from tests.ui.conftest import Browser, browser_for
+from tests.ui.conftest import REPO, Browser, admin_client, browser_for, host_of
 
-REPO = "acme/team/app"
 PAGE = f"/repositories/{REPO}"
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 HELM_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
-
-
-def admin_client(registry: Registry) -> TestClient:
-    return registry.as_caller(basic("admin"))
-
-
-def host_of(registry: Registry) -> str:
-    url = registry.get("/api/v1/systeminfo").json()["registry_url"]
-    return str(url).split("://", 1)[-1].rstrip("/")
-
-
-@pytest.fixture
-def content(registry: Registry) -> Content:
-    return push_content(admin_client(registry), REPO)
 
 
 def row_of(html: str, digest: str) -> str:
