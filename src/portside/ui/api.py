@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
-from portside.api.http import Message
+from portside.mgmt.bridge import Headers, call_asgi
 from portside.mgmt.sessions import COOKIE
 
 PREFIX = "/api/v1"
@@ -118,48 +118,27 @@ class Api:
             headers.append((b"x-csrf-token", self._csrf.encode("latin-1")))
         full = PREFIX + where
         scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": "1.1",
             "method": method,
             "scheme": self._scheme,
             "path": unquote(full),  # ASGI: decoded; raw_path keeps the quoting
             "raw_path": full.encode(),
             "query_string": query.encode(),
-            "root_path": "",
             "headers": headers,
             "client": self._client,
             "server": ("portside.internal", 80),
         }
-        sent = False
-
-        async def receive() -> Message:
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": payload, "more_body": False}
-
-        status = 500
+        answers: list[tuple[int, Headers, bytes]] = []
+        await call_asgi(self._app, scope, payload, lambda *answer: answers.append(answer))
+        status, raw_headers, raw = answers[0] if answers else (500, [], b"")
         response_headers: dict[str, str] = {}
         cookies: list[str] = []
-        chunks: list[bytes] = []
-
-        async def send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                for key, value in message.get("headers", []):
-                    name = key.decode("latin-1").lower()
-                    if name == "set-cookie":
-                        cookies.append(value.decode("latin-1"))
-                    else:
-                        response_headers[name] = value.decode("latin-1")
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-
-        await self._app(scope, receive, send)
-        raw = b"".join(chunks)
+        for key, value in raw_headers:
+            name = key.decode("latin-1").lower()
+            if name == "set-cookie":
+                cookies.append(value.decode("latin-1"))
+            else:
+                response_headers[name] = value.decode("latin-1")
         decoded: Any = None
         if raw and response_headers.get("content-type", "").startswith("application/json"):
             decoded = json.loads(raw)
