@@ -78,7 +78,7 @@ _FAILED = pytest.StashKey[bool]()
 
 
 def require_tool(path_or_name: str, package: str) -> str:
-    """The tool's path. Missing: in CI (`CI` set, as .ci/run has it) the test FAILS, since
+    """The tool's path. Missing: in CI (`CI` set, as scripts/test sets it) the test FAILS, since
     scripts/test-deps should have installed it; elsewhere it is skipped, like the real
     client tests (tests/clients/tooling.py `require_binary`)."""
     if "/" in path_or_name:
