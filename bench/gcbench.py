@@ -106,8 +106,8 @@ def seed_portside_disk(data_dir: Path, blobs: int, manifests: int, nonce: str) -
     from datetime import UTC, datetime, timedelta
 
     from portside.config import load_settings
-    from portside.content.db import Database
     from portside.metadata import schema as s
+    from portside.metadata.db import Database
     from portside.metadata.engine import make_engine, upgrade
 
     settings = load_settings(data_dir=data_dir)

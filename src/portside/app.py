@@ -16,7 +16,6 @@ from sqlalchemy import text
 
 from portside import metrics
 from portside.api import dispatch, token
-from portside.api.context import Context
 from portside.api.guard import Guard
 from portside.api.http import (
     AsgiRequest,
@@ -32,21 +31,11 @@ from portside.api.http import (
     send_asgi,
     send_rsgi,
 )
-from portside.auth.ldap_login import ldap_source
-from portside.auth.service import AuthService
 from portside.config import Settings, settings_from_environment
-from portside.content.blobs import BlobService
-from portside.content.browse import Browser
-from portside.content.db import Database
-from portside.content.hotpath import HotQueries
-from portside.content.manifests import ManifestService
-from portside.content.uploads import UploadService
+from portside.context import Context, build_context
 from portside.errors import InternalError, NotFound, RegistryError, Unsupported
-from portside.events.audit import AuditLog
 from portside.logs import AccessLog, configure
-from portside.metadata.engine import make_engine
 from portside.mgmt.bridge import call_asgi_from_rsgi
-from portside.storage.filesystem import FilesystemDriver
 
 log = structlog.get_logger("portside.http")
 
@@ -59,28 +48,6 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _DRAIN_LIMIT = 1024 * 1024
 
 
-def build_context(settings: Settings) -> Context:
-    db = Database(make_engine(settings.database_url))
-    hot = HotQueries(db.engine)
-    storage = FilesystemDriver(settings.storage_root)
-    blobs = BlobService(db, storage, hot)
-    auth = AuthService(settings, db, ldap_source(settings))
-    audit = AuditLog(db, record_pulls=settings.audit.record_pulls)
-    return Context(
-        settings=settings,
-        db=db,
-        storage=storage,
-        blobs=blobs,
-        uploads=UploadService(db, storage, blobs),
-        manifests=ManifestService(db, hot, settings.registry.manifest_max_bytes),
-        hot=hot,
-        auth=auth,
-        guard=Guard(auth, audit),
-        audit=audit,
-        browser=Browser(db, storage),
-    )
-
-
 def _error_response(error: RegistryError) -> Response:
     response = json_body(error.status, error.body())
     for name, value in error.headers.items():
@@ -91,6 +58,7 @@ def _error_response(error: RegistryError) -> Response:
 class PortsideApp:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.guard = Guard(ctx.auth, ctx.audit)
         self._management: Any = None
         self._ui: Any = None
         self.ui_enabled = ctx.settings.ui.enabled
@@ -156,7 +124,7 @@ class PortsideApp:
         try:
             if request.path.startswith("/v2"):
                 request.route, handler, params = dispatch.resolve(request)
-                request.caller = await self.ctx.guard.check(request, request.route, params)
+                request.caller = await self.guard.check(request, request.route, params)
                 response = await handler(self.ctx, request, params)
             elif request.path == "/auth/token":
                 request.route = "token"

@@ -85,8 +85,8 @@ def uploads_purge(
     """Delete uploads idle too long and leftover upload data no upload claims."""
     from datetime import timedelta
 
-    from portside.app import build_context
     from portside.content.purge import purge_uploads
+    from portside.context import build_context
 
     settings = _settings(config_file, data_dir=data_dir)
     hours = settings.registry.upload_expiry_hours if older_than_hours is None else older_than_hours

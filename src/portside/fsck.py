@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, and_, select, text
 
 from portside.config import Settings
-from portside.content.db import Database
 from portside.digest import Digest
 from portside.errors import DigestInvalid
 from portside.metadata import schema as s
+from portside.metadata.db import Database
 from portside.metadata.engine import make_engine
 from portside.storage import paths
 from portside.storage.base import PathNotFound, StorageDriver
-from portside.storage.filesystem import FilesystemDriver
+from portside.storage.factory import open_storage
 
 _READ = 1024 * 1024
 
@@ -47,7 +47,7 @@ class FsckReport:
 
 def run_fsck(settings: Settings, *, verify_hashes: bool = True) -> FsckReport:
     db = Database(make_engine(settings.database_url))
-    storage = FilesystemDriver(settings.storage_root)
+    storage = open_storage(settings)
     report = FsckReport()
     try:
         with db.read() as conn:

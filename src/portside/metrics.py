@@ -16,8 +16,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from portside.content.db import Database
 from portside.metadata import schema as s
+from portside.metadata.db import Database
 
 REQUESTS = Counter(
     "portside_http_requests_total", "HTTP requests handled", ["route", "method", "status"]

@@ -21,8 +21,8 @@ log = structlog.get_logger("portside.server")
 
 
 def _purge_abandoned_uploads(settings: Settings) -> None:
-    from portside.app import build_context
     from portside.content.purge import purge_uploads
+    from portside.context import build_context
 
     ctx = build_context(settings)
     try:

@@ -62,8 +62,8 @@ class Registry:
 
     def forget_caches(self) -> None:
         """Drop the guard's 30-second credential and policy caches."""
-        self.app.ctx.guard._basic.clear()
-        self.app.ctx.guard._policy.clear()
+        self.app.guard._basic.clear()
+        self.app.guard._policy.clear()
 
 
 def build_registry(tmp_path: Path, database_url: str, **settings: Any) -> PortsideApp:

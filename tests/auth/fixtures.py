@@ -12,8 +12,8 @@ import jwt
 from sqlalchemy import select, update
 
 from portside.auth.identity import Identity
-from portside.content.db import utcnow
 from portside.metadata import schema as s
+from portside.metadata.db import utcnow
 from tests.auth.conftest import PASSWORD, ROLE_USERS, Registry, basic, populated
 
 

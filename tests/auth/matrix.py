@@ -33,7 +33,7 @@ from portside.auth.projects import Projects
 from portside.auth.robots import Robots
 from portside.auth.roles import Role
 from portside.auth.throttle import LoginThrottle
-from portside.content.db import Database
+from portside.metadata.db import Database
 from portside.metadata.engine import make_engine
 from tests.conftest import fresh_database
 from tests.durability.server import (

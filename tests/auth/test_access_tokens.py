@@ -24,9 +24,9 @@ from portside.auth.access_tokens import (
 from portside.auth.accounts import Accounts, LdapUserInfo
 from portside.auth.errors import Exists, Invalid, Missing
 from portside.auth.throttle import LoginThrottle
-from portside.content.db import as_utc, utcnow
 from portside.errors import TooManyRequests
 from portside.metadata import schema as s
+from portside.metadata.db import as_utc, utcnow
 from tests.auth.conftest import PASSWORD, Registry
 from tests.auth.fixtures import populated
 

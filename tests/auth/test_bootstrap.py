@@ -13,7 +13,7 @@ from portside.auth.accounts import Accounts
 from portside.auth.bootstrap import is_loopback, prepare_auth
 from portside.auth.throttle import LoginThrottle
 from portside.config import ConfigError, Settings, load_settings
-from portside.content.db import Database
+from portside.metadata.db import Database
 from portside.metadata.engine import make_engine
 
 

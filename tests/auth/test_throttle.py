@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import select, update
 
 from portside.auth.throttle import LoginThrottle
-from portside.content.db import utcnow
 from portside.errors import TooManyRequests
 from portside.metadata import schema as s
+from portside.metadata.db import utcnow
 from tests.auth.conftest import PASSWORD, Registry, basic
 from tests.auth.fixtures import populated
 

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import func, select
 
 from portside.auth.projects import Projects
-from portside.content.db import Database
 from portside.content.usage import UsageReports
 from portside.metadata import schema as s
+from portside.metadata.db import Database
 from portside.metadata.engine import make_engine
 from tests.conftest import fresh_database
 from tests.durability.server import ServerProcess

@@ -10,9 +10,9 @@ import pytest
 
 from portside.auth.errors import Exists, Invalid, Missing
 from portside.auth.projects import Projects
-from portside.content.db import Database
 from portside.content.immutability import MAX_RULES, ImmutabilityRules, RuleRecord, load_matcher
 from portside.content.patterns import NamePattern
+from portside.metadata.db import Database
 from portside.metadata.engine import make_engine
 
 

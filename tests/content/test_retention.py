@@ -18,7 +18,6 @@ from starlette.testclient import TestClient
 
 from portside.app import PortsideApp
 from portside.config import Settings
-from portside.content.db import utcnow
 from portside.content.gc import GarbageCollector
 from portside.content.retention import (
     Applier,
@@ -28,13 +27,13 @@ from portside.content.retention import (
     ProjectUnknown,
     RetentionPlan,
     RetentionRule,
-    deletion_line,
     parse_policy,
-    run_retention,
 )
 from portside.fsck import run_fsck
 from portside.jobs.context import JobContext, JobStopped
+from portside.jobs.retention import deletion_line, run_retention
 from portside.metadata import schema as s
+from portside.metadata.db import utcnow
 from tests.api.helpers import (
     Manifest,
     make_artifact,

@@ -10,9 +10,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from portside.app import PortsideApp
-from portside.content.db import utcnow
 from portside.content.usage import ProjectUsage, UsageReports, project_used
 from portside.metadata import schema as s
+from portside.metadata.db import utcnow
 from tests.api.helpers import make_image, push_blob, push_manifest, sha256
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -13,14 +13,13 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import update
 
-from portside.api.context import Context
-from portside.app import build_context
 from portside.auth import passwords
 from portside.config import Settings, load_settings
-from portside.content.db import Database, utcnow
+from portside.context import Context, build_context
 from portside.jobs.schedules import Schedules
 from portside.jobs.store import Jobs
 from portside.metadata import schema as s
+from portside.metadata.db import Database, utcnow
 from portside.metadata.engine import make_engine
 from tests.auth.conftest import Registry, populated
 

@@ -15,9 +15,9 @@ from starlette.testclient import TestClient
 from portside.app import PortsideApp
 from portside.cli import main
 from portside.config import Settings
-from portside.content.db import Database
 from portside.jobs.runner import Worker
 from portside.jobs.store import Jobs
+from portside.metadata.db import Database
 from portside.metadata.engine import make_engine
 from tests.api.helpers import push_blob, push_image
 from tests.durability.server import portside_env

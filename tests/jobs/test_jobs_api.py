@@ -12,8 +12,8 @@ import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
 
-from portside.content.db import utcnow
 from portside.jobs.store import Jobs
+from portside.metadata.db import utcnow
 from tests.auth.conftest import Registry, basic
 from tests.jobs.conftest import ago, set_job
 from tests.mgmt.conftest import (

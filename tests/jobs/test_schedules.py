@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event
 
-from portside.content.db import Database, utcnow
 from portside.jobs.schedules import ScheduleError, Schedules, next_run
 from portside.jobs.store import Jobs
+from portside.metadata.db import Database, utcnow
 from portside.metadata.engine import make_engine
 from tests.jobs.conftest import ago, set_schedule
 

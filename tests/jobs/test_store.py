@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, func, select
 
-from portside.content.db import Database, utcnow
 from portside.jobs.store import JobConflict, Jobs, Status
 from portside.metadata import schema as s
+from portside.metadata.db import Database, utcnow
 from portside.metadata.engine import make_engine
 from tests.jobs.conftest import ago, messages, set_job
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from portside.api.context import Context
 from portside.app import PortsideApp, create_app
+from portside.context import Context
 from portside.jobs import runner
 from portside.jobs.context import JobContext, JobFailed
 from portside.jobs.kinds import KINDS, Kind

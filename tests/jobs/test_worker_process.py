@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from portside.content.db import Database
 from portside.jobs.store import JobRecord, Jobs
+from portside.metadata.db import Database
 from portside.metadata.engine import make_engine
 from tests.durability.server import ServerProcess, portside_env
 from tests.jobs.conftest import messages

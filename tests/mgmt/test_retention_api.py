@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from portside.content.db import utcnow
 from portside.metadata import schema as s
+from portside.metadata.db import utcnow
 from tests.api.helpers import Manifest, push_image
 from tests.auth.conftest import ROLE_USERS, Registry
 from tests.mgmt.conftest import API, MAINTAINER, PROJECT_ADMIN, client_for

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from portside.content.db import utcnow
 from portside.metadata import schema as s
+from portside.metadata.db import utcnow
 from portside.mgmt.sessions import COOKIE
 from tests.auth.conftest import PASSWORD, Registry
 from tests.mgmt.conftest import (

@@ -14,8 +14,8 @@ from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from portside.auth.access_tokens import PREFIX
-from portside.content.db import utcnow
 from portside.metadata import schema as s
+from portside.metadata.db import utcnow
 from tests.api.helpers import push_image
 from tests.auth.conftest import PASSWORD, Registry, basic, bearer
 from tests.auth.fixtures import access_of, audit_rows, make_robot

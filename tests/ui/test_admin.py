@@ -9,10 +9,10 @@ import re
 import pytest
 from sqlalchemy import update
 
-from portside.content.db import utcnow
 from portside.jobs.runner import Worker
 from portside.jobs.store import Jobs
 from portside.metadata import schema as s
+from portside.metadata.db import utcnow
 from tests.api.helpers import push_blob, push_image
 from tests.auth.conftest import PASSWORD, Registry, basic
 from tests.ui.conftest import Browser, browser_for

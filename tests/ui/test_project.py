@@ -12,8 +12,8 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import update
 
-from portside.content.db import utcnow
 from portside.metadata import schema as s
+from portside.metadata.db import utcnow
 from portside.ui.routes import project as project_routes
 from tests.api.helpers import Manifest, push_image
 from tests.auth.conftest import Registry

@@ -26,8 +26,8 @@ from portside.auth.policy import Policy
 from portside.auth.roles import Role
 from portside.auth.throttle import LoginThrottle
 from portside.cli import main
-from portside.content.db import Database
 from portside.metadata import schema as s
+from portside.metadata.db import Database
 from portside.metadata.engine import make_engine
 from tests.conftest import POSTGRES_URL, fresh_database
 

@@ -15,9 +15,9 @@ from starlette.testclient import TestClient
 from portside.app import PortsideApp
 from portside.cli import main
 from portside.config import Settings
-from portside.content.db import utcnow
 from portside.content.retention import parse_policy
 from portside.metadata import schema as s
+from portside.metadata.db import utcnow
 from tests.api.helpers import push_image
 
 POLICY = """\

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import re
 
-from portside.api.context import Context
 from portside.api.http import FileBody, Request, Response, empty
+from portside.context import Context
 from portside.digest import Digest
 from portside.errors import BlobUnknown, RangeUnsatisfiable, Unsupported
 

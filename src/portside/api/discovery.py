@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
-from portside.api.context import Context
 from portside.api.http import Request, Response, json_body
+from portside.context import Context
 from portside.digest import Digest
 from portside.errors import PaginationNumberInvalid
 from portside.oci.mediatypes import OCI_INDEX

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from portside.api import blobs, discovery, manifests, uploads
-from portside.api.context import Context
 from portside.api.http import Request, Response, json_body
 from portside.api.routes import match
+from portside.context import Context
 from portside.errors import NotFound, Unsupported
 from portside.reference import validate_name
 

@@ -11,8 +11,6 @@ not push or delete gets 403 DENIED.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from typing import Any
 import structlog
 
 from portside.api.http import Request
+from portside.auth.basic import decode_basic
 from portside.auth.identity import ANONYMOUS, Identity
 from portside.auth.names import ROBOT_PREFIX
 from portside.auth.service import AuthService
@@ -233,18 +232,6 @@ class Guard:
         return Unauthorized(
             detail=detail, headers={"WWW-Authenticate": "Bearer " + ",".join(parts)}
         )
-
-
-def decode_basic(credentials: str) -> tuple[str, str]:
-    """(username, password) from the base64 part of a Basic header; Unauthorized if bad."""
-    try:
-        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):  # ValueError: non-ASCII; UnicodeDecodeError is one
-        raise Unauthorized("malformed Basic credentials") from None
-    username, sep, password = decoded.partition(":")
-    if not sep or not username:
-        raise Unauthorized("malformed Basic credentials")
-    return username, password
 
 
 def _token_identity(token: VerifiedToken) -> Identity:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from portside.api.context import Context
 from portside.api.http import Request, Response, empty, json_body
+from portside.context import Context
 from portside.errors import ManifestTooLarge, ManifestUnknown, Unsupported
 from portside.reference import is_valid_tag
 

@@ -12,12 +12,12 @@ import asyncio
 import json
 from urllib.parse import parse_qs
 
-from portside.api.context import Context
-from portside.api.guard import decode_basic
 from portside.api.http import Request, Response, json_body
+from portside.auth.basic import decode_basic
 from portside.auth.identity import ANONYMOUS, Identity
 from portside.auth.scopes import ScopeInvalid, parse_scopes
 from portside.auth.service import AuthService
+from portside.context import Context
 from portside.errors import RegistryError, Unauthorized, Unsupported
 
 _FORM_LIMIT = 64 * 1024

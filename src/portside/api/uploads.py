@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from portside.api.context import Context
 from portside.api.http import Request, Response, empty
 from portside.content.uploads import ContentRange, parse_content_range
+from portside.context import Context
 from portside.digest import Digest
 from portside.errors import BlobUploadInvalid, RegistryError
 from portside.reference import validate_name

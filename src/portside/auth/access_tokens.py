@@ -25,8 +25,8 @@ from sqlalchemy.exc import IntegrityError
 
 from portside.auth.errors import Exists, Invalid, Missing
 from portside.auth.identity import Identity
-from portside.content.db import Database, as_utc, utcnow
 from portside.metadata import schema as s
+from portside.metadata.db import Database, as_utc, utcnow
 
 PREFIX = "psp_"
 _SECRET_BYTES = 30  # 240 random bits: 40 URL-safe base64 characters, no padding

@@ -23,8 +23,8 @@ from portside.auth.errors import Exists, Invalid, Missing
 from portside.auth.identity import Identity
 from portside.auth.names import ROBOT_PREFIX, check_username
 from portside.auth.throttle import LoginThrottle
-from portside.content.db import Database, as_utc, utcnow
 from portside.metadata import schema as s
+from portside.metadata.db import Database, as_utc, utcnow
 
 log = structlog.get_logger(__name__)
 

@@ -11,7 +11,7 @@ from portside.auth.accounts import Accounts
 from portside.auth.errors import ManagementError
 from portside.auth.throttle import LoginThrottle
 from portside.config import ConfigError, Settings
-from portside.content.db import Database
+from portside.metadata.db import Database
 from portside.metadata.engine import make_engine
 
 log = structlog.get_logger(__name__)

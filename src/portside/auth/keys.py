@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import select
 
 from portside.config import ConfigError, TokenSettings
-from portside.content.db import Database, utcnow
 from portside.metadata import schema as s
+from portside.metadata.db import Database, utcnow
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from portside.auth import roles
 from portside.auth.identity import Identity
 from portside.auth.roles import Role
-from portside.content.db import Database
 from portside.metadata import schema as s
+from portside.metadata.db import Database
 from portside.reference import project_of
 
 ALL_ACTIONS = frozenset({"pull", "push", "delete"})

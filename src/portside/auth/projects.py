@@ -12,8 +12,8 @@ from sqlalchemy import Connection, delete, exists, func, select, update
 from portside.auth.errors import Exists, Invalid, Missing
 from portside.auth.names import check_project_name
 from portside.auth.roles import Role
-from portside.content.db import Database, utcnow
 from portside.metadata import schema as s
+from portside.metadata.db import Database, utcnow
 
 
 @dataclass(frozen=True, slots=True)

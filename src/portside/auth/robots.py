@@ -20,8 +20,8 @@ from portside.auth.names import check_robot_name, robot_full_name
 from portside.auth.policy import Policy
 from portside.auth.projects import project_id
 from portside.auth.scopes import REPOSITORY_ACTIONS
-from portside.content.db import Database, utcnow
 from portside.metadata import schema as s
+from portside.metadata.db import Database, utcnow
 
 
 @dataclass(frozen=True, slots=True)

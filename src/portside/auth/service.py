@@ -19,8 +19,8 @@ from portside.auth.robots import Robots
 from portside.auth.scopes import Access
 from portside.auth.throttle import LoginThrottle
 from portside.config import Settings
-from portside.content.db import Database
 from portside.errors import Denied
+from portside.metadata.db import Database
 from portside.reference import project_of
 
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, select, update
 
-from portside.content.db import Database, as_utc, utcnow
 from portside.errors import TooManyRequests
 from portside.metadata import schema as s
+from portside.metadata.db import Database, as_utc, utcnow
 
 _ANY_ACCOUNT = "*"
 _SOURCE_FACTOR = 10

@@ -22,12 +22,12 @@ from portside.auth.projects import Projects
 from portside.auth.robots import Robots
 from portside.auth.throttle import LoginThrottle
 from portside.config import ConfigError, Settings, load_settings
-from portside.content.db import Database
 from portside.events.audit import AuditLog
+from portside.metadata.db import Database
 from portside.metadata.engine import make_engine, upgrade
 
 if TYPE_CHECKING:
-    from portside.api.context import Context
+    from portside.context import Context
 
 CONFIG_OPTION = click.option(
     "--config", "config_file", type=click.Path(path_type=Path), help="YAML configuration file."
@@ -64,7 +64,7 @@ def migrated_settings(config_file: Path | None, data_dir: Path | None) -> Settin
 @contextmanager
 def context_from(config_file: Path | None, data_dir: Path | None) -> Iterator[Context]:
     """All the services, built as the server builds them (for commands running jobs)."""
-    from portside.app import build_context
+    from portside.context import build_context
 
     ctx = build_context(migrated_settings(config_file, data_dir))
     try:

@@ -21,7 +21,7 @@ from portside.jobs.kinds import KINDS, ParamsError
 from portside.jobs.store import STATUSES, JobConflict, JobRecord
 
 if TYPE_CHECKING:
-    from portside.api.context import Context
+    from portside.context import Context
 
 
 def _echo(level: str, message: str) -> None:

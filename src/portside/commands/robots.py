@@ -18,7 +18,7 @@ from portside.commands.common import (
     reports_errors,
     services,
 )
-from portside.content.db import as_utc, utcnow
+from portside.metadata.db import as_utc, utcnow
 
 
 def _describe(robot: Robot) -> dict[str, object]:

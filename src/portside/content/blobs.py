@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, and_, delete, select
 
 from portside.content import quota
-from portside.content.db import Database, repository_id, utcnow
 from portside.content.hotpath import HotQueries
 from portside.digest import Digest
 from portside.errors import BlobUnknown, Conflict
 from portside.metadata import schema as s
+from portside.metadata.db import Database, repository_id, utcnow
 from portside.reference import project_of
 from portside.storage import paths
 from portside.storage.base import PathNotFound, StorageDriver

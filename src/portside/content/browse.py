@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select
 
-from portside.content.db import Database
 from portside.digest import Digest
 from portside.metadata import schema as s
+from portside.metadata.db import Database
 from portside.storage.base import StorageDriver
 from portside.storage.paths import blob_path
 

@@ -35,9 +35,9 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, delete, exists, select, tuple_
 
-from portside.content.db import Database, as_utc, utcnow
 from portside.digest import Digest
 from portside.metadata import schema as s
+from portside.metadata.db import Database, as_utc, utcnow
 from portside.storage import paths
 from portside.storage.base import PathNotFound, StorageDriver
 

@@ -18,10 +18,10 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Connection, delete, select
 
 from portside.auth.errors import Exists, Invalid, Missing
-from portside.content.db import Database, as_utc, utcnow
 from portside.content.patterns import SYNTAXES, NamePattern, PatternError, Syntax
 from portside.errors import Denied
 from portside.metadata import schema as s
+from portside.metadata.db import Database, as_utc, utcnow
 from portside.reference import project_of
 
 # As in Harbor: a project has at most this many rules (each push that moves a tag checks

@@ -13,7 +13,6 @@ from sqlalchemy import ColumnElement, Connection, and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from portside.content import quota
-from portside.content.db import Database, repository_id, utcnow
 from portside.content.hotpath import HotQueries
 from portside.content.immutability import check_delete, check_move
 from portside.digest import Digest, is_digest
@@ -26,6 +25,7 @@ from portside.errors import (
     NameUnknown,
 )
 from portside.metadata import schema as s
+from portside.metadata.db import Database, repository_id, utcnow
 from portside.oci.manifest import ParsedManifest, parse_manifest
 from portside.reference import project_of, validate_tag
 

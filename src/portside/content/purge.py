@@ -10,8 +10,8 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select
 
-from portside.content.db import Database, utcnow
 from portside.metadata import schema as s
+from portside.metadata.db import Database, utcnow
 from portside.storage import paths
 from portside.storage.base import PathNotFound, StorageDriver
 

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, select
 
 from portside.content.blobs import BlobService
-from portside.content.db import Database, utcnow
 from portside.digest import Digest
 from portside.errors import (
     BlobUploadInvalid,
@@ -29,6 +28,7 @@ from portside.errors import (
     SizeInvalid,
 )
 from portside.metadata import schema as s
+from portside.metadata.db import Database, utcnow
 from portside.reference import is_ascii_int
 from portside.storage import paths
 from portside.storage.base import PathNotFound, StorageDriver

@@ -31,8 +31,8 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, or_, select
 
-from portside.content.db import Database
 from portside.metadata import schema as s
+from portside.metadata.db import Database
 
 _r, _l, _b, _m = s.repositories, s.repository_blobs, s.blobs, s.manifests
 

@@ -17,8 +17,8 @@ from typing import Any
 import structlog
 from sqlalchemy import ColumnElement, func, select
 
-from portside.content.db import Database, utcnow
 from portside.metadata import schema as s
+from portside.metadata.db import Database, utcnow
 from portside.reference import project_of
 
 log = structlog.get_logger(__name__)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from portside.api.context import Context
+    from portside.context import Context
 
 
 class JobStopped(Exception):

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from portside.commands.common import format_size
 from portside.content.gc import GarbageCollector, Plan
 from portside.content.purge import purge_uploads
 from portside.jobs.context import JobContext
+from portside.units import format_size
 
 
 def plan_lines(plan: Plan, *, dry_run: bool) -> list[str]:

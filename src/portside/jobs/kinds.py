@@ -98,7 +98,7 @@ KINDS: dict[str, Kind] = {
         ),
         Kind(
             "retention",
-            "portside.content.retention:run_retention",
+            "portside.jobs.retention:run_retention",
             _retention_params,
             per_project=True,
             description="apply a project's retention policy",

@@ -10,13 +10,13 @@ import sys
 from typing import TYPE_CHECKING
 
 from portside.config import Settings, settings_from_environment
-from portside.content.db import Database
 from portside.jobs.runner import Worker
 from portside.logs import configure
+from portside.metadata.db import Database
 from portside.metadata.engine import make_engine
 
 if TYPE_CHECKING:
-    from portside.api.context import Context
+    from portside.context import Context
 
 
 def run_worker(settings: Settings, parent_pid: int | None = None) -> None:
@@ -26,7 +26,7 @@ def run_worker(settings: Settings, parent_pid: int | None = None) -> None:
     built: list[Context] = []
 
     def build() -> Context:
-        from portside.app import build_context  # the first job pays for these imports
+        from portside.context import build_context  # the first job pays for these imports
 
         built.append(build_context(settings))
         return built[-1]

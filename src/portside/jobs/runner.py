@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from portside.content.db import utcnow
 from portside.jobs.context import JobContext, JobFailed, JobStopped
 from portside.jobs.kinds import KINDS, ParamsError, kind
 from portside.jobs.schedules import Schedules
 from portside.jobs.store import JobRecord, Jobs
+from portside.metadata.db import utcnow
 
 if TYPE_CHECKING:
-    from portside.api.context import Context
     from portside.config import Settings
-    from portside.content.db import Database
+    from portside.context import Context
+    from portside.metadata.db import Database
 
 log = structlog.get_logger(__name__)
 

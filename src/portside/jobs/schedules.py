@@ -16,9 +16,9 @@ from typing import Any
 from croniter import croniter
 from sqlalchemy import delete, select, update
 
-from portside.content.db import Database, as_utc, utcnow
 from portside.jobs.store import JobConflict, Jobs
 from portside.metadata import schema as s
+from portside.metadata.db import Database, as_utc, utcnow
 
 
 class ScheduleError(ValueError):

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, text, update
 
-from portside.content.db import Database, as_utc, utcnow
 from portside.metadata import schema as s
+from portside.metadata.db import Database, as_utc, utcnow
 
 Status = Literal["queued", "running", "succeeded", "failed", "stopped"]
 STATUSES: tuple[Status, ...] = ("queued", "running", "succeeded", "failed", "stopped")

@@ -370,3 +370,33 @@ access_tokens = Table(
     Column("last_used_at", DateTime(timezone=True)),
     UniqueConstraint("user_id", "name"),
 )
+
+# --- events: the outbox ----------------------------------------------------------------
+
+# What happened to artifacts, tags, projects and accounts, written by the service that
+# made the change in the same transaction as the change (events/outbox.py). Consumers
+# (the audit log, webhooks; later replication and scanning) read it in id order with a
+# cursor kept in `event_cursors`, advanced in the same transaction as their effect.
+# AUTOINCREMENT on SQLite: ids are never reused after old events are pruned.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("type", String(64), nullable=False),  # "artifact.pushed", "tag.deleted"...
+    Column("actor", NAME, nullable=False),
+    Column("source", String(64)),  # client address, or "cli", "gc", "retention"
+    Column("project", NAME, index=True),
+    Column("repository", NAME),
+    Column("resource", Text, nullable=False),  # "acme/app@sha256:...", "acme/app:v1"...
+    Column("data", Text, nullable=False),  # JSON object, per type
+    sqlite_autoincrement=True,
+)
+
+event_cursors = Table(
+    "event_cursors",
+    metadata,
+    Column("consumer", String(64), primary_key=True),  # "audit", "webhooks"
+    Column("position", Integer, nullable=False),  # every event id <= this is handled
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

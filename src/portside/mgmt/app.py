@@ -15,8 +15,8 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
-from portside.api.context import Context
 from portside.auth.errors import ManagementError
+from portside.context import Context
 from portside.errors import RegistryError
 from portside.mgmt.routes import (
     audit,

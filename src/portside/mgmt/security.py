@@ -19,12 +19,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from portside.api.context import Context
-from portside.api.guard import decode_basic
 from portside.auth.access_tokens import looks_like_token
+from portside.auth.basic import decode_basic
 from portside.auth.errors import Forbidden, Missing, Unauthenticated
 from portside.auth.identity import ANONYMOUS, Identity
 from portside.auth.policy import ProjectAccess
+from portside.context import Context
 from portside.errors import RegistryError
 from portside.mgmt.sessions import COOKIE, Session, SessionStore
 from portside.reference import project_of

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
-from portside.content.db import Database, as_utc, utcnow
 from portside.metadata import schema as s
+from portside.metadata.db import Database, as_utc, utcnow
 
 COOKIE = "portside_session"
 LIFETIME = timedelta(hours=12)

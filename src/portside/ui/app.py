@@ -22,8 +22,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from portside.api.context import Context
 from portside.api.http import Message, Receive, Scope, Send
+from portside.context import Context
 from portside.ui import filters, web
 from portside.ui.api import ApiError
 from portside.ui.routes import ROUTES

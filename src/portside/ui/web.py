@@ -15,7 +15,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from portside.api.context import Context
+from portside.context import Context
 from portside.mgmt.sessions import COOKIE, Session, SessionStore
 from portside.ui.api import Api, ApiError
 

@@ -46,13 +46,6 @@ referrer of it left. Anything else is skipped, never half-done.
 from __future__ import annotations
 
 from portside.content.retention.applier import Applier, RetentionResult
-from portside.content.retention.job import (
-    deletion_line,
-    plan_lines,
-    rule_lines,
-    run_retention,
-    summary,
-)
 from portside.content.retention.planner import (
     UNTAGGED_GRACE,
     Deletion,
@@ -84,10 +77,5 @@ __all__ = [
     "RetentionPolicy",
     "RetentionResult",
     "RetentionRule",
-    "deletion_line",
     "parse_policy",
-    "plan_lines",
-    "rule_lines",
-    "run_retention",
-    "summary",
 ]

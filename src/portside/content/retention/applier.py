@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy import delete, exists, select
 
-from portside.content.db import Database, as_utc
 from portside.content.immutability import load_matcher
 from portside.content.retention.planner import Deletion, RetentionPlan, opt_utc
 from portside.metadata import schema as s
+from portside.metadata.db import Database, as_utc
 
 log = structlog.get_logger(__name__)
 

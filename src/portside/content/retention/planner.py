@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from portside.content.db import Database, as_utc, utcnow
 from portside.content.immutability import TagMatcher, load_matcher, name_in_project
 from portside.content.patterns import NamePattern
 from portside.content.retention.policy import RetentionPolicy, RetentionRule, load_policy
 from portside.metadata import schema as s
+from portside.metadata.db import Database, as_utc, utcnow
 
 UNTAGGED_GRACE = timedelta(hours=1)
 _CHUNK = 500

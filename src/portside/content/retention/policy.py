@@ -18,9 +18,9 @@ from typing import Any, Literal, cast, get_args
 
 from sqlalchemy import Connection, delete, insert, select
 
-from portside.content.db import Database, as_utc, utcnow
 from portside.content.patterns import SYNTAXES, NamePattern, PatternError, Syntax
 from portside.metadata import schema as s
+from portside.metadata.db import Database, as_utc, utcnow
 
 RuleKind = Literal[
     "latest_pushed", "latest_pulled", "pushed_within_days", "pulled_within_days", "always"

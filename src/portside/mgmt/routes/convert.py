@@ -6,8 +6,8 @@ from portside.auth.accounts import User
 from portside.auth.projects import Project
 from portside.auth.robots import Robot
 from portside.content.browse import ArtifactSummary, RepositorySummary
-from portside.content.db import as_utc
 from portside.events.audit import AuditEntry
+from portside.metadata.db import as_utc
 from portside.mgmt.schemas import (
     ArtifactOut,
     AuditOut,

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from portside.api.context import Context
 from portside.auth.errors import Exists, Forbidden, Invalid, Missing
+from portside.context import Context
 from portside.jobs.kinds import KINDS, ParamsError, kind
 from portside.jobs.schedules import Schedule, ScheduleError, Schedules
 from portside.jobs.store import STATUSES, JobConflict, JobRecord, Jobs

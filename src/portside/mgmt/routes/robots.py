@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from portside.auth.errors import Forbidden, Missing, Unauthenticated
 from portside.auth.robots import Robot
-from portside.content.db import utcnow
+from portside.metadata.db import utcnow
 from portside.mgmt.routes import convert
 from portside.mgmt.schemas import RobotIn, RobotOut, RobotPatch, RobotSecretOut, SystemRobotIn
 from portside.mgmt.security import Admin, Caller, Ctx, Principal, require

@@ -9,7 +9,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Request, Response
 
 from portside.auth.access_tokens import AccessToken
-from portside.content.db import utcnow
+from portside.metadata.db import utcnow
 from portside.mgmt.schemas import AccessTokenIn, AccessTokenOut, AccessTokenSecretOut
 from portside.mgmt.security import Ctx, PersonWithPassword, Principal
 

@@ -1,23 +1,26 @@
-"""What every /v2 handler is given: the services and the settings, built once per process."""
+"""The service container: the settings and every service, built once per process.
+
+Everything above the services (the /v2 handlers, the management API, the UI, the job
+workers, the CLI) is given a `Context`; nothing below it imports this module.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from portside.auth.ldap_login import ldap_source
 from portside.auth.service import AuthService
 from portside.config import Settings
 from portside.content.blobs import BlobService
 from portside.content.browse import Browser
-from portside.content.db import Database
 from portside.content.hotpath import HotQueries
 from portside.content.manifests import ManifestService
 from portside.content.uploads import UploadService
 from portside.events.audit import AuditLog
+from portside.metadata.db import Database
+from portside.metadata.engine import make_engine
 from portside.storage.base import StorageDriver
-
-if TYPE_CHECKING:
-    from portside.api.guard import Guard
+from portside.storage.factory import open_storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +33,6 @@ class Context:
     manifests: ManifestService
     hot: HotQueries
     auth: AuthService
-    guard: Guard
     audit: AuditLog
     browser: Browser
 
@@ -45,3 +47,24 @@ class Context:
         self.audit.flush()
         self.hot.close()
         self.db.engine.dispose()
+
+
+def build_context(settings: Settings) -> Context:
+    db = Database(make_engine(settings.database_url))
+    hot = HotQueries(db.engine)
+    storage = open_storage(settings)
+    blobs = BlobService(db, storage, hot)
+    auth = AuthService(settings, db, ldap_source(settings))
+    audit = AuditLog(db, record_pulls=settings.audit.record_pulls)
+    return Context(
+        settings=settings,
+        db=db,
+        storage=storage,
+        blobs=blobs,
+        uploads=UploadService(db, storage, blobs),
+        manifests=ManifestService(db, hot, settings.registry.manifest_max_bytes),
+        hot=hot,
+        auth=auth,
+        audit=audit,
+        browser=Browser(db, storage),
+    )

@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from portside.commands.common import format_size
 from portside.content.retention.applier import Applier, RetentionResult
 from portside.content.retention.planner import Deletion, Planner, RetentionPlan
 from portside.content.retention.policy import ProjectUnknown
-
-if TYPE_CHECKING:
-    from portside.jobs.context import JobContext
+from portside.jobs.context import JobContext, JobFailed
+from portside.units import format_size
 
 
 def deletion_line(item: Deletion, verb: str) -> str:
@@ -77,7 +75,6 @@ def summary(plan: RetentionPlan, result: RetentionResult | None) -> dict[str, An
 def run_retention(job: JobContext) -> dict[str, Any]:
     """The `retention` job: plan the project's policy, log every deletion, and (unless
     `dry_run`) apply the plan. Safe to re-run: the plan is recomputed from the database."""
-    from portside.jobs.context import JobFailed
 
     if job.project is None:
         raise JobFailed("a retention job needs a project")
