@@ -7,6 +7,7 @@ Every problem is reported as a ConfigError naming the dotted key.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -258,6 +259,66 @@ class JobSettings(_Section):
         return self
 
 
+class WebhookSettings(_Section):
+    max_attempts: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="Attempts a webhook delivery gets before it is marked dead.",
+    )
+    retry_base_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Wait before the second attempt; each further wait doubles (with "
+        "jitter), up to `webhooks.retry_max_seconds`.",
+    )
+    retry_max_seconds: float = Field(
+        default=3600.0, gt=0, description="Longest wait between two attempts."
+    )
+    timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Connect, send and read timeout of each webhook request.",
+    )
+    max_redirects: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description="Redirects followed (each target checked like the first); 0: none.",
+    )
+    poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often a worker looks for due deliveries."
+    )
+    allow_private_targets: bool = Field(
+        default=False,
+        description="Let webhook targets be loopback, private, link-local or unique-local "
+        "addresses (cloud metadata addresses stay refused unless in "
+        "`webhooks.allowed_networks`).",
+    )
+    allowed_networks: tuple[str, ...] = Field(
+        default=(),
+        description="Networks (CIDR, e.g. `10.1.2.0/24`) webhook targets may be in even "
+        "when they would be refused.",
+    )
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network such as 10.1.2.0/24") from None
+        return value
+
+    @model_validator(mode="after")
+    def _base_below_max(self) -> WebhookSettings:
+        if self.retry_base_seconds > self.retry_max_seconds:
+            raise ValueError("retry_base_seconds must not exceed retry_max_seconds")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PORTSIDE_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -286,6 +347,7 @@ class Settings(BaseSettings):
     projects: ProjectSettings = ProjectSettings()
     audit: AuditSettings = AuditSettings()
     jobs: JobSettings = JobSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     ui: UiSettings = UiSettings()
     ldap: LdapSettings | None = Field(default=None, description="LDAP / Active Directory users.")
 

@@ -204,7 +204,9 @@ class Consumer:
             return int(position)
         start = 0
         if self.start_at_end:
-            start = int(conn.execute(select(func.coalesce(func.max(s.events.c.id), 0))).scalar_one())
+            start = int(
+                conn.execute(select(func.coalesce(func.max(s.events.c.id), 0))).scalar_one()
+            )
         self.db.insert_ignore(
             conn, c, {"consumer": self.name, "position": start, "updated_at": utcnow()}
         )

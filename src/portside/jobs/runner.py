@@ -23,6 +23,7 @@ from portside.jobs.kinds import KINDS, ParamsError, kind
 from portside.jobs.schedules import Schedules
 from portside.jobs.store import JobRecord, Jobs
 from portside.metadata.db import utcnow
+from portside.webhooks import dispatcher
 
 if TYPE_CHECKING:
     from portside.config import Settings
@@ -203,6 +204,8 @@ class Worker:
                     self.stopping.set()
 
         threading.Thread(target=watch, name="worker-watch", daemon=True).start()
+        # Webhook deliveries run beside the jobs, so a long job does not hold them up.
+        webhooks = dispatcher.start(self.jobs.db, self.settings, self.name, self.stopping)
         while not self.stopping.is_set():
             try:
                 ran = self.tick()
@@ -211,6 +214,7 @@ class Worker:
                 ran = False
             if not ran:
                 self.stopping.wait(self.poll_seconds)
+        webhooks.join(timeout=self.settings.webhooks.timeout_seconds * 3 + 5)
         log.info("jobs.worker_stopped", worker=self.name)
 
     def tick(self) -> bool:

@@ -400,3 +400,58 @@ event_cursors = Table(
     Column("position", Integer, nullable=False),  # every event id <= this is handled
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# --- webhooks ----------------------------------------------------------------------------
+
+# A project's webhook policies (Harbor's model): which events go to which URL, in which
+# payload format, signed with which secret. The secret is kept as given (it signs every
+# request), and never returned by the API after creation.
+webhook_policies = Table(
+    "webhook_policies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("description", Text),
+    Column("enabled", Boolean, nullable=False),
+    Column("target_url", Text, nullable=False),
+    Column("event_types", Text, nullable=False),  # JSON list: ["artifact.pushed", ...]
+    Column("payload_format", String(16), nullable=False),  # "default" or "cloudevents"
+    Column("secret", String(255)),
+    Column("created_by", NAME, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("project_id", "name"),
+)
+
+# One row per (policy, event): queued by the "webhooks" outbox consumer in its cursor's
+# transaction, claimed by a worker with a lease (`claimed_until`), retried with backoff,
+# dead after `webhooks.max_attempts`. The body is kept, so retries send the same bytes
+# after the event itself is pruned. Test deliveries have no event.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "policy_id",
+        Integer,
+        ForeignKey("webhook_policies.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("event_id", Integer),
+    Column("event_type", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    # queued, delivering, succeeded, failed (will be retried), dead
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_by", String(128)),
+    Column("claimed_until", DateTime(timezone=True)),
+    Column("response_code", Integer),
+    Column("latency_ms", Integer),
+    Column("error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("policy_id", "event_id"),
+    Index(None, "status", "next_attempt_at"),
+)

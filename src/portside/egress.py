@@ -1,0 +1,233 @@
+"""Outgoing HTTP requests to addresses users chose (webhook targets; later replication
+endpoints), guarded against server-side request forgery.
+
+A user who may configure a target must not be able to make the registry talk to what
+only the registry can reach: loopback services, the private network, link-local and
+unique-local addresses, and the cloud metadata endpoints. So:
+
+* every answer for the target's host name is checked (`check`); one refused answer
+  refuses the target, since which answer a connection uses is not ours to choose;
+* the connection goes to an address that was checked, never to the name (no second
+  DNS lookup that a rebinding DNS server could answer differently); the request still
+  carries the name in `Host` and, over TLS, in SNI, and the certificate is verified
+  against the name;
+* redirects are not followed by the HTTP client: `send` follows up to `max_redirects`
+  itself, checking each new target as it checked the first;
+* proxies from the environment are ignored, and every phase has a timeout.
+
+An administrator may allow private targets (`allow_private`) or particular networks
+(`allowed`); metadata addresses are only reachable through `allowed`, and multicast and
+unspecified addresses never.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], list[IPAddress]]
+
+# Instance metadata services: AWS, GCP, Azure, OpenStack (169.254.169.254), AWS over
+# IPv6, Alibaba Cloud.
+METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
+    {
+        ipaddress.ip_address("169.254.169.254"),
+        ipaddress.ip_address("fd00:ec2::254"),
+        ipaddress.ip_address("100.100.100.200"),
+    }
+)
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_BODY_KEPT = 64 * 1024  # of a response, for the delivery history's error text
+
+
+class Refused(Exception):
+    """The target may not be contacted; the message says why, for the person who set it."""
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address `host` resolves to (an IP literal resolves to itself)."""
+    try:
+        answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise Refused(f"cannot resolve {host!r}: {error.strerror}") from None
+    found: list[IPAddress] = []
+    for _family, _type, _proto, _name, sockaddr in answers:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if address not in found:
+            found.append(address)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class EgressPolicy:
+    allow_private: bool = False
+    allowed: tuple[Network, ...] = ()
+    timeout_seconds: float = 10.0
+    max_redirects: int = 3
+    resolver: Resolver = field(default=resolve, compare=False)
+
+    def refusal(self, address: IPAddress) -> str | None:
+        """Why `address` may not be contacted, or None if it may."""
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if any(address.version == net.version and address in net for net in self.allowed):
+            return None
+        if address.is_unspecified:
+            return "an unspecified address"
+        if address.is_multicast:
+            return "a multicast address"
+        if address in METADATA_ADDRESSES:
+            return "a cloud metadata address"
+        if self.allow_private:
+            return None
+        if address.is_loopback:
+            return "a loopback address"
+        if address.is_link_local:
+            return "a link-local address"
+        if not address.is_global:
+            return "a private or reserved address"
+        return None
+
+    def check(self, url: str | httpx.URL) -> tuple[httpx.URL, list[IPAddress]]:
+        """The parsed URL and the addresses it may be reached at; Refused otherwise."""
+        try:
+            parsed = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError) as error:
+            raise Refused(f"not a valid URL: {error}") from None
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise Refused("the URL must be absolute http:// or https://")
+        if parsed.userinfo:
+            raise Refused("the URL must not contain credentials")
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        addresses = self.resolver(parsed.host, port)
+        if not addresses:
+            raise Refused(f"{parsed.host!r} has no address")
+        for address in addresses:
+            why = self.refusal(address)
+            if why is not None:
+                shown = parsed.host if parsed.host == str(address) else f"{parsed.host} ({address})"
+                raise Refused(f"{shown} is {why}; targets there are not allowed")
+        return parsed, addresses
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What a target answered (after any redirects) and how long it took."""
+
+    status: int
+    body: bytes
+    url: str
+    seconds: float
+
+
+def send(
+    policy: EgressPolicy,
+    method: str,
+    url: str,
+    *,
+    content: bytes = b"",
+    headers: Mapping[str, str] | None = None,
+    verify: bool = True,
+) -> Sent:
+    """One request, its redirects followed under `policy`. Refused: a target (the first
+    or a redirect's) is not allowed, or too many redirects; httpx.HTTPError: the
+    request failed (connection, TLS, timeout)."""
+    started = time.monotonic()
+    for _hop in range(policy.max_redirects + 1):
+        target, addresses = policy.check(url)
+        status, body, location = _send_once(
+            policy,
+            method=method,
+            target=target,
+            addresses=addresses,
+            content=content,
+            headers=headers or {},
+            verify=verify,
+        )
+        if status not in _REDIRECTS or location is None:
+            return Sent(status, body, str(target), time.monotonic() - started)
+        url = str(target.join(location))
+        if status == 303 or (status in (301, 302) and method == "POST"):
+            method, content = "GET", b""  # what browsers and HTTP clients do
+    raise Refused(f"more than {policy.max_redirects} redirects")
+
+
+def _send_once(
+    policy: EgressPolicy,
+    *,
+    method: str,
+    target: httpx.URL,
+    addresses: list[IPAddress],
+    content: bytes,
+    headers: Mapping[str, str],
+    verify: bool,
+) -> tuple[int, bytes, str | None]:
+    """Connect to the checked addresses in turn (the next only if connecting failed)."""
+    host_header = target.netloc.decode("ascii")
+    extensions = {}
+    if target.scheme == "https" and not _is_ip_literal(target.host):
+        extensions["sni_hostname"] = target.host
+    failure: httpx.ConnectError | None = None
+    for address in addresses:
+        pinned = target.copy_with(host=str(address))
+        with httpx.Client(
+            timeout=policy.timeout_seconds,
+            follow_redirects=False,
+            trust_env=False,  # no proxies from the environment
+            verify=verify,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        ) as client:
+            request = client.build_request(
+                method,
+                pinned,
+                content=content,
+                headers={**headers, "Host": host_header},
+                extensions=extensions,
+            )
+            try:
+                response = client.send(request, stream=True)
+            except httpx.ConnectError as error:
+                failure = error
+                continue
+            try:
+                body = b""
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) >= _BODY_KEPT:
+                        body = body[:_BODY_KEPT]
+                        break
+            finally:
+                response.close()
+            return response.status_code, body, response.headers.get("location")
+    assert failure is not None
+    raise failure
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def policy_from(
+    *,
+    allow_private: bool,
+    allowed_networks: tuple[str, ...],
+    timeout_seconds: float,
+    max_redirects: int,
+) -> EgressPolicy:
+    return EgressPolicy(
+        allow_private=allow_private,
+        allowed=tuple(ipaddress.ip_network(n, strict=False) for n in allowed_networks),
+        timeout_seconds=timeout_seconds,
+        max_redirects=max_redirects,
+    )
