@@ -119,7 +119,7 @@ class Dispatcher:
             "webhooks.attempt",
             delivery=delivery.id,
             policy=policy.id,
-            event=delivery.event_id,
+            event_id=delivery.event_id,
             attempt=delivery.attempts,
             status=status,
             response_code=outcome.response_code,
