@@ -30,6 +30,7 @@ from portside.mgmt.routes import (
     tokens,
     usage,
     users,
+    webhooks,
 )
 
 log = structlog.get_logger(__name__)
@@ -127,6 +128,7 @@ def create_management_app(ctx: Context) -> FastAPI:
         immutability,
         usage,
         retention,
+        webhooks,
     )
     for module in routers:
         app.include_router(module.router, prefix=PREFIX)
