@@ -141,8 +141,9 @@ def _register_account_commands() -> None:
     from portside.commands.robots import robot
     from portside.commands.usage import usage
     from portside.commands.users import admin, user
+    from portside.commands.webhooks import webhook
 
-    for command in (admin, user, project, robot, gc, job, schedule, worker):
+    for command in (admin, user, project, robot, gc, job, schedule, worker, webhook):
         main.add_command(command)
     project.add_command(immutability)
     main.add_command(usage)
