@@ -5,6 +5,7 @@ from __future__ import annotations
 from portside.api.http import Request, Response, empty, json_body
 from portside.context import Context
 from portside.errors import ManifestTooLarge, ManifestUnknown, Unsupported
+from portside.events.outbox import Actor
 from portside.reference import is_valid_tag
 
 
@@ -69,7 +70,8 @@ async def put(ctx: Context, request: Request, name: str, reference: str) -> Resp
 async def delete(ctx: Context, request: Request, name: str, reference: str) -> Response:
     if not ctx.settings.registry.delete_enabled:
         raise Unsupported("deletes are disabled on this registry (registry.delete_enabled)")
-    ctx.manifests.delete(name, reference)
+    actor = Actor(request.caller.identity.actor, request.client)
+    ctx.manifests.delete(name, reference, actor=actor)
     separator = ":" if is_valid_tag(reference) else "@"
     _audit(ctx, request, "delete", f"{name}{separator}{reference}", reference)
     return empty(202)

@@ -13,17 +13,18 @@ from sqlalchemy import ColumnElement, Connection, and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from portside.content import quota
+from portside.content.deletion import Policy, delete_manifest
 from portside.content.hotpath import HotQueries
 from portside.content.immutability import check_delete, check_move
 from portside.digest import Digest, is_digest
 from portside.errors import (
-    Conflict,
     DigestInvalid,
     ManifestBlobUnknown,
     ManifestTooLarge,
     ManifestUnknown,
     NameUnknown,
 )
+from portside.events.outbox import SYSTEM, Actor
 from portside.metadata import schema as s
 from portside.metadata.db import Database, repository_id, utcnow
 from portside.oci.manifest import ParsedManifest, parse_manifest
@@ -242,13 +243,14 @@ class ManifestService:
             )
 
     # -- delete -----------------------------------------------------------------------
-    def delete(self, repo: str, reference: str) -> None:
-        """By digest: the manifest and its tags. By tag: only the tag (untag)."""
+    def delete(self, repo: str, reference: str, *, actor: Actor = SYSTEM) -> None:
+        """By digest: the manifest, its tags and what only it kept (content.deletion). By
+        tag: only the tag (untag)."""
         with self.db.write() as conn:
             repo_id = repository_id(conn, repo)
             if is_digest(reference):
                 Digest.parse(reference)
-                self._delete_manifest(conn, repo, repo_id, reference)
+                delete_manifest(conn, repo, repo_id, reference, actor=actor, policy=Policy.api())
                 return
             validate_tag(reference)
             deleted = 0
@@ -261,40 +263,6 @@ class ManifestService:
                 ).rowcount
             if deleted == 0:
                 raise ManifestUnknown(f"tag {reference!r} not found", detail={"tag": reference})
-
-    def _delete_manifest(
-        self, conn: Connection, repo: str, repo_id: int | None, digest: str
-    ) -> None:
-        m = s.manifests
-        manifest_id = None
-        if repo_id is not None:
-            # Locked first (PostgreSQL): a tag or index referring to it that is being
-            # pushed meanwhile commits before the checks below see the tags and parents.
-            manifest_id = conn.execute(
-                select(m.c.id)
-                .where(m.c.repository_id == repo_id, m.c.digest == digest)
-                .with_for_update()
-            ).scalar_one_or_none()
-        if manifest_id is None:
-            raise ManifestUnknown(detail={"digest": digest})
-        parent = conn.execute(
-            select(m.c.digest)
-            .join(s.manifest_children, s.manifest_children.c.manifest_id == m.c.id)
-            .where(m.c.repository_id == repo_id, s.manifest_children.c.child_digest == digest)
-            .limit(1)
-        ).scalar_one_or_none()
-        if parent is not None:
-            raise Conflict(
-                f"manifest is part of index {parent} in this repository; delete the index first"
-            )
-        tags = conn.execute(select(s.tags.c.name).where(s.tags.c.manifest_id == manifest_id))
-        check_delete(conn, repo, tags.scalars(), f"manifest {digest}")
-        conn.execute(delete(s.tags).where(s.tags.c.manifest_id == manifest_id))
-        conn.execute(delete(s.manifest_blobs).where(s.manifest_blobs.c.manifest_id == manifest_id))
-        conn.execute(
-            delete(s.manifest_children).where(s.manifest_children.c.manifest_id == manifest_id)
-        )
-        conn.execute(delete(m).where(m.c.id == manifest_id))
 
     # -- listing ----------------------------------------------------------------------
     def tags(self, repo: str, limit: int | None, last: str | None) -> list[str]:

@@ -16,6 +16,7 @@ from portside.auth.errors import Forbidden, Missing, Unauthenticated
 from portside.content.browse import ARTIFACT_SORTS, REPOSITORY_SORTS
 from portside.digest import is_digest
 from portside.errors import RegistryError, Unsupported
+from portside.events.outbox import Actor
 from portside.mgmt.paging import Paging, describe_page, parse_sort
 from portside.mgmt.routes import convert
 from portside.mgmt.schemas import ArtifactDetail, ArtifactOut, ReferrerOut, RepositoryOut, TagIn
@@ -145,7 +146,7 @@ def delete_artifact(name: RepositoryName, reference: str, ctx: Ctx, caller: Call
     _deletes_enabled(ctx)
     if not is_digest(digest):
         raise Missing("artifacts are deleted by digest; remove a tag with DELETE .../-/tags/TAG")
-    ctx.manifests.delete(name, digest)
+    ctx.manifests.delete(name, digest, actor=Actor(caller.identity.actor))
     ctx.audit.record(
         actor=caller.identity.actor,
         action="delete",
