@@ -1,9 +1,10 @@
 """Online garbage collection: reclaim what no manifest needs, while the registry serves.
 
 What goes, in order:
-1. With `delete_untagged`: manifests with no tag that no index in their repository lists
-   and that are not referrers of a manifest that stays (signatures and SBOMs of a kept
-   image stay with it).
+1. With `delete_untagged`: manifests the rule of content.deletion does not keep (no tag,
+   no index in their repository lists them, not a referrer of a manifest that stays:
+   signatures and SBOMs of a kept image stay with it), keepers first, each taking along
+   what only it kept, through content.deletion (which emits `artifact.deleted`).
 2. Links (a repository's view of a blob) that no manifest of the repository lists.
 3. Blobs no link and no manifest refers to: the row, then the file.
 4. Incomplete uploads idle past `registry.upload_expiry_hours` (content.purge).
@@ -33,9 +34,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, delete, exists, select, tuple_
+from sqlalchemy import Connection, delete, select, tuple_
 
+from portside.content.deletion import Locked, Node, Outcome, Policy, delete_manifest, plan_unneeded
 from portside.digest import Digest
+from portside.events.outbox import Actor
 from portside.metadata import schema as s
 from portside.metadata.db import Database, as_utc, utcnow
 from portside.storage import paths
@@ -44,6 +47,7 @@ from portside.storage.base import PathNotFound, StorageDriver
 log = structlog.get_logger(__name__)
 
 _BATCH = 500
+ACTOR = Actor("gc")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,18 +131,17 @@ class GarbageCollector:
         ).all()
         doomed: set[int] = set()
         if delete_untagged:
-            doomed = self._untagged(conn, manifests, cutoff)
-            for row in manifests:
-                if row.id in doomed:
-                    plan.manifests.append(
-                        ManifestItem(
-                            names[row.repository_id],
-                            int(row.repository_id),
-                            int(row.id),
-                            row.digest,
-                            "untagged, not in an index, not a referrer of a kept manifest",
-                        )
+            for node in self._untagged(conn, manifests, cutoff):
+                doomed.add(node.id)
+                plan.manifests.append(
+                    ManifestItem(
+                        names[node.repository_id],
+                        node.repository_id,
+                        node.id,
+                        node.digest,
+                        "untagged, not in an index, not a referrer of a kept manifest",
                     )
+                )
         used: dict[int, set[str]] = defaultdict(set)  # repository -> digests kept manifests list
         for manifest_id, repo_id, digest in conn.execute(
             select(
@@ -172,38 +175,33 @@ class GarbageCollector:
             plan.blobs.append(BlobItem(digest, int(size), "no repository links it"))
         return plan
 
-    def _untagged(self, conn: Connection, manifests: Sequence[Any], cutoff: datetime) -> set[int]:
+    def _untagged(self, conn: Connection, manifests: Sequence[Any], cutoff: datetime) -> list[Node]:
+        """The manifests the rule (content.deletion) does not keep when tagged and recent
+        ones are the roots, keepers first (the order the run deletes them in)."""
         tagged = set(conn.execute(select(s.tags.c.manifest_id)).scalars())
         children: dict[int, set[str]] = defaultdict(set)
-        by_repo_digest = {(int(r.repository_id), r.digest): int(r.id) for r in manifests}
         for parent, child in conn.execute(
             select(s.manifest_children.c.manifest_id, s.manifest_children.c.child_digest)
         ):
             children[int(parent)].add(child)
-        repo_of = {int(r.id): int(r.repository_id) for r in manifests}
-        # Keep: tagged, recent, and everything a kept manifest needs (index children,
-        # and referrers whose subject is kept), to a fixed point.
-        keep = {int(r.id) for r in manifests if r.id in tagged or as_utc(r.pushed_at) > cutoff}
-        referrers: dict[tuple[int, str], list[int]] = defaultdict(list)
-        for r in manifests:
-            if r.subject_digest:
-                referrers[(int(r.repository_id), r.subject_digest)].append(int(r.id))
-        digest_of = {int(r.id): r.digest for r in manifests}
-        pending = list(keep)
-        while pending:
-            current = pending.pop()
-            repo_id = repo_of[current]
-            needed = [
-                by_repo_digest[(repo_id, d)]
-                for d in children[current]
-                if (repo_id, d) in by_repo_digest
-            ]
-            needed += referrers[(repo_id, digest_of[current])]
-            for other in needed:
-                if other not in keep:
-                    keep.add(other)
-                    pending.append(other)
-        return {int(r.id) for r in manifests} - keep
+        nodes = [
+            Node(
+                int(r.id),
+                int(r.repository_id),
+                r.digest,
+                r.subject_digest,
+                frozenset(children[int(r.id)]),
+                as_utc(r.pushed_at),
+            )
+            for r in manifests
+        ]
+        roots: dict[int, str] = {}
+        for node in nodes:
+            if node.id in tagged:
+                roots[node.id] = "tagged"
+            elif node.pushed_at > cutoff:
+                roots[node.id] = "pushed within the grace period"
+        return plan_unneeded(nodes, roots).unneeded
 
     # -- running ----------------------------------------------------------------------
     def run(self, plan: Plan, progress: Callable[[int], None] | None = None) -> Result:
@@ -217,14 +215,22 @@ class GarbageCollector:
                 progress(done)
             self.check()
 
+        taken: set[int] = set()  # manifest ids an earlier deletion took along
         for index, item in enumerate(plan.manifests):
             if index and index % _BATCH == 0:
                 step(_BATCH)
-            if self._delete_manifest(item, plan.cutoff):
-                result.manifests += 1
-                self._deleted("manifest", f"{item.repository}@{item.digest}", item.reason, {})
-            else:
+            if item.manifest_id in taken:
+                continue  # counted when it went
+            outcome = self._delete_manifest(item, plan.cutoff)
+            if outcome.skipped is not None:
                 result.skipped += 1
+            for removed in outcome.deleted:
+                taken.add(removed.manifest.id)
+                result.manifests += 1
+                reason = item.reason
+                if removed.along_with is not None:
+                    reason = f"went with {removed.along_with}, the only manifest that kept it"
+                self._deleted("manifest", removed.resource, reason, {})
         step(len(plan.manifests) - (max(0, len(plan.manifests) - 1) // _BATCH) * _BATCH)
         # Links and blobs go in batches: one short transaction per batch, not per item.
         for start in range(0, len(plan.links), _BATCH):
@@ -252,33 +258,23 @@ class GarbageCollector:
         if self.record is not None:
             self.record(kind, resource, reason, detail)
 
-    def _delete_manifest(self, item: ManifestItem, cutoff: datetime) -> bool:
-        m, t = s.manifests, s.tags
+    def _delete_manifest(self, item: ManifestItem, cutoff: datetime) -> Outcome:
+        """Delete a planned manifest (and what only it kept) if the rule still allows it
+        and nothing of it was pushed since `cutoff`."""
+
+        def unchanged(found: Locked) -> str | None:
+            return "pushed again since the plan" if found.pushed_at > cutoff else None
+
         with self.db.write() as conn:
-            row = conn.execute(
-                select(m.c.id, m.c.pushed_at).where(m.c.id == item.manifest_id).with_for_update()
-            ).first()
-            if row is None or as_utc(row.pushed_at) > cutoff:
-                return False  # gone, or pushed again since the plan
-            still_needed = conn.execute(
-                select(
-                    exists().where(t.c.manifest_id == item.manifest_id)
-                    | exists().where(
-                        s.manifest_children.c.child_digest == item.digest,
-                        s.manifest_children.c.manifest_id.in_(
-                            select(m.c.id).where(m.c.repository_id == item.repository_id)
-                        ),
-                    )
-                )
-            ).scalar_one()
-            if still_needed:
-                return False
-            conn.execute(delete(s.manifest_blobs).where(s.manifest_blobs.c.manifest_id == row.id))
-            conn.execute(
-                delete(s.manifest_children).where(s.manifest_children.c.manifest_id == row.id)
+            return delete_manifest(
+                conn,
+                item.repository,
+                item.repository_id,
+                item.digest,
+                actor=ACTOR,
+                policy=Policy.gc(cutoff),
+                expect=unchanged,
             )
-            conn.execute(delete(m).where(m.c.id == row.id))
-        return True
 
     def _delete_links(self, items: list[LinkItem]) -> list[LinkItem]:
         """Delete the links of `items` that no manifest of their repository lists, after
