@@ -492,11 +492,12 @@ def test_referrers_stay_with_their_subject_and_go_with_it(
     assert deleted(result) == {
         ("team/app", d) for d in (old_image.digest, doomed_signature.digest, doomed_sbom.digest)
     }
-    # Referrers go before their subject: the SBOM of the signature, the signature, the image.
+    # Keepers go first and take their referrers along (content.deletion): the image, then
+    # its signature, then the signature's SBOM, so a skipped image keeps its signatures.
     assert [d.digest for d in result.deletions] == [
-        doomed_sbom.digest,
-        doomed_signature.digest,
         old_image.digest,
+        doomed_signature.digest,
+        doomed_sbom.digest,
     ]
     kept_signature, kept_sbom = signatures[kept_image.digest]
     reasons = {k.digest: k.reason for k in result.retained}
@@ -681,7 +682,8 @@ def test_changes_after_the_plan_are_skipped_not_broken(
     app.ctx.manifests.add_tag("team/app", "hotfix", retagged.digest)  # as the mgmt API does
     push_manifest(client, "team/app", "t1", repushed)
     assert client.get("/v2/team/app/manifests/t2").status_code == 200
-    push_manifest(client, "team/app", "bundle", make_index([listed]))
+    bundle = make_index([listed])
+    push_manifest(client, "team/app", "bundle", bundle)
     assert client.delete(f"/v2/team/app/manifests/{gone.digest}").status_code == 202
     protect(app, "app", "t5")
     outcome = Applier(app.ctx.db).apply(planned)
@@ -691,7 +693,7 @@ def test_changes_after_the_plan_are_skipped_not_broken(
         retagged.digest: "its tags changed since the plan",
         repushed.digest: "pushed again since the plan",
         pulled.digest: "pulled since the plan",
-        listed.digest: "an index or a referrer in the repository still needs it",
+        listed.digest: f"listed by index {bundle.digest}",
         gone.digest: "already deleted",
         untouched.digest: reasons[untouched.digest],
     }
@@ -717,7 +719,7 @@ def test_skipped_parent_keeps_its_children(app: PortsideApp, client: TestClient,
     assert outcome.deleted == []
     assert [why for _, why in outcome.skipped] == [
         "pushed again since the plan",
-        "an index or a referrer in the repository still needs it",
+        f"listed by index {index.digest}",
     ]
     assert exists(client, "team/app", child.digest)
 

@@ -35,12 +35,16 @@ what GC with a grace period of 0 frees beyond what it would have freed anyway; w
 default grace, once the blobs' links are older than it) + `manifest_bytes` (the deleted
 manifests' own bytes, which live in the metadata database and go at once).
 
-The plan is computed in one read transaction and is exactly what a dry run reports. A run
-applies it item by item, dependants first (an index before its children, a referrer
-before its subject), each in its own short write transaction that locks the manifest row
-and re-checks that it is as the plan saw it: same digest, push and pull times, exactly
-the planned tags, no tag now immutable, no index of the repository listing it, no
-referrer of it left. Anything else is skipped, never half-done.
+The plan is computed in one read transaction and is exactly what a dry run reports. What
+stays and what goes follows content.deletion's rule from the roots above. A run applies
+the plan item by item, keepers first (an index before its children, a subject before its
+referrers), each in its own short write transaction through content.deletion: it locks
+the manifest row and re-checks that it is as the plan saw it (same push and pull times,
+exactly the planned tags), that no tag is now immutable, no index of the repository lists
+it and it is not a referrer of a manifest that is still needed; anything else is skipped,
+never half-done. Each deletion takes along, in its transaction, the untagged referrers
+and children only it kept (normally the next items of the plan), so a skipped subject
+keeps its signatures and SBOMs, and no referrer outlives its subject.
 """
 
 from __future__ import annotations

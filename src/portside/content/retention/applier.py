@@ -1,6 +1,7 @@
 """Applying a retention plan while the registry serves: one short write transaction per
-manifest, dependants first, each locking the row and re-checking that it is still as
-the plan saw it (skipped otherwise). Manifests and tags go; blobs are left for garbage
+manifest, keepers first, each through content.deletion (which locks the row, re-checks
+the rule and takes along what only that manifest kept) after checking that it is still
+as the plan saw it (skipped otherwise). Manifests and tags go; blobs are left for garbage
 collection."""
 
 from __future__ import annotations
@@ -9,16 +10,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
-from sqlalchemy import delete, exists, select
+from sqlalchemy import select
 
-from portside.content.immutability import load_matcher
-from portside.content.retention.planner import Deletion, RetentionPlan, opt_utc
+from portside.content.deletion import Deleted, Locked, Outcome, Policy, delete_manifest
+from portside.content.retention.planner import Deletion, RetentionPlan
+from portside.events.outbox import Actor
 from portside.metadata import schema as s
-from portside.metadata.db import Database, as_utc
+from portside.metadata.db import Database
 
 log = structlog.get_logger(__name__)
 
 _CHUNK = 500
+
+ACTOR = Actor("retention")
 
 Recorder = Callable[[Deletion], None]
 """Called after each deletion (e.g. to write the audit log)."""
@@ -60,72 +64,67 @@ class Applier:
         stop: what was deleted stays deleted, and nothing is left half-done."""
         result = RetentionResult()
         total = len(plan.deletions)
+        planned = {d.manifest_id: d for d in plan.deletions}
+        taken: set[int] = set()  # planned manifests an earlier deletion took along
         previous: str | None = None
         for number, item in enumerate(plan.deletions):
             boundary = number % _CHUNK == 0 or item.repository != previous
             if check is not None and number and boundary:
                 check()
             previous = item.repository
-            why = self._delete(item, plan.project)
-            if why is None:
-                result.deleted.append(item)
-                log.info("retention.deleted", repo=item.repository, digest=item.digest)
-                if self.record is not None:
-                    self.record(item)
+            if item.manifest_id in taken:
+                self._done(result, item)
             else:
-                result.skipped.append((item, why))
-                log.info("retention.skipped", repo=item.repository, digest=item.digest, reason=why)
+                outcome = self._delete(item, plan)
+                if outcome.skipped is not None:
+                    result.skipped.append((item, outcome.skipped))
+                    log.info(
+                        "retention.skipped",
+                        repo=item.repository,
+                        digest=item.digest,
+                        reason=outcome.skipped,
+                    )
+                for removed in outcome.deleted:
+                    if removed.manifest.id == item.manifest_id:
+                        self._done(result, item)
+                    elif removed.manifest.id in planned:
+                        taken.add(removed.manifest.id)  # reported in the plan's order
+                    else:  # changed since the plan (a tag removed), then unneeded
+                        self._done(result, _unplanned(removed, item.repository_id))
             if progress is not None:
                 progress(number + 1, total)
         result.blob_bytes = self._blob_bytes_freed(plan, result)
         return result
 
-    def _delete(self, item: Deletion, project: str) -> str | None:
+    def _done(self, result: RetentionResult, item: Deletion) -> None:
+        result.deleted.append(item)
+        log.info("retention.deleted", repo=item.repository, digest=item.digest)
+        if self.record is not None:
+            self.record(item)
+
+    def _delete(self, item: Deletion, plan: RetentionPlan) -> Outcome:
         """Delete one planned manifest if it is still as planned; else say why not."""
-        m, t, c, mb = s.manifests, s.tags, s.manifest_children, s.manifest_blobs
-        with self.db.write() as conn:
-            # FOR UPDATE (PostgreSQL): a tag being pointed at this manifest, or an index
-            # listing it being pushed, waits for this transaction or is seen below.
-            row = conn.execute(
-                select(m.c.digest, m.c.pushed_at, m.c.last_pulled_at)
-                .where(m.c.id == item.manifest_id)
-                .with_for_update()
-            ).first()
-            if row is None or row.digest != item.digest:
-                return "already deleted"
-            if as_utc(row.pushed_at) != item.pushed_at:
+
+        def as_planned(found: Locked) -> str | None:
+            if found.pushed_at != item.pushed_at:
                 return "pushed again since the plan"
-            if opt_utc(row.last_pulled_at) != item.last_pulled_at:
+            if found.last_pulled_at != item.last_pulled_at:
                 return "pulled since the plan"
-            tags = set(
-                conn.execute(select(t.c.name).where(t.c.manifest_id == item.manifest_id)).scalars()
-            )
-            if tags != set(item.tags):
+            if set(found.tags) != set(item.tags):
                 return "its tags changed since the plan"
-            # Rules are read in this transaction: one added during a long run counts.
-            matcher = load_matcher(conn, project) if tags else None
-            for tag in sorted(tags):
-                protecting = matcher.rule_for(item.repository, tag) if matcher else None
-                if protecting is not None:
-                    return f"tag {tag!r} is protected by {protecting.describe()}"
-            in_repository = select(m.c.id).where(m.c.repository_id == item.repository_id)
-            needed = conn.execute(
-                select(
-                    exists().where(
-                        c.c.child_digest == item.digest, c.c.manifest_id.in_(in_repository)
-                    )
-                    | exists().where(
-                        m.c.repository_id == item.repository_id, m.c.subject_digest == item.digest
-                    )
-                )
-            ).scalar_one()
-            if needed:
-                return "an index or a referrer in the repository still needs it"
-            conn.execute(delete(t).where(t.c.manifest_id == item.manifest_id))
-            conn.execute(delete(mb).where(mb.c.manifest_id == item.manifest_id))
-            conn.execute(delete(c).where(c.c.manifest_id == item.manifest_id))
-            conn.execute(delete(m).where(m.c.id == item.manifest_id))
-        return None
+            return None
+
+        cutoff = plan.untagged_cutoff or plan.computed_at
+        with self.db.write() as conn:
+            return delete_manifest(
+                conn,
+                item.repository,
+                item.repository_id,
+                item.digest,
+                actor=ACTOR,
+                policy=Policy.retention(cutoff),
+                expect=as_planned,
+            )
 
     def _blob_bytes_freed(self, plan: RetentionPlan, result: RetentionResult) -> int:
         """Of the blobs the plan expected to free, those no manifest lists now."""
@@ -143,3 +142,19 @@ class Applier:
                     ).scalars()
                 )
         return sum(size for digest, size in plan.blobs.items() if digest not in still_listed)
+
+
+def _unplanned(removed: Deleted, repository_id: int) -> Deletion:
+    found = removed.manifest
+    return Deletion(
+        removed.repository,
+        repository_id,
+        found.id,
+        found.digest,
+        found.media_type,
+        found.size,
+        found.tags,
+        found.pushed_at,
+        found.last_pulled_at,
+        f"went with {removed.along_with}, the only manifest that kept it",
+    )

@@ -6,13 +6,14 @@ collection then frees. The rules' meaning is in the package docstring."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from portside.content.deletion import Node, plan_unneeded
 from portside.content.immutability import TagMatcher, load_matcher, name_in_project
 from portside.content.patterns import NamePattern
 from portside.content.retention.policy import RetentionPolicy, RetentionRule, load_policy
@@ -91,6 +92,9 @@ class RetentionPlan:
     deletions: list[Deletion] = field(default_factory=list)  # in the order a run applies
     retained: list[Kept] = field(default_factory=list)
     blobs: dict[str, int] = field(default_factory=dict)  # digest -> size, freed by GC
+    # Untagged manifests pushed after this stay (the planner's grace); a run never takes
+    # one along with a deleted manifest either.
+    untagged_cutoff: datetime | None = None
 
     @property
     def project(self) -> str:
@@ -184,7 +188,7 @@ class Planner:
     ) -> RetentionPlan:
         stored = load_policy(conn, project)
         policy = policy or stored
-        plan = RetentionPlan(policy, now)
+        plan = RetentionPlan(policy, now, untagged_cutoff=now - self.untagged_grace)
         rules = [
             _Rule(n, r, NamePattern(r.repository_pattern, r.syntax), r.tags)
             for n, r in policy.enabled_rules
@@ -272,13 +276,10 @@ class Planner:
         now = plan.computed_at
         by_digest = {a.digest: a for a in artifacts}
         listed_by: dict[str, list[_Artifact]] = defaultdict(list)  # child -> indexes
-        referrers: dict[str, list[_Artifact]] = defaultdict(list)  # subject -> referrers
         for a in artifacts:
             for child in a.children:
                 if child in by_digest:
                     listed_by[child].append(a)
-            if a.subject and a.subject in by_digest:
-                referrers[a.subject].append(a)
         keep: dict[int, tuple[str, int | None]] = {}  # id -> (reason, rule position)
         tagged = [a for a in artifacts if a.tags]
         for rule in rules:
@@ -302,23 +303,16 @@ class Planner:
                 keep[a.id] = (f"untagged, pushed within the last {_age(self.untagged_grace)}", None)
             elif not plan.policy.remove_untagged and not attached:
                 keep[a.id] = ("untagged (remove_untagged is off)", None)
-        # Everything a manifest that stays needs stays too, to a fixed point.
-        pending = [a for a in artifacts if a.id in keep]
-        while pending:
-            current = pending.pop()
-            needed = [
-                (by_digest[d], f"listed by index {current.digest}, which stays")
-                for d in sorted(current.children)
-                if d in by_digest
-            ]
-            needed += [
-                (r, f"referrer of {current.digest}, which stays")
-                for r in referrers.get(current.digest, [])
-            ]
-            for other, reason in needed:
-                if other.id not in keep:
-                    keep[other.id] = (reason, None)
-                    pending.append(other)
+        # Everything a manifest that stays needs stays too (content.deletion's rule).
+        needs = plan_unneeded(
+            [
+                Node(a.id, repo_id, a.digest, a.subject, frozenset(a.children), a.pushed_at)
+                for a in artifacts
+            ],
+            {id_: reason for id_, (reason, _) in keep.items()},
+        )
+        for id_, reason in needs.kept.items():
+            keep.setdefault(id_, (reason, None))
         for a in sorted(artifacts, key=lambda a: (a.pushed_at, a.digest), reverse=True):
             if a.id in keep:
                 reason, position = keep[a.id]
@@ -333,14 +327,9 @@ class Planner:
                         position,
                     )
                 )
-        doomed = [a for a in artifacts if a.id not in keep]
-        owners: dict[str, list[_Artifact]] = defaultdict(list)
-        for a in doomed:
-            for child in a.children:
-                owners[child].append(a)
-            if a.subject:
-                owners[a.subject].append(a)
-        for a in _dependants_first(doomed, owners):
+        by_id = {a.id: a for a in artifacts}
+        for node in needs.unneeded:  # keepers first: each takes along what only it kept
+            a = by_id[node.id]
             plan.deletions.append(
                 Deletion(
                     name,
@@ -378,30 +367,6 @@ def _why(
     if a.subject is not None and a.subject in by_digest:
         return f"untagged referrer of {a.subject}, which goes"
     return "untagged"
-
-
-def _dependants_first(
-    doomed: Sequence[_Artifact], owners: dict[str, list[_Artifact]]
-) -> list[_Artifact]:
-    """Oldest first, but every index before the manifests it lists and every referrer
-    before its subject (iterative depth-first post-order: chains may be long)."""
-    order: list[_Artifact] = []
-    seen: set[int] = set()
-    for start in sorted(doomed, key=lambda a: (a.pushed_at, a.digest)):
-        stack: list[tuple[_Artifact, bool]] = [(start, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if node.id in seen:
-                continue
-            seen.add(node.id)
-            stack.append((node, True))
-            stack.extend(
-                (o, False) for o in reversed(owners.get(node.digest, [])) if o.id not in seen
-            )
-    return order
 
 
 def _freed_blobs(conn: Connection, project: str, doomed: set[int]) -> dict[str, int]:
