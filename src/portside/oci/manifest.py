@@ -31,6 +31,7 @@ class ParsedManifest:
     subject: Descriptor | None = None
     artifact_type: str | None = None
     annotations: dict[str, str] | None = None
+    config: Descriptor | None = None  # an image's config (also first in `blobs`)
 
 
 # RFC 6838 media type names, as the OCI image-spec JSON schema constrains them.
@@ -150,4 +151,6 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
     layers = _descriptor_list(document, "layers", required=media_type == mt.DOCKER_MANIFEST)
     # OCI 1.1 referrers: with no artifactType, a manifest's artifact type is its config's type.
     effective_type = artifact_type or config.media_type
-    return ParsedManifest(media_type, [config, *layers], [], subject, effective_type, annotations)
+    return ParsedManifest(
+        media_type, [config, *layers], [], subject, effective_type, annotations, config
+    )
