@@ -37,8 +37,21 @@ PATH_VALUES = {
     "tag": "latest",
     "job_id": "1",
     "token_id": "1",
+    "webhook_id": "1",
 }
-QUERY = ("q", "page", "sort", "tag", "after", "visibility", "kind", "state", "project", "actor")
+QUERY = (
+    "q",
+    "page",
+    "sort",
+    "tag",
+    "after",
+    "visibility",
+    "kind",
+    "state",
+    "project",
+    "actor",
+    "status",
+)
 
 
 def _field_names() -> set[str]:

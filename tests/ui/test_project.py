@@ -1,6 +1,7 @@
 """A project's pages: the header and its tabs per role, hidden projects that look
 missing, the repositories list (search, sort, pages, empty states), members and the
-audit log; hostile values escaped. Robots, settings and policies have their own files."""
+audit log; hostile values escaped. Robots, settings, policies and webhooks have their own
+files."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from tests.mgmt.conftest import client_for
 from tests.ui.conftest import browser_for
 
 HOSTILE = "<img src=x onerror=alert(1)>\"onmouseover=alert(2)'"
-SUBPAGES = ("members", "robots", "settings", "policies", "audit")
-ALL_TABS = ["Repositories", "Members", "Robots", "Policies", "Audit log", "Settings"]
+SUBPAGES = ("members", "robots", "settings", "policies", "webhooks", "audit")
+ALL_TABS = ["Repositories", "Members", "Robots", "Policies", "Webhooks", "Audit log", "Settings"]
 
 
 def tabs(page: str) -> list[str]:
@@ -75,7 +76,7 @@ def host(registry: Registry) -> str:
     [
         ("admin", ALL_TABS),
         ("projectadmin", ALL_TABS),
-        ("maintainer", ["Repositories", "Members", "Robots", "Policies", "Audit log"]),
+        ("maintainer", ["Repositories", "Members", "Robots", "Policies", "Webhooks", "Audit log"]),
         ("developer", ["Repositories", "Members", "Policies", "Audit log"]),
         ("guest", ["Repositories", "Members", "Policies", "Audit log"]),
         ("limitedguest", ["Repositories", "Policies"]),
@@ -375,6 +376,7 @@ def test_pages_render_for_every_role_that_may_see_them(registry: Registry) -> No
                 "Members": "/members",
                 "Robots": "/robots",
                 "Policies": "/policies",
+                "Webhooks": "/webhooks",
                 "Audit log": "/audit",
                 "Settings": "/settings",
             }[label]

@@ -13,6 +13,7 @@ from portside.ui.routes import (
     project_policies,
     project_robots,
     project_settings,
+    project_webhooks,
     projects,
     repository,
     signin,
@@ -26,6 +27,7 @@ ROUTES: list[BaseRoute] = [
     *project_robots.routes,
     *project_settings.routes,
     *project_policies.routes,
+    *project_webhooks.routes,
     *artifact.routes,  # before repository: its {name:path} would swallow /-/artifacts
     *repository.routes,
     *admin.routes,

@@ -1,6 +1,7 @@
 """A project's pages: the header and tabs they share (`load_project`, `render_tab`), its
-repositories, its members and its audit log. Robots, settings and policies have their
-own modules (project_robots, project_settings, project_policies).
+repositories, its members and its audit log. Robots, settings, policies and webhooks
+have their own modules (project_robots, project_settings, project_policies,
+project_webhooks).
 
 What a visitor may do is the API's to say: tabs and buttons follow the role the API
 reports for the project (system administrators get `project-admin` from it), and any
@@ -35,8 +36,8 @@ SORTS = {
     "pulled_at": "Last pulled",
 }
 ROLE_HELP = {
-    Role.PROJECT_ADMIN: "everything: members, robots, settings, policies",
-    Role.MAINTAINER: "pull, push and delete; sees robots",
+    Role.PROJECT_ADMIN: "everything: members, robots, webhooks, settings, policies",
+    Role.MAINTAINER: "pull, push and delete; sees robots and webhooks",
     Role.DEVELOPER: "pull and push",
     Role.GUEST: "pull, and see repositories and the audit log",
     Role.LIMITED_GUEST: "pull only (cannot list repositories)",
@@ -71,6 +72,7 @@ class ProjectPage:
             ("members", "Members", self.member and self.may("list")),
             ("robots", "Robots", self.may("robots", "robots:read")),
             ("policies", "Policies", self.member),
+            ("webhooks", "Webhooks", self.may("webhooks", "webhooks:read")),
             ("audit", "Audit log", self.signed_in and self.may("log")),
             ("settings", "Settings", self.may("settings")),
         ]
