@@ -45,6 +45,7 @@ from tests.durability.server import (
     portside_env,
     sha256,
 )
+from tests.webhooks.receiver import Receiver, receiving
 
 PASSWORD = "correct-horse-battery"
 WRONG_PASSWORD = "wrong-horse-battery-staple"
@@ -287,6 +288,11 @@ class World:
     audited: list[AuditExpectation] = field(default_factory=list)
     not_audited: list[AuditExpectation] = field(default_factory=list)
     secrets: set[str] = field(default_factory=set)
+    # Webhooks in acme, made by the admin: `webhook` targets `receiver` (answers 200),
+    # `dead_end` targets `refuser` (answers 500: its test deliveries are dead).
+    receiver: Receiver | None = None
+    webhook: int = 0
+    dead_end: int = 0
 
     @property
     def admin(self) -> dict[str, str]:
@@ -331,11 +337,25 @@ class World:
             page += 1
 
 
+def seed_webhook(admin_api: httpx.Client, name: str, target: str) -> int:
+    response = admin_api.post(
+        "/api/v1/projects/acme/webhooks",
+        json={"name": name, "target_url": target, "event_types": ["replication.completed"]},
+    )
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
+
+
 @contextmanager
 def running_world(root: Path) -> Iterator[World]:
-    """Seed a fresh database, start `portside serve` on it, push acme/app:v1, pub/app:v1
-    and other/app:v1 as the admin."""
-    with fresh_database(root) as url:
+    """Seed a fresh database, start `portside serve` on it (webhooks may target loopback,
+    where two receivers listen), push acme/app:v1, pub/app:v1 and other/app:v1 as the
+    admin, and make two webhooks in acme."""
+    with (
+        fresh_database(root) as url,
+        receiving() as receiver,
+        receiving(fail_first=10**9) as refuser,
+    ):
         data_dir = root / "data"
         data_dir.mkdir()
         subjects = seed(url, data_dir)
@@ -346,7 +366,10 @@ def running_world(root: Path) -> Iterator[World]:
             database_url=url,
             log_dir=log_dir,
             # The disabled user fails every login on purpose, far more than 5 times.
-            env={"PORTSIDE_AUTH__THROTTLE__MAX_FAILURES": "100000"},
+            env={
+                "PORTSIDE_AUTH__THROTTLE__MAX_FAILURES": "100000",
+                "PORTSIDE_WEBHOOKS__ALLOW_PRIVATE_TARGETS": "true",
+            },
         )
         server.start()
         try:
@@ -367,6 +390,9 @@ def running_world(root: Path) -> Iterator[World]:
                     image = make_image(f"{repo}:v1", layer=os.urandom(64))
                     push_image(http, repo, "v1", image, world.admin)
                     world.v1[repo] = image
+                world.receiver = receiver
+                world.webhook = seed_webhook(admin_api, "matrix", receiver.url)
+                world.dead_end = seed_webhook(admin_api, "dead-end", refuser.url)
                 yield world
         finally:
             server.stop()

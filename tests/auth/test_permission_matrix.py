@@ -15,9 +15,9 @@ How the expectations are derived (Harbor's roles, as src/portside/auth/roles.py 
 * management: a caller who may not see project `acme` gets 404, as for a missing project
   (checked against `nosuch`); one who sees it but may not act gets 403; anonymous on a
   route that needs signing in gets 401. Limited guests see the project and pull, but do
-  not list its repositories, members or audit log. Maintainers may read robots, only
-  project admins manage members, robots and settings. Users and the system audit log are
-  for system admins.
+  not list its repositories, members or audit log. Maintainers may read robots and
+  webhooks (with their deliveries), only project admins manage members, robots, webhooks
+  and settings. Users and the system audit log are for system admins.
 """
 
 from __future__ import annotations
@@ -220,6 +220,15 @@ REGISTRY: list[Row] = [
 #   members-pub       GET /api/v1/projects/pub/members (public; no subject but the admin is
 #                     a member, so seeing pub is not enough)
 #   robots-pub        GET /api/v1/projects/pub/robots (the same)
+#   webhooks          GET /api/v1/projects/acme/webhooks
+#   webhook           GET /api/v1/projects/acme/webhooks/<id>
+#   webhook-deliveries  GET /api/v1/projects/acme/webhooks/<id>/deliveries
+#   webhook-create    POST /api/v1/projects/acme/webhooks (to a loopback receiver)
+#   webhook-patch     PATCH /api/v1/projects/acme/webhooks/<id> {"description": ...}
+#   webhook-delete    DELETE /api/v1/projects/acme/webhooks/<id> (fresh, made by the admin)
+#   webhook-test      POST /api/v1/projects/acme/webhooks/<id>/test (the receiver answers)
+#   webhook-redeliver POST /api/v1/projects/acme/webhooks/<id>/deliveries/<id>/redeliver
+#                     (a fresh dead delivery: the admin's test event to a target answering 500)
 MANAGEMENT: list[Row] = [
     # -- projects
     R("anonymous", "projects", 200, PUB),
@@ -449,6 +458,102 @@ MANAGEMENT: list[Row] = [
     R("robot-ci", "robots-pub", 403),
     R("robot-pull", "robots-pub", 403),
     R("disabled", "robots-pub", 401),
+    # -- webhooks
+    R("anonymous", "webhooks", 404),
+    R("admin", "webhooks", 200),
+    R("project-admin", "webhooks", 200),
+    R("maintainer", "webhooks", 200),
+    R("developer", "webhooks", 403),
+    R("guest", "webhooks", 403),
+    R("limited-guest", "webhooks", 403),
+    R("outsider", "webhooks", 404),
+    R("robot-ci", "webhooks", 403),
+    R("robot-pull", "webhooks", 403),
+    R("disabled", "webhooks", 401),
+    # -- webhook
+    R("anonymous", "webhook", 404),
+    R("admin", "webhook", 200),
+    R("project-admin", "webhook", 200),
+    R("maintainer", "webhook", 200),
+    R("developer", "webhook", 403),
+    R("guest", "webhook", 403),
+    R("limited-guest", "webhook", 403),
+    R("outsider", "webhook", 404),
+    R("robot-ci", "webhook", 403),
+    R("robot-pull", "webhook", 403),
+    R("disabled", "webhook", 401),
+    # -- webhook-deliveries
+    R("anonymous", "webhook-deliveries", 404),
+    R("admin", "webhook-deliveries", 200),
+    R("project-admin", "webhook-deliveries", 200),
+    R("maintainer", "webhook-deliveries", 200),
+    R("developer", "webhook-deliveries", 403),
+    R("guest", "webhook-deliveries", 403),
+    R("limited-guest", "webhook-deliveries", 403),
+    R("outsider", "webhook-deliveries", 404),
+    R("robot-ci", "webhook-deliveries", 403),
+    R("robot-pull", "webhook-deliveries", 403),
+    R("disabled", "webhook-deliveries", 401),
+    # -- webhook-create
+    R("anonymous", "webhook-create", 404),
+    R("admin", "webhook-create", 201),
+    R("project-admin", "webhook-create", 201),
+    R("maintainer", "webhook-create", 403),
+    R("developer", "webhook-create", 403),
+    R("guest", "webhook-create", 403),
+    R("limited-guest", "webhook-create", 403),
+    R("outsider", "webhook-create", 404),
+    R("robot-ci", "webhook-create", 403),
+    R("robot-pull", "webhook-create", 403),
+    R("disabled", "webhook-create", 401),
+    # -- webhook-patch
+    R("anonymous", "webhook-patch", 404),
+    R("admin", "webhook-patch", 200),
+    R("project-admin", "webhook-patch", 200),
+    R("maintainer", "webhook-patch", 403),
+    R("developer", "webhook-patch", 403),
+    R("guest", "webhook-patch", 403),
+    R("limited-guest", "webhook-patch", 403),
+    R("outsider", "webhook-patch", 404),
+    R("robot-ci", "webhook-patch", 403),
+    R("robot-pull", "webhook-patch", 403),
+    R("disabled", "webhook-patch", 401),
+    # -- webhook-delete
+    R("anonymous", "webhook-delete", 404),
+    R("admin", "webhook-delete", 204),
+    R("project-admin", "webhook-delete", 204),
+    R("maintainer", "webhook-delete", 403),
+    R("developer", "webhook-delete", 403),
+    R("guest", "webhook-delete", 403),
+    R("limited-guest", "webhook-delete", 403),
+    R("outsider", "webhook-delete", 404),
+    R("robot-ci", "webhook-delete", 403),
+    R("robot-pull", "webhook-delete", 403),
+    R("disabled", "webhook-delete", 401),
+    # -- webhook-test
+    R("anonymous", "webhook-test", 404),
+    R("admin", "webhook-test", 201),
+    R("project-admin", "webhook-test", 201),
+    R("maintainer", "webhook-test", 403),
+    R("developer", "webhook-test", 403),
+    R("guest", "webhook-test", 403),
+    R("limited-guest", "webhook-test", 403),
+    R("outsider", "webhook-test", 404),
+    R("robot-ci", "webhook-test", 403),
+    R("robot-pull", "webhook-test", 403),
+    R("disabled", "webhook-test", 401),
+    # -- webhook-redeliver
+    R("anonymous", "webhook-redeliver", 404),
+    R("admin", "webhook-redeliver", 200),
+    R("project-admin", "webhook-redeliver", 200),
+    R("maintainer", "webhook-redeliver", 403),
+    R("developer", "webhook-redeliver", 403),
+    R("guest", "webhook-redeliver", 403),
+    R("limited-guest", "webhook-redeliver", 403),
+    R("outsider", "webhook-redeliver", 404),
+    R("robot-ci", "webhook-redeliver", 403),
+    R("robot-pull", "webhook-redeliver", 403),
+    R("disabled", "webhook-redeliver", 401),
 ]
 
 
@@ -794,6 +899,99 @@ def _user_create(world: World, subject: Subject, project: str) -> httpx.Response
     return response
 
 
+def _webhook_create(world: World, subject: Subject, project: str) -> httpx.Response:
+    name = f"by-{subject.key}"
+    secret = f"webhook-secret-of-{subject.key}"
+    world.secrets.add(secret)
+    assert world.receiver is not None
+    response = _api(
+        world,
+        subject,
+        "POST",
+        f"/projects/{project}/webhooks",
+        json={
+            "name": name,
+            "target_url": world.receiver.url,
+            "event_types": ["replication.completed"],
+            "secret": secret,
+        },
+    )
+    if project == "acme":
+        listed = _as_admin(world, "GET", "/projects/acme/webhooks").json()
+        created = response.status_code == 201
+        assert (name in {w["name"] for w in listed}) == created
+        expectation = AuditExpectation(
+            subject.actor, "create", f"acme/webhooks/{name}", resource_type="webhook"
+        )
+        (world.audited if created else world.not_audited).append(expectation)
+    return response
+
+
+def _webhook_patch(world: World, subject: Subject, project: str) -> httpx.Response:
+    hook = f"/projects/{project}/webhooks/{world.webhook}"
+    description = f"changed by {subject.key}"
+    response = _api(world, subject, "PATCH", hook, json={"description": description})
+    if project == "acme":
+        stored = _as_admin(world, "GET", hook).json()
+        assert (stored["description"] == description) == (response.status_code == 200)
+    return response
+
+
+def _webhook_delete(world: World, subject: Subject, project: str) -> httpx.Response:
+    if project != "acme":
+        return _api(world, subject, "DELETE", f"/projects/{project}/webhooks/{world.webhook}")
+    made = _as_admin(
+        world,
+        "POST",
+        "/projects/acme/webhooks",
+        json={
+            "name": f"gone-{subject.key}",
+            "target_url": world.receiver.url if world.receiver else "",
+            "event_types": ["replication.completed"],
+        },
+    )
+    assert made.status_code == 201, made.text
+    hook = f"/projects/acme/webhooks/{made.json()['id']}"
+    response = _api(world, subject, "DELETE", hook)
+    deleted = response.status_code == 204
+    assert _as_admin(world, "GET", hook).status_code == (404 if deleted else 200)
+    expectation = AuditExpectation(
+        subject.actor, "delete", f"acme/webhooks/gone-{subject.key}", resource_type="webhook"
+    )
+    (world.audited if deleted else world.not_audited).append(expectation)
+    return response
+
+
+def _webhook_test(world: World, subject: Subject, project: str) -> httpx.Response:
+    response = _api(world, subject, "POST", f"/projects/{project}/webhooks/{world.webhook}/test")
+    if response.status_code == 201:
+        assert response.json()["status"] == "succeeded", response.text
+    return response
+
+
+def _webhook_redeliver(world: World, subject: Subject, project: str) -> httpx.Response:
+    hook = f"/projects/{project}/webhooks/{world.dead_end}"
+    delivery = 1
+    if project == "acme":
+        sent = _as_admin(world, "POST", f"{hook}/test")
+        assert sent.status_code == 201, sent.text
+        assert sent.json()["status"] == "dead", sent.text
+        delivery = sent.json()["id"]
+    response = _api(world, subject, "POST", f"{hook}/deliveries/{delivery}/redeliver")
+    if response.status_code == 200:
+        assert response.json()["status"] == "queued", response.text
+    return response
+
+
+def _webhook_get(tail: str) -> ManagementAction:
+    """GET the seeded webhook (or what is under it)."""
+
+    def action(world: World, subject: Subject, project: str) -> httpx.Response:
+        return _api(world, subject, "GET", f"/projects/{project}/webhooks/{world.webhook}{tail}")
+
+    return action
+
+
 def _get(path: str) -> ManagementAction:
     def action(world: World, subject: Subject, project: str) -> httpx.Response:
         return _api(world, subject, "GET", path.format(project=project))
@@ -823,6 +1021,14 @@ MANAGEMENT_ACTIONS: dict[str, ManagementAction] = {
     "project-audit": _get("/projects/{project}/audit-logs"),
     "members-pub": _get("/projects/pub/members"),
     "robots-pub": _get("/projects/pub/robots"),
+    "webhooks": _get("/projects/{project}/webhooks"),
+    "webhook": _webhook_get(""),
+    "webhook-deliveries": _webhook_get("/deliveries"),
+    "webhook-create": _webhook_create,
+    "webhook-patch": _webhook_patch,
+    "webhook-delete": _webhook_delete,
+    "webhook-test": _webhook_test,
+    "webhook-redeliver": _webhook_redeliver,
 }
 
 # What an allowed listing must contain (beyond `sees`).
@@ -837,6 +1043,11 @@ _CONTENT: dict[str, Callable[[World, Any], None]] = {
     "audit": lambda w, body: _assert(len(body) > 0),
     "project-audit": lambda w, body: _assert({e["project"] for e in body} <= {"acme"}),
     "members-pub": lambda w, body: _assert(isinstance(body, list)),
+    "webhooks": lambda w, body: _assert(
+        {"matrix", "dead-end"} <= {h["name"] for h in body} and not any("secret" in h for h in body)
+    ),
+    "webhook": lambda w, body: _assert(body["id"] == w.webhook and "secret" not in body),
+    "webhook-deliveries": lambda w, body: _assert(isinstance(body, list)),
 }
 
 
