@@ -144,7 +144,11 @@ def portside(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
             data_dir=root / "data",
             database_url=database_url,
             log_dir=root / "logs",
-            env={"PORTSIDE_AUTH__INITIAL_ADMIN_PASSWORD": ADMIN_PASSWORD},
+            env={
+                "PORTSIDE_AUTH__INITIAL_ADMIN_PASSWORD": ADMIN_PASSWORD,
+                # The webhook test's receiver listens on loopback.
+                "PORTSIDE_WEBHOOKS__ALLOW_PRIVATE_TARGETS": "true",
+            },
         )
         server.start()
         try:

@@ -1,7 +1,8 @@
 """Every main page once, in the browser: each loads, has one main heading, and neither the
 Content-Security-Policy nor anything else complains in the console (the page watch fails
 the test on a CSP violation or an uncaught error; here any console error counts). On the
-way, a garbage collection started from Administration > Jobs runs to the end."""
+way, a garbage collection started from Administration > Jobs runs to the end, and a
+webhook made on the Webhooks tab answers its test event."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import re
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
+
+from tests.webhooks.receiver import receiving
 
 from .conftest import (
     PageWatch,
@@ -42,6 +45,7 @@ def test_every_main_page_loads_cleanly(
         f"/projects/{project}/members",
         f"/projects/{project}/robots",
         f"/projects/{project}/policies",
+        f"/projects/{project}/webhooks",
         f"/projects/{project}/audit",
         f"/projects/{project}/settings",
         f"/repositories/{repository}",
@@ -92,3 +96,42 @@ def test_garbage_collection_from_the_jobs_page(
     page.goto("/admin/jobs")
     expect(page.get_by_role("row").filter(has_text="succeeded").first).to_be_visible()
     shots.take(page, "admin-jobs")
+
+
+def test_a_webhook_made_on_the_webhooks_tab_answers_its_test_event(
+    admin_page: Page,
+    admin_api: httpx.Client,
+    watch: PageWatch,
+    shots: Screenshots,
+) -> None:
+    page = admin_page
+    project = unique("hooks")
+    create_project(admin_api, project)
+    with receiving() as receiver:
+        page.goto(f"/projects/{project}")
+        page.get_by_role("navigation", name="Project sections").get_by_role(
+            "link", name="Webhooks"
+        ).click()
+        page.get_by_label("Name").fill("ci")
+        page.get_by_label("Target URL").fill(receiver.url)
+        page.get_by_role("checkbox", name="tag.deleted").check()
+        page.get_by_label("Payload format").select_option("cloudevents")
+        page.get_by_label("Secret (optional)").fill("e2e-webhook-secret")
+        page.get_by_role("button", name="Create webhook").click()
+        expect(page.get_by_role("status")).to_have_text("Webhook ci created.")
+        row = page.get_by_role("row").filter(has=page.get_by_role("rowheader", name="ci"))
+        expect(row).to_contain_text(receiver.url)
+        expect(row).to_contain_text("artifact.pushed, tag.deleted")
+
+        row.get_by_role("button", name="Send test event to ci").click()
+        expect(page.get_by_role("status")).to_contain_text("Test event delivered to ci: HTTP 200")
+        [request] = receiver.wait_for(1)
+        assert request.signed_by("e2e-webhook-secret")
+        row = page.get_by_role("row").filter(has=page.get_by_role("rowheader", name="ci"))
+        expect(row).to_contain_text("succeeded")
+        shots.take(page, "project-webhooks")
+
+        row.get_by_role("link", name="Deliveries of ci").click()
+        expect(page.get_by_role("heading", name="Deliveries of ci")).to_be_visible()
+        expect(page.get_by_role("row").filter(has_text="webhook.test")).to_contain_text("200")
+    assert watch.csp_violations() == []
