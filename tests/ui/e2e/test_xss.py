@@ -1,7 +1,7 @@
 """Hostile content from pushers stays text: an image whose config labels, env, history and
-manifest annotations (and a robot's description) carry HTML and script is shown on the
-repository, artifact, dry-run and robots pages as the characters it is, and no script of
-it runs.
+manifest annotations (and a robot's description, a webhook's description and target URL)
+carry HTML and script is shown on the repository, artifact, dry-run, robots and webhooks
+pages as the characters it is, and no script of it runs.
 
 Run once with the Content-Security-Policy bypassed, so escaping alone is what is tested
 (the CSP would block inline script and handlers anyway), and once with it, where the
@@ -73,6 +73,23 @@ def test_hostile_labels_and_annotations_stay_text(
 
     page.goto(f"/projects/{project}/robots")
     expect(page.get_by_text(IMG + SCRIPT, exact=True)).to_be_visible()
+    assert_inert(page, watch)
+
+    # Never sent to: the test only shows it (the e2e server allows loopback targets).
+    target = f"http://127.0.0.1:9/hook?q={ATTRIBUTE}{IMG}"
+    response = admin_api.post(
+        f"/projects/{project}/webhooks",
+        json={
+            "name": "evil",
+            "target_url": target,
+            "event_types": ["replication.completed"],
+            "description": IMG + SCRIPT,
+        },
+    )
+    assert response.status_code == 201, response.text
+    page.goto(f"/projects/{project}/webhooks")
+    expect(page.get_by_text(IMG + SCRIPT, exact=True)).to_be_visible()
+    expect(page.get_by_text(target, exact=True)).to_be_visible()
     assert_inert(page, watch)
 
 
