@@ -58,7 +58,7 @@ def _error_response(error: RegistryError) -> Response:
 class PortsideApp:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.guard = Guard(ctx.auth, ctx.audit)
+        self.guard = Guard(ctx.auth)
         self._management: Any = None
         self._ui: Any = None
         self.ui_enabled = ctx.settings.ui.enabled

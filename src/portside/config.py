@@ -209,8 +209,17 @@ class LdapSettings(_Section):
 class AuditSettings(_Section):
     record_pulls: bool = Field(
         default=True,
-        description="Record every manifest pull in the audit log (batched; turn off for "
-        "very busy CI caches).",
+        description="Record every manifest pull as an `artifact.pulled` event, and so in the "
+        "audit log (batched; turn off for very busy CI caches).",
+    )
+
+
+class EventSettings(_Section):
+    keep_days: int = Field(
+        default=7,
+        ge=1,
+        description="Events (the outbox the audit log is built from) are deleted this many "
+        "days after they happened, once every consumer has handled them.",
     )
 
 
@@ -346,6 +355,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     projects: ProjectSettings = ProjectSettings()
     audit: AuditSettings = AuditSettings()
+    events: EventSettings = EventSettings()
     jobs: JobSettings = JobSettings()
     webhooks: WebhookSettings = WebhookSettings()
     ui: UiSettings = UiSettings()

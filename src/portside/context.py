@@ -17,6 +17,7 @@ from portside.content.hotpath import HotQueries
 from portside.content.manifests import ManifestService
 from portside.content.uploads import UploadService
 from portside.events.audit import AuditLog
+from portside.events.batch import EventBuffer
 from portside.metadata.db import Database
 from portside.metadata.engine import make_engine
 from portside.storage.base import StorageDriver
@@ -34,6 +35,7 @@ class Context:
     hot: HotQueries
     auth: AuthService
     audit: AuditLog
+    events: EventBuffer  # events written in batches: pulls, and GC's and retention's deletions
     browser: Browser
 
     def url(self, path: str) -> str:
@@ -44,7 +46,7 @@ class Context:
 
     def close(self) -> None:
         """Release database connections (the hot-path connection is outside the pool)."""
-        self.audit.flush()
+        self.events.flush()
         self.hot.close()
         self.db.engine.dispose()
 
@@ -55,16 +57,19 @@ def build_context(settings: Settings) -> Context:
     storage = open_storage(settings)
     blobs = BlobService(db, storage, hot)
     auth = AuthService(settings, db, ldap_source(settings))
-    audit = AuditLog(db, record_pulls=settings.audit.record_pulls)
+    events = EventBuffer(db)
+    audit = AuditLog(db, pending=events)
+    pulls = events if settings.audit.record_pulls else None
     return Context(
         settings=settings,
         db=db,
         storage=storage,
         blobs=blobs,
         uploads=UploadService(db, storage, blobs),
-        manifests=ManifestService(db, hot, settings.registry.manifest_max_bytes),
+        manifests=ManifestService(db, hot, settings.registry.manifest_max_bytes, pulls=pulls),
         hot=hot,
         auth=auth,
         audit=audit,
+        events=events,
         browser=Browser(db, storage),
     )

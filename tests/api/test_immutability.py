@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 
 from portside.app import PortsideApp
 from portside.content.immutability import ImmutabilityRules, ImmutableTag, RuleRecord
+from portside.events.outbox import Actor
 from tests.api.helpers import (
     Manifest,
     assert_error,
@@ -212,7 +213,7 @@ def race(app: PortsideApp, tag: str, images: list[Manifest]) -> dict[str, str]:
     def push(image: Manifest) -> None:
         barrier.wait()
         try:
-            app.ctx.manifests.put(REPO, tag, image.body, image.media_type)
+            app.ctx.manifests.put(REPO, tag, image.body, image.media_type, Actor("tests"))
             outcomes[image.digest] = "pushed"
         except ImmutableTag:
             outcomes[image.digest] = "denied"

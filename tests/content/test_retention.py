@@ -29,6 +29,7 @@ from portside.content.retention import (
     RetentionRule,
     parse_policy,
 )
+from portside.events.outbox import Actor
 from portside.fsck import run_fsck
 from portside.jobs.context import JobContext, JobStopped
 from portside.jobs.retention import deletion_line, run_retention
@@ -679,7 +680,7 @@ def test_changes_after_the_plan_are_skipped_not_broken(
     assert len(planned.deletions) == 6
     # Meanwhile: a new tag, a push of the same manifest, a pull, a new index listing one,
     # one deleted by hand, and an immutability rule for another.
-    app.ctx.manifests.add_tag("team/app", "hotfix", retagged.digest)  # as the mgmt API does
+    app.ctx.manifests.add_tag("team/app", "hotfix", retagged.digest, Actor("tests"))  # as mgmt
     push_manifest(client, "team/app", "t1", repushed)
     assert client.get("/v2/team/app/manifests/t2").status_code == 200
     bundle = make_index([listed])

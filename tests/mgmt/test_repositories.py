@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from portside.events.outbox import Actor
 from tests.api.helpers import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -356,7 +357,7 @@ def test_get_artifact_in_a_repository_with_over_1000_artifacts(registry: Registr
     for number in range(1001):
         body = canonical({**base, "annotations": {"n": str(number)}})
         digests.append(sha256(body))
-        registry.app.ctx.manifests.put("acme/big", digests[-1], body, OCI_MANIFEST)
+        registry.app.ctx.manifests.put("acme/big", digests[-1], body, OCI_MANIFEST, Actor("tests"))
     oldest = json_list(
         admin.get(f"{API}/repositories/acme/big/-/artifacts", params={"sort": "pushed_at"})
     )[0]

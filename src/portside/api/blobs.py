@@ -70,12 +70,5 @@ async def delete(ctx: Context, request: Request, name: str, digest_text: str) ->
     if not ctx.settings.registry.delete_enabled:
         raise Unsupported("deletes are disabled on this registry (registry.delete_enabled)")
     digest = Digest.parse(digest_text)
-    ctx.blobs.unlink(name, digest)
-    ctx.audit.record(
-        actor=request.caller.identity.actor,
-        action="delete",
-        resource_type="blob",
-        resource=f"{name}@{digest}",
-        source=request.client,
-    )
+    ctx.blobs.unlink(name, digest, request.actor)
     return empty(202)

@@ -25,7 +25,7 @@ from portside.auth.names import ROBOT_PREFIX
 from portside.auth.service import AuthService
 from portside.auth.tokens import TokenInvalid, VerifiedToken
 from portside.errors import Denied, Unauthorized
-from portside.events.audit import AuditLog
+from portside.events.outbox import Actor
 
 log = structlog.get_logger(__name__)
 
@@ -89,9 +89,8 @@ OPEN_CALLER = Caller(OPEN_REGISTRY, "none")
 
 
 class Guard:
-    def __init__(self, auth: AuthService, audit: AuditLog) -> None:
+    def __init__(self, auth: AuthService) -> None:
         self.auth = auth
-        self.audit = audit
         self._basic: dict[str, tuple[Identity, float]] = {}
         self._policy: dict[tuple[str, str], tuple[frozenset[str], float]] = {}
 
@@ -206,7 +205,9 @@ class Guard:
             self.auth.accounts.authenticate, username, password, request.client
         )
         if identity is None:
-            self.audit.login(username, "failure", request.client, via="basic")
+            self.auth.accounts.login_attempted(
+                Actor(username, request.client), "failure", via="basic"
+            )
             raise self._challenge(None, None, error="invalid_token")
         _remember(self._basic, key, (identity, now + _CACHE_SECONDS))
         return identity

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from portside.errors import SizeInvalid
+from portside.events.outbox import Actor
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -69,6 +70,11 @@ class Request(ABC):
     @abstractmethod
     def _chunks(self) -> AsyncIterator[tuple[bytes, bool]]:
         """(chunk, more to come) pairs of the body."""
+
+    @property
+    def actor(self) -> Actor:
+        """Who makes this request, and from where, for the events it causes."""
+        return Actor(self.caller.identity.actor, self.client)
 
     @property
     def headers(self) -> dict[str, str]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from portside.api.http import Request, Response, empty, json_body
 from portside.context import Context
 from portside.errors import ManifestTooLarge, ManifestUnknown, Unsupported
-from portside.events.outbox import Actor
-from portside.reference import is_valid_tag
 
 
 def accepts(accept_header: str | None, media_type: str) -> bool:
@@ -36,14 +34,12 @@ def _quality(param: str) -> float | None:
 
 async def get(ctx: Context, request: Request, name: str, reference: str) -> Response:
     head = request.method == "HEAD"
-    manifest = ctx.manifests.get(name, reference, record_pull=not head)
+    manifest = ctx.manifests.get(name, reference, pulled_by=None if head else request.actor)
     if not accepts(request.header("accept"), manifest.media_type):
         raise ManifestUnknown(
             f"manifest is {manifest.media_type}, which the request's Accept header excludes",
             detail={"reference": reference[:200], "mediaType": manifest.media_type},
         )
-    if not head:
-        _audit(ctx, request, "pull", f"{name}@{manifest.digest}", reference)
     response = json_body(200, manifest.content, manifest.media_type)
     response.header("docker-content-digest", manifest.digest)
     response.header("etag", f'"{manifest.digest}"')
@@ -56,8 +52,7 @@ async def put(ctx: Context, request: Request, name: str, reference: str) -> Resp
     if length is not None and length > limit:
         raise ManifestTooLarge(f"manifest is {length} bytes; the limit is {limit}")
     body = await request.read(limit)
-    result = ctx.manifests.put(name, reference, body, request.header("content-type"))
-    _audit(ctx, request, "push", f"{name}@{result.digest}", reference)
+    result = ctx.manifests.put(name, reference, body, request.header("content-type"), request.actor)
     headers = {
         "location": ctx.url(f"/v2/{name}/manifests/{result.digest}"),
         "docker-content-digest": result.digest,
@@ -70,19 +65,5 @@ async def put(ctx: Context, request: Request, name: str, reference: str) -> Resp
 async def delete(ctx: Context, request: Request, name: str, reference: str) -> Response:
     if not ctx.settings.registry.delete_enabled:
         raise Unsupported("deletes are disabled on this registry (registry.delete_enabled)")
-    actor = Actor(request.caller.identity.actor, request.client)
-    ctx.manifests.delete(name, reference, actor=actor)
-    separator = ":" if is_valid_tag(reference) else "@"
-    _audit(ctx, request, "delete", f"{name}{separator}{reference}", reference)
+    ctx.manifests.delete(name, reference, actor=request.actor)
     return empty(202)
-
-
-def _audit(ctx: Context, request: Request, action: str, resource: str, reference: str) -> None:
-    ctx.audit.record(
-        actor=request.caller.identity.actor,
-        action=action,
-        resource_type="artifact",
-        resource=resource,
-        source=request.client,
-        detail={"reference": reference} if reference not in resource else None,
-    )

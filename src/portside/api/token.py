@@ -19,6 +19,7 @@ from portside.auth.scopes import ScopeInvalid, parse_scopes
 from portside.auth.service import AuthService
 from portside.context import Context
 from portside.errors import RegistryError, Unauthorized, Unsupported
+from portside.events.outbox import Actor
 
 _FORM_LIMIT = 64 * 1024
 
@@ -72,10 +73,9 @@ async def _authenticate(ctx: Context, request: Request, username: str, password:
     identity = await asyncio.to_thread(
         auth.accounts.authenticate, username, password, request.client
     )
-    ctx.audit.login(
-        identity.name if identity else username,
+    auth.accounts.login_attempted(
+        Actor(identity.name if identity else username, request.client),
         "success" if identity else "failure",
-        request.client,
         via="token",
     )
     if identity is None:

@@ -47,9 +47,8 @@ async def post(ctx: Context, request: Request, name: str) -> Response:
         if source:
             validate_name(source)
             if request.caller.may(source, "pull") and (
-                ctx.blobs.try_mount(name, digest, source) is not None
+                ctx.blobs.try_mount(name, digest, source, request.actor) is not None
             ):
-                _audit_push(ctx, request, name, digest)
                 return _created(ctx, name, digest)
     else:
         digest_text = request.query("digest")
@@ -104,13 +103,3 @@ async def status(ctx: Context, request: Request, name: str, upload_id: str) -> R
 async def cancel(ctx: Context, request: Request, name: str, upload_id: str) -> Response:
     ctx.uploads.cancel(name, upload_id, request.caller.owner)
     return empty(204)
-
-
-def _audit_push(ctx: Context, request: Request, name: str, digest: Digest) -> None:
-    ctx.audit.record(
-        actor=request.caller.identity.actor,
-        action="mount",
-        resource_type="repository",
-        resource=f"{name}@{digest}",
-        source=request.client,
-    )

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from portside.auth.errors import Exists, Invalid, Missing
 from portside.auth.identity import Identity
+from portside.events import outbox
+from portside.events.outbox import SYSTEM, Actor
 from portside.metadata import schema as s
 from portside.metadata.db import Database, as_utc, utcnow
 
@@ -93,7 +95,7 @@ class AccessTokens:
         self.db = db
 
     def create(
-        self, user_id: int, name: str, *, expires_at: datetime | None = None
+        self, user_id: int, name: str, *, actor: Actor = SYSTEM, expires_at: datetime | None = None
     ) -> tuple[AccessToken, str]:
         """Create a token for a user; returns it and its secret (the only time the secret
         exists). Exists if the user already has a token of that name."""
@@ -105,7 +107,7 @@ class AccessTokens:
         try:
             with self.db.write() as conn:
                 user = conn.execute(
-                    select(s.users.c.id).where(s.users.c.id == user_id)
+                    select(s.users.c.username).where(s.users.c.id == user_id)
                 ).scalar_one_or_none()
                 if user is None:
                     raise Missing("no such user")
@@ -130,6 +132,11 @@ class AccessTokens:
                     )
                     .returning(t.c.id)
                 ).scalar_one()
+                data = {
+                    "id": int(token_id),
+                    "expires_at": expires_at.isoformat() if expires_at else None,
+                }
+                _emit(conn, outbox.TOKEN_CREATED, actor, f"{user}/{name}", data)
         except IntegrityError:
             # The same name created concurrently (PostgreSQL checks the unique constraint
             # at insert; SQLite's BEGIN IMMEDIATE serializes the check above).
@@ -155,20 +162,30 @@ class AccessTokens:
             ).all()
         return [AccessToken.from_row(row) for row in rows]
 
-    def revoke(self, user_id: int, token_id: int) -> AccessToken:
+    def revoke(self, user_id: int, token_id: int, *, actor: Actor = SYSTEM) -> AccessToken:
         """Delete one of the user's tokens by id (Missing if they have no such token)."""
-        return self._revoke(user_id, s.access_tokens.c.id == token_id, f"no token {token_id}")
+        which = s.access_tokens.c.id == token_id
+        return self._revoke(user_id, which, f"no token {token_id}", actor)
 
-    def revoke_by_name(self, user_id: int, name: str) -> AccessToken:
-        return self._revoke(user_id, s.access_tokens.c.name == name, f"no token named {name!r}")
+    def revoke_by_name(self, user_id: int, name: str, *, actor: Actor = SYSTEM) -> AccessToken:
+        which = s.access_tokens.c.name == name
+        return self._revoke(user_id, which, f"no token named {name!r}", actor)
 
-    def _revoke(self, user_id: int, which: ColumnElement[bool], missing: str) -> AccessToken:
+    def _revoke(
+        self, user_id: int, which: ColumnElement[bool], missing: str, actor: Actor
+    ) -> AccessToken:
         t = s.access_tokens
         with self.db.write() as conn:
-            row = conn.execute(select(*_COLUMNS).where(t.c.user_id == user_id, which)).first()
+            row = conn.execute(
+                select(*_COLUMNS, s.users.c.username)
+                .join(s.users, s.users.c.id == t.c.user_id)
+                .where(t.c.user_id == user_id, which)
+            ).first()
             if row is None:
                 raise Missing(missing)
             conn.execute(delete(t).where(t.c.id == row.id))
+            data = {"id": int(row.id)}
+            _emit(conn, outbox.TOKEN_REVOKED, actor, f"{row.username}/{row.name}", data)
         return AccessToken.from_row(row)
 
     def authenticate(self, username: str, secret: str) -> Identity | None:
@@ -228,3 +245,8 @@ class AccessTokens:
                 )
                 .values(last_used_at=now)
             )
+
+
+def _emit(conn: Connection, type_: str, actor: Actor, resource: str, data: dict[str, Any]) -> None:
+    """A token event, named `user/token`; it never carries the secret or its hash."""
+    outbox.emit(conn, type_, actor, resource=resource, data=data)

@@ -23,6 +23,8 @@ from portside.auth.errors import Exists, Invalid, Missing
 from portside.auth.identity import Identity
 from portside.auth.names import ROBOT_PREFIX, check_username
 from portside.auth.throttle import LoginThrottle
+from portside.events import outbox
+from portside.events.outbox import SYSTEM, Actor
 from portside.metadata import schema as s
 from portside.metadata.db import Database, as_utc, utcnow
 
@@ -106,7 +108,13 @@ class Accounts:
             return conn.execute(select(s.users.c.id).limit(1)).first() is not None
 
     def create_user(
-        self, username: str, password: str, *, admin: bool = False, email: str | None = None
+        self,
+        username: str,
+        password: str,
+        *,
+        admin: bool = False,
+        email: str | None = None,
+        actor: Actor = SYSTEM,
     ) -> User:
         check_username(username)
         problem = _password_problem(password)
@@ -125,6 +133,7 @@ class Accounts:
             if conn.execute(select(s.users.c.id).where(s.users.c.username == username)).first():
                 raise Exists(f"user {username!r} already exists")
             conn.execute(s.users.insert().values(**values))
+            _emit(conn, outbox.USER_CREATED, actor, username, {"admin": admin})
         return self.get_user(username)
 
     def get_user(self, username: str) -> User:
@@ -150,9 +159,13 @@ class Accounts:
         password: str | None = None,
         email: str | None = None,
         keep_session: str | None = None,
+        actor: Actor = SYSTEM,
+        own_password: bool = False,
     ) -> User:
         """Change a user. Disabling them or setting their password ends their sessions,
-        except `keep_session` (the hashed id of the session making the change)."""
+        except `keep_session` (the hashed id of the session making the change). The event
+        names what changed (a password only as `password_changed`); `own_password` is a
+        user (or the operator) setting the password as such: `user.password`."""
         values: dict[str, Any] = {}
         if disabled is not None:
             values["disabled"] = disabled
@@ -187,9 +200,18 @@ class Accounts:
                         s.sessions.c.id_hash != (keep_session or ""),
                     )
                 )
+            if own_password:
+                _emit(conn, outbox.USER_PASSWORD, actor, username, {})
+            else:
+                changed = {k: v for k, v in values.items() if k != "password_hash"}
+                if "is_admin" in changed:
+                    changed["admin"] = changed.pop("is_admin")
+                if password is not None:
+                    changed["password_changed"] = True
+                _emit(conn, outbox.USER_UPDATED, actor, username, changed)
         return self.get_user(username)
 
-    def delete_user(self, username: str) -> None:
+    def delete_user(self, username: str, *, actor: Actor = SYSTEM) -> None:
         with self.db.write() as conn:
             user = conn.execute(
                 select(s.users.c.id, s.users.c.is_admin).where(s.users.c.username == username)
@@ -199,6 +221,7 @@ class Accounts:
             if user.is_admin:
                 self._keep_one_admin(conn, int(user.id))
             conn.execute(delete(s.users).where(s.users.c.id == user.id))
+            _emit(conn, outbox.USER_DELETED, actor, username, {})
 
     def _keep_one_admin(self, conn: Any, user_id: int) -> None:
         others = conn.execute(
@@ -210,6 +233,14 @@ class Accounts:
             raise Invalid("this is the last enabled administrator; create another first")
 
     # --- credentials ---------------------------------------------------------------
+
+    def login_attempted(self, actor: Actor, result: str, *, via: str) -> None:
+        """Record a sign-in attempt as `account.login` (never with the password), in a
+        transaction of its own: a failed attempt changes nothing else. The callers are
+        the sign-ins (token endpoint, session, Basic refused), not every Basic request."""
+        with self.db.write() as conn:
+            data = {"result": result, "via": via}
+            outbox.emit(conn, outbox.ACCOUNT_LOGIN, actor, resource=actor.name, data=data)
 
     def authenticate(
         self, username: str, password: str, source: str, *, tokens: bool = True
@@ -359,6 +390,10 @@ class Accounts:
 
 
 _ANON = Identity("anonymous")
+
+
+def _emit(conn: Any, type_: str, actor: Actor, username: str, data: dict[str, Any]) -> None:
+    outbox.emit(conn, type_, actor, resource=username, data=data)
 
 
 def _password_problem(password: str) -> str | None:

@@ -1,5 +1,6 @@
 """Projects and their members: create, list, change visibility or quota, delete when empty,
-and give users (or LDAP groups) a role in a project."""
+and give users (or LDAP groups) a role in a project. Each change raises its event
+(`project.*`, `member.*`) in its transaction, whoever asked for it (CLI, API, UI)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from sqlalchemy import Connection, delete, exists, func, select, update
 from portside.auth.errors import Exists, Invalid, Missing
 from portside.auth.names import check_project_name
 from portside.auth.roles import Role
+from portside.events import outbox
+from portside.events.outbox import SYSTEM, Actor
 from portside.metadata import schema as s
 from portside.metadata.db import Database, utcnow
 
@@ -90,6 +93,7 @@ class Projects:
         quota_bytes: int | None = None,
         creator: str | None = None,
         creator_user_id: int | None = None,
+        actor: Actor = SYSTEM,
     ) -> Project:
         check_project_name(name)
         if quota_bytes is not None and quota_bytes < 0:
@@ -114,6 +118,8 @@ class Projects:
                         project_id=project_id, user_id=creator_user_id, role=Role.PROJECT_ADMIN
                     )
                 )
+            data = {"public": public, "quota_bytes": quota_bytes}
+            _emit(conn, outbox.PROJECT_CREATED, actor, name, data)
         return self.get(name)
 
     def get(self, name: str) -> Project:
@@ -145,7 +151,10 @@ class Projects:
         public: bool | None = None,
         quota_bytes: int | None = None,
         clear_quota: bool = False,
+        actor: Actor = SYSTEM,
     ) -> Project:
+        """Change visibility or quota; the event names exactly what was set (a removed
+        quota is `quota_bytes: null`)."""
         values: dict[str, Any] = {}
         if public is not None:
             values["public"] = public
@@ -159,9 +168,10 @@ class Projects:
             self._id(conn, name)
             if values:
                 conn.execute(update(s.projects).where(s.projects.c.name == name).values(**values))
+            _emit(conn, outbox.PROJECT_UPDATED, actor, name, values)
         return self.get(name)
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, *, actor: Actor = SYSTEM) -> None:
         """Delete a project that holds no repository with content."""
         with self.db.write() as conn:
             project_id = self._id(conn, name)
@@ -178,13 +188,14 @@ class Projects:
                     f"project {name!r} still has repositories (e.g. {used!r}); delete them first"
                 )
             conn.execute(delete(s.projects).where(s.projects.c.id == project_id))
+            _emit(conn, outbox.PROJECT_DELETED, actor, name, {})
 
     def _id(self, conn: Connection, name: str) -> int:
         return project_id(conn, name)
 
     # --- members -------------------------------------------------------------------
 
-    def set_member(self, project: str, username: str, role: Role) -> None:
+    def set_member(self, project: str, username: str, role: Role, *, actor: Actor = SYSTEM) -> None:
         """Give a user a role in the project (adding or changing their membership)."""
         with self.db.write() as conn:
             project_id = self._id(conn, project)
@@ -199,8 +210,10 @@ class Projects:
                 conn.execute(update(m).where(*where).values(role=role.value))
             else:
                 conn.execute(m.insert().values(project_id=project_id, user_id=user_id, role=role))
+            data = {"member": username, "kind": "user", "role": role.value}
+            _emit(conn, outbox.MEMBER_SET, actor, project, data)
 
-    def set_group(self, project: str, group: str, role: Role) -> None:
+    def set_group(self, project: str, group: str, role: Role, *, actor: Actor = SYSTEM) -> None:
         """Give every member of an LDAP group a role in the project. Group names compare
         without regard to case, as LDAP compares them."""
         group = group.strip().casefold()
@@ -214,8 +227,12 @@ class Projects:
                 conn.execute(update(g).where(*where).values(role=role.value))
             else:
                 conn.execute(g.insert().values(project_id=project_id, group_name=group, role=role))
+            data = {"member": group, "kind": "group", "role": role.value}
+            _emit(conn, outbox.MEMBER_SET, actor, project, data)
 
-    def remove_member(self, project: str, name: str, *, group: bool = False) -> None:
+    def remove_member(
+        self, project: str, name: str, *, group: bool = False, actor: Actor = SYSTEM
+    ) -> None:
         with self.db.write() as conn:
             project_id = self._id(conn, project)
             if group:
@@ -233,6 +250,9 @@ class Projects:
                 )
             if result.rowcount == 0:
                 raise Missing(f"{name!r} is not a member of project {project!r}")
+            member = name.strip().casefold() if group else name
+            data = {"member": member, "kind": "group" if group else "user"}
+            _emit(conn, outbox.MEMBER_REMOVED, actor, project, data)
 
     def members(self, project: str) -> list[Member]:
         m, g, u = s.project_members, s.project_groups, s.users
@@ -252,3 +272,8 @@ class Projects:
         return [Member("user", r.username, Role(r.role)) for r in users] + [
             Member("group", r.group_name, Role(r.role)) for r in groups
         ]
+
+
+def _emit(conn: Connection, type_: str, actor: Actor, project: str, data: dict[str, Any]) -> None:
+    """A project event: the project is the resource (member changes included)."""
+    outbox.emit(conn, type_, actor, resource=project, project=project, data=data)

@@ -3,23 +3,26 @@
 A robot holds explicit pull/push/delete permissions per project, may expire, can be
 disabled, and has a secret that is shown once (only its hash is stored) and can be
 rotated. Nobody can give a robot more than they have themselves, and robots cannot
-create robots.
+create robots. Each change raises its `robot.*` event (never with the secret).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from portside.auth import passwords
 from portside.auth.errors import Exists, Forbidden, Invalid, Missing
 from portside.auth.identity import Identity
-from portside.auth.names import check_robot_name, robot_full_name
+from portside.auth.names import ROBOT_PREFIX, check_robot_name, robot_full_name
 from portside.auth.policy import Policy
 from portside.auth.projects import project_id
 from portside.auth.scopes import REPOSITORY_ACTIONS
+from portside.events import outbox
+from portside.events.outbox import SYSTEM, Actor
 from portside.metadata import schema as s
 from portside.metadata.db import Database, utcnow
 
@@ -59,8 +62,10 @@ class Robots:
         project: str | None = None,
         expires_at: datetime | None = None,
         description: str | None = None,
+        actor: Actor | None = None,
     ) -> tuple[Robot, str]:
-        """Create a robot; returns it and its secret (the only time the secret exists)."""
+        """Create a robot; returns it and its secret (the only time the secret exists).
+        `actor` is the creator unless given (with the caller's address)."""
         check_robot_name(name)
         if creator.kind == "robot":
             raise Forbidden("robots cannot create robots")
@@ -114,6 +119,9 @@ class Robots:
                         actions=",".join(sorted(actions)),
                     )
                 )
+            granted = {p: sorted(a) for p, a in sorted(permissions.items())}
+            data = {"permissions": granted}
+            _emit(conn, outbox.ROBOT_CREATED, actor or Actor(creator.actor), full_name, data)
         return self.get(full_name), secret
 
     def get(self, full_name: str) -> Robot:
@@ -166,25 +174,41 @@ class Robots:
             for row in rows
         ]
 
-    def set_disabled(self, full_name: str, disabled: bool) -> Robot:
-        self._update(full_name, disabled=disabled)
+    def set_disabled(self, full_name: str, disabled: bool, *, actor: Actor = SYSTEM) -> Robot:
+        with self.db.write() as conn:
+            self._update(conn, full_name, disabled=disabled)
+            _emit(conn, outbox.ROBOT_UPDATED, actor, full_name, {"disabled": disabled})
         return self.get(full_name)
 
-    def rotate_secret(self, full_name: str) -> str:
+    def rotate_secret(self, full_name: str, *, actor: Actor = SYSTEM) -> str:
         secret = passwords.new_secret()
-        self._update(full_name, secret_hash=passwords.hash_secret(secret))
+        with self.db.write() as conn:
+            self._update(conn, full_name, secret_hash=passwords.hash_secret(secret))
+            _emit(conn, outbox.ROBOT_ROTATED, actor, full_name, {})
         return secret
 
-    def delete(self, full_name: str) -> None:
+    def delete(self, full_name: str, *, actor: Actor = SYSTEM) -> None:
         with self.db.write() as conn:
             result = conn.execute(delete(s.robots).where(s.robots.c.name == full_name))
+            if result.rowcount == 0:
+                raise Missing(f"no robot {full_name!r}")
+            _emit(conn, outbox.ROBOT_DELETED, actor, full_name, {})
+
+    def _update(self, conn: Connection, full_name: str, **values: object) -> None:
+        result = conn.execute(update(s.robots).where(s.robots.c.name == full_name).values(**values))
         if result.rowcount == 0:
             raise Missing(f"no robot {full_name!r}")
 
-    def _update(self, full_name: str, **values: object) -> None:
-        with self.db.write() as conn:
-            result = conn.execute(
-                update(s.robots).where(s.robots.c.name == full_name).values(**values)
-            )
-        if result.rowcount == 0:
-            raise Missing(f"no robot {full_name!r}")
+
+def _emit(
+    conn: Connection,
+    type_: str,
+    actor: Actor,
+    full_name: str,
+    data: dict[str, Any],
+) -> None:
+    """A robot event: its project is the one in a project robot's name (none for a
+    system robot); a creation carries the permissions granted, per project."""
+    name = full_name.removeprefix(ROBOT_PREFIX)
+    project = name.split("+", 1)[0] if "+" in name else None
+    outbox.emit(conn, type_, actor, resource=full_name, project=project, data=data)

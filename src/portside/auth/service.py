@@ -20,6 +20,7 @@ from portside.auth.scopes import Access
 from portside.auth.throttle import LoginThrottle
 from portside.config import Settings
 from portside.errors import Denied
+from portside.events.outbox import Actor
 from portside.metadata.db import Database
 from portside.reference import project_of
 
@@ -137,6 +138,7 @@ class AuthService:
                     project,
                     creator=identity.actor,
                     creator_user_id=identity.user_id if not identity.is_admin else None,
+                    actor=Actor(identity.actor),
                 )
             return
         raise Denied(

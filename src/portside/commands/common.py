@@ -23,6 +23,7 @@ from portside.auth.robots import Robots
 from portside.auth.throttle import LoginThrottle
 from portside.config import ConfigError, Settings, load_settings
 from portside.events.audit import AuditLog
+from portside.events.outbox import Actor
 from portside.metadata.db import Database
 from portside.metadata.engine import make_engine, upgrade
 
@@ -38,6 +39,7 @@ DATA_DIR_OPTION = click.option(
 
 # The person at the terminal: they can read the database, so they act as an admin.
 OPERATOR = Identity("user", "cli", is_admin=True)
+CLI = Actor(OPERATOR.actor)  # who the events of CLI changes name
 
 
 @dataclass

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from portside.commands.common import (
+    CLI,
     CONFIG_OPTION,
     DATA_DIR_OPTION,
     Services,
@@ -19,7 +20,6 @@ from portside.commands.common import (
 from portside.content.immutability import ImmutabilityRules, RuleRecord
 from portside.content.patterns import Syntax
 
-RESOURCE_TYPE = "immutability-rule"
 RULE_ID = click.IntRange(min=1, max=2**31 - 1)
 
 
@@ -35,17 +35,6 @@ def immutability() -> None:
 
 def _rules(svc: Services) -> ImmutabilityRules:
     return ImmutabilityRules(svc.projects.db)
-
-
-def _record(svc: Services, action: str, rule: RuleRecord, **detail: Any) -> None:
-    svc.audit.record(
-        actor="cli",
-        action=action,
-        resource_type=RESOURCE_TYPE,
-        resource=f"{rule.project}/immutability-rules/{rule.id}",
-        project=rule.project,
-        detail=detail,
-    )
 
 
 def _as_json(rule: RuleRecord) -> dict[str, Any]:
@@ -122,15 +111,8 @@ def immutability_add(
             tag_pattern=tag_pattern,
             repository_pattern=repository_pattern,
             syntax=syntax,
-            creator="cli",
-        )
-        _record(
-            svc,
-            "create",
-            rule,
-            tag_pattern=rule.tag_pattern,
-            repository_pattern=rule.repository_pattern,
-            syntax=rule.syntax,
+            creator=CLI.name,
+            actor=CLI,
         )
     click.echo(f"added {rule.describe()}")
 
@@ -143,8 +125,7 @@ def _set_disabled(
     data_dir: Path | None,
 ) -> None:
     with services(config_file, data_dir) as svc:
-        rule = _rules(svc).update(project_name, rule_id, disabled=disabled)
-        _record(svc, "update", rule, disabled=disabled)
+        rule = _rules(svc).update(project_name, rule_id, disabled=disabled, actor=CLI)
     click.echo(f"{'disabled' if disabled else 'enabled'} {rule.describe()}")
 
 
@@ -185,13 +166,5 @@ def immutability_remove(
 ) -> None:
     """Remove a rule."""
     with services(config_file, data_dir) as svc:
-        rule = _rules(svc).delete(project_name, rule_id)
-        _record(
-            svc,
-            "delete",
-            rule,
-            tag_pattern=rule.tag_pattern,
-            repository_pattern=rule.repository_pattern,
-            syntax=rule.syntax,
-        )
+        rule = _rules(svc).delete(project_name, rule_id, actor=CLI)
     click.echo(f"removed {rule.describe()}")

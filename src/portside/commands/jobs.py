@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from portside.commands.common import (
+    CLI,
     CONFIG_OPTION,
     DATA_DIR_OPTION,
     context_from,
@@ -44,7 +45,12 @@ def run_here(
     try:
         checked = KINDS[kind_name].params(params)
         job_id = jobs.enqueue(
-            kind_name, checked, project=project, created_by="cli", run_by=worker.name
+            kind_name,
+            checked,
+            project=project,
+            created_by=CLI.name,
+            run_by=worker.name,
+            actor=CLI,
         )
     except ParamsError as error:
         raise click.BadParameter(str(error)) from None
@@ -232,7 +238,11 @@ def start_job(
     with context_from(config_file, data_dir) as ctx:
         try:
             job_id = Jobs(ctx.db).enqueue(
-                kind, checked, project=project if job_kind.per_project else None, created_by="cli"
+                kind,
+                checked,
+                project=project if job_kind.per_project else None,
+                created_by=CLI.name,
+                actor=CLI,
             )
         except JobConflict as conflict:
             click.echo(f"error: job {conflict.existing} is already queued or running", err=True)
@@ -262,7 +272,7 @@ def stop_job(job_id: int, config_file: Path | None, data_dir: Path | None) -> No
     from portside.jobs.store import Jobs
 
     with context_from(config_file, data_dir) as ctx:
-        record = Jobs(ctx.db).request_stop(job_id)
+        record = Jobs(ctx.db).request_stop(job_id, actor=CLI)
     if record is None:
         click.echo(f"error: no job {job_id}", err=True)
         sys.exit(1)
@@ -357,7 +367,8 @@ def set_gc_schedule(
                 cron=cron,
                 params=KINDS["gc"].params(params),
                 enabled=not disabled,
-                created_by="cli",
+                created_by=CLI.name,
+                actor=CLI,
             )
         except ScheduleError as error:
             raise click.BadParameter(str(error), param_hint="CRON") from None
@@ -374,7 +385,7 @@ def delete_schedule(name: str, config_file: Path | None, data_dir: Path | None) 
     from portside.jobs.schedules import Schedules
 
     with context_from(config_file, data_dir) as ctx:
-        if not Schedules(ctx.db).delete(name):
+        if not Schedules(ctx.db).delete(name, actor=CLI):
             click.echo(f"error: no schedule {name!r}", err=True)
             sys.exit(1)
     click.echo(f"deleted schedule {name}")

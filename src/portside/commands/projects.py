@@ -9,6 +9,7 @@ import click
 
 from portside.auth.roles import Role
 from portside.commands.common import (
+    CLI,
     CONFIG_OPTION,
     DATA_DIR_OPTION,
     echo_table,
@@ -39,14 +40,8 @@ def project_create(
     """Create a project (private unless --public)."""
     quota_bytes = parse_size(quota) if quota else None
     with services(config_file, data_dir) as svc:
-        created = svc.projects.create(name, public=public, quota_bytes=quota_bytes, creator="cli")
-        svc.audit.record(
-            actor="cli",
-            action="create",
-            resource_type="project",
-            resource=name,
-            project=name,
-            detail={"public": public, "quota_bytes": quota_bytes},
+        created = svc.projects.create(
+            name, public=public, quota_bytes=quota_bytes, creator=CLI.name, actor=CLI
         )
     click.echo(f"created {'public' if created.public else 'private'} project {created.name}")
 
@@ -109,14 +104,8 @@ def project_update(
     clear = quota is not None and quota.lower() == "none"
     quota_bytes = parse_size(quota) if quota and not clear else None
     with services(config_file, data_dir) as svc:
-        svc.projects.update(name, public=public, quota_bytes=quota_bytes, clear_quota=clear)
-        svc.audit.record(
-            actor="cli",
-            action="update",
-            resource_type="project",
-            resource=name,
-            project=name,
-            detail={"public": public, "quota": quota},
+        svc.projects.update(
+            name, public=public, quota_bytes=quota_bytes, clear_quota=clear, actor=CLI
         )
     click.echo(f"updated project {name}")
 
@@ -129,10 +118,7 @@ def project_update(
 def project_delete(name: str, config_file: Path | None, data_dir: Path | None) -> None:
     """Delete a project that has no repositories left."""
     with services(config_file, data_dir) as svc:
-        svc.projects.delete(name)
-        svc.audit.record(
-            actor="cli", action="delete", resource_type="project", resource=name, project=name
-        )
+        svc.projects.delete(name, actor=CLI)
     click.echo(f"deleted project {name}")
 
 
@@ -161,17 +147,9 @@ def member_add(
     """Give a user (or LDAP group) a role in a project, or change it."""
     with services(config_file, data_dir) as svc:
         if group:
-            svc.projects.set_group(project_name, name, Role(role))
+            svc.projects.set_group(project_name, name, Role(role), actor=CLI)
         else:
-            svc.projects.set_member(project_name, name, Role(role))
-        svc.audit.record(
-            actor="cli",
-            action="member.set",
-            resource_type="project",
-            resource=project_name,
-            project=project_name,
-            detail={"member": name, "group": group, "role": role},
-        )
+            svc.projects.set_member(project_name, name, Role(role), actor=CLI)
     click.echo(f"{'group ' if group else ''}{name} is {role} in {project_name}")
 
 
@@ -187,15 +165,7 @@ def member_remove(
 ) -> None:
     """Remove a user (or LDAP group) from a project."""
     with services(config_file, data_dir) as svc:
-        svc.projects.remove_member(project_name, name, group=group)
-        svc.audit.record(
-            actor="cli",
-            action="member.remove",
-            resource_type="project",
-            resource=project_name,
-            project=project_name,
-            detail={"member": name, "group": group},
-        )
+        svc.projects.remove_member(project_name, name, group=group, actor=CLI)
     click.echo(f"removed {name} from {project_name}")
 
 

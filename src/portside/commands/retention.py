@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from portside.commands.common import CONFIG_OPTION, DATA_DIR_OPTION, OPERATOR, context_from
+from portside.commands.common import CLI, CONFIG_OPTION, DATA_DIR_OPTION, context_from
 
 if TYPE_CHECKING:
     from portside.content.retention import RetentionPolicy
@@ -89,18 +89,10 @@ def set_policy(
     with context_from(config_file, data_dir) as ctx:
         try:
             stored = PolicyStore(ctx.db).put(
-                project, remove_untagged, rules, updated_by=OPERATOR.actor
+                project, remove_untagged, rules, updated_by=CLI.name, actor=CLI
             )
         except ProjectUnknown as error:
             _fail(str(error))
-        ctx.audit.record(
-            actor=OPERATOR.actor,
-            action="retention.update",
-            resource_type="project",
-            resource=project,
-            project=project,
-            detail={"remove_untagged": remove_untagged, "rules": [r.to_dict() for r in rules]},
-        )
     _echo_policy(stored)
 
 

@@ -11,6 +11,7 @@ import click
 
 from portside.auth.robots import Robot, parse_actions
 from portside.commands.common import (
+    CLI,
     CONFIG_OPTION,
     DATA_DIR_OPTION,
     OPERATOR,
@@ -79,14 +80,7 @@ def robot_create(
             project=project_name,
             expires_at=expires_at,
             description=description,
-        )
-        svc.audit.record(
-            actor="cli",
-            action="create",
-            resource_type="robot",
-            resource=created.name,
-            project=project_name,
-            detail={"permissions": sorted(actions)},
+            actor=CLI,
         )
     _print_secret(created, secret, as_json)
 
@@ -127,14 +121,12 @@ def robot_create_system(
     expires_at = utcnow() + timedelta(days=expires_in) if expires_in else None
     with services(config_file, data_dir) as svc:
         created, secret = svc.robots.create(
-            OPERATOR, name, permissions, expires_at=expires_at, description=description
-        )
-        svc.audit.record(
-            actor="cli",
-            action="create",
-            resource_type="robot",
-            resource=created.name,
-            detail={"permissions": {p: sorted(a) for p, a in permissions.items()}},
+            OPERATOR,
+            name,
+            permissions,
+            expires_at=expires_at,
+            description=description,
+            actor=CLI,
         )
     _print_secret(created, secret, as_json)
 
@@ -168,13 +160,7 @@ def robot_list(
 
 def _toggle(name: str, disabled: bool, config_file: Path | None, data_dir: Path | None) -> None:
     with services(config_file, data_dir) as svc:
-        svc.robots.set_disabled(name, disabled)
-        svc.audit.record(
-            actor="cli",
-            action="disable" if disabled else "enable",
-            resource_type="robot",
-            resource=name,
-        )
+        svc.robots.set_disabled(name, disabled, actor=CLI)
     click.echo(f"{'disabled' if disabled else 'enabled'} {name}")
 
 
@@ -207,9 +193,8 @@ def robot_enable(name: str, config_file: Path | None, data_dir: Path | None) -> 
 def robot_rotate(name: str, as_json: bool, config_file: Path | None, data_dir: Path | None) -> None:
     """Give a robot a new secret (the old one stops working at once)."""
     with services(config_file, data_dir) as svc:
-        secret = svc.robots.rotate_secret(name)
+        secret = svc.robots.rotate_secret(name, actor=CLI)
         current = svc.robots.get(name)
-        svc.audit.record(actor="cli", action="rotate", resource_type="robot", resource=name)
     _print_secret(current, secret, as_json)
 
 
@@ -221,6 +206,5 @@ def robot_rotate(name: str, as_json: bool, config_file: Path | None, data_dir: P
 def robot_delete(name: str, config_file: Path | None, data_dir: Path | None) -> None:
     """Delete a robot."""
     with services(config_file, data_dir) as svc:
-        svc.robots.delete(name)
-        svc.audit.record(actor="cli", action="delete", resource_type="robot", resource=name)
+        svc.robots.delete(name, actor=CLI)
     click.echo(f"deleted {name}")

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from portside.commands.common import (
+    CLI,
     CONFIG_OPTION,
     DATA_DIR_OPTION,
     echo_table,
@@ -41,14 +42,7 @@ def _create(
 ) -> None:
     password = _password(password_stdin)
     with services(config_file, data_dir) as svc:
-        user = svc.accounts.create_user(name, password, admin=admin, email=email)
-        svc.audit.record(
-            actor="cli",
-            action="create",
-            resource_type="user",
-            resource=user.username,
-            detail={"admin": admin},
-        )
+        user = svc.accounts.create_user(name, password, admin=admin, email=email, actor=CLI)
     click.echo(f"created {'administrator' if admin else 'user'} {user.username}")
 
 
@@ -159,9 +153,7 @@ def user_list(as_json: bool, config_file: Path | None, data_dir: Path | None) ->
 
 def _set(config_file: Path | None, data_dir: Path | None, name: str, **change: bool) -> None:
     with services(config_file, data_dir) as svc:
-        svc.accounts.update_user(name, **change)  # type: ignore[arg-type]
-        action = "disable" if change.get("disabled") else "enable"
-        svc.audit.record(actor="cli", action=action, resource_type="user", resource=name)
+        svc.accounts.update_user(name, **change, actor=CLI)  # type: ignore[arg-type]
 
 
 @user.command("disable")
@@ -198,8 +190,7 @@ def user_passwd(
     """Set a local user's password."""
     password = _password(password_stdin)
     with services(config_file, data_dir) as svc:
-        svc.accounts.update_user(name, password=password)
-        svc.audit.record(actor="cli", action="password", resource_type="user", resource=name)
+        svc.accounts.update_user(name, password=password, actor=CLI, own_password=True)
     click.echo(f"changed the password of {name}")
 
 
@@ -211,6 +202,5 @@ def user_passwd(
 def user_delete(name: str, config_file: Path | None, data_dir: Path | None) -> None:
     """Delete a user and their memberships."""
     with services(config_file, data_dir) as svc:
-        svc.accounts.delete_user(name)
-        svc.audit.record(actor="cli", action="delete", resource_type="user", resource=name)
+        svc.accounts.delete_user(name, actor=CLI)
     click.echo(f"deleted user {name}")

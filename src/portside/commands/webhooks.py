@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from portside.commands.common import (
+    CLI,
     CONFIG_OPTION,
     DATA_DIR_OPTION,
     echo_table,
@@ -19,6 +20,7 @@ from portside.commands.common import (
     read_secret,
     reports_errors,
 )
+from portside.events import outbox
 from portside.events.audit import AuditLog
 from portside.metadata.db import Database
 from portside.metadata.engine import make_engine
@@ -27,7 +29,6 @@ from portside.webhooks.dispatcher import Dispatcher
 from portside.webhooks.payloads import EVENT_TYPES, FORMATS
 from portside.webhooks.policies import WebhookPolicy
 
-RESOURCE_TYPE = "webhook"
 ID = click.IntRange(min=1, max=2**31 - 1)
 
 
@@ -53,16 +54,17 @@ def _dispatcher(config_file: Path | None, data_dir: Path | None) -> Iterator[Dis
 
 
 def _audit(dispatcher: Dispatcher, action: str, policy: WebhookPolicy, **detail: Any) -> None:
-    audit = AuditLog(dispatcher.db)
-    audit.record(
-        actor="cli",
-        action=action,
-        resource_type=RESOURCE_TYPE,
-        resource=f"{policy.project}/webhooks/{policy.name}",
-        project=policy.project,
-        detail=detail,
-    )
-    audit.flush()
+    type_ = outbox.WEBHOOK_CREATED if action == "create" else outbox.WEBHOOK_DELETED
+    with dispatcher.db.write() as conn:
+        outbox.emit(
+            conn,
+            type_,
+            CLI,
+            resource=f"{policy.project}/webhooks/{policy.name}",
+            project=policy.project,
+            data=detail,
+        )
+    AuditLog(dispatcher.db).flush()
 
 
 def _as_json(policy: WebhookPolicy) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Blobs as a repository sees them: lookup through links, link, unlink, and committing
-verified upload data into the content-addressed store."""
+"""Blobs as a repository sees them: lookup through links, link, unlink (raising
+`blob.deleted`), and committing verified upload data into the content-addressed store."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from portside.content import quota
 from portside.content.hotpath import HotQueries
 from portside.digest import Digest
 from portside.errors import BlobUnknown, Conflict
+from portside.events import outbox
+from portside.events.outbox import Actor
 from portside.metadata import schema as s
 from portside.metadata.db import Database, repository_id, utcnow
 from portside.reference import project_of
@@ -94,7 +96,7 @@ class BlobService:
                 return
         raise Conflict("blob is being garbage-collected; retry the upload")
 
-    def try_mount(self, repo: str, digest: Digest, source: str) -> int | None:
+    def try_mount(self, repo: str, digest: Digest, source: str, actor: Actor) -> int | None:
         """Link a blob readable from `source` into `repo`; its size, or None if not readable.
         QuotaExceeded if the blob is new to the project and would exceed its quota."""
         link = s.repository_blobs
@@ -116,9 +118,19 @@ class BlobService:
                 return None
             quota.admit_blob(conn, held, str(digest), int(linked.size))
             self.link(conn, repo_id, digest, int(linked.size))
+            outbox.emit(
+                conn,
+                outbox.BLOB_MOUNTED,
+                actor,
+                resource=f"{repo}@{digest}",
+                repository=repo,
+                data={"digest": str(digest), "source": source},
+            )
         return int(linked.size)
 
-    def unlink(self, repo: str, digest: Digest) -> None:
+    def unlink(self, repo: str, digest: Digest, actor: Actor) -> None:
+        """Remove the repository's link to a blob (`blob.deleted`); the bytes stay until
+        garbage collection finds them unreferenced."""
         with self.db.write() as conn:
             repo_id = repository_id(conn, repo)
             link = s.repository_blobs
@@ -142,6 +154,14 @@ class BlobService:
             )
             if deleted.rowcount == 0:
                 raise BlobUnknown(detail={"digest": str(digest)})
+            outbox.emit(
+                conn,
+                outbox.BLOB_DELETED,
+                actor,
+                resource=f"{repo}@{digest}",
+                repository=repo,
+                data={"digest": str(digest)},
+            )
 
     def read_all(self, digest: Digest) -> bytes:
         try:

@@ -20,6 +20,8 @@ from sqlalchemy import ColumnElement, Connection, delete, select
 from portside.auth.errors import Exists, Invalid, Missing
 from portside.content.patterns import SYNTAXES, NamePattern, PatternError, Syntax
 from portside.errors import Denied
+from portside.events import outbox
+from portside.events.outbox import SYSTEM, Actor
 from portside.metadata import schema as s
 from portside.metadata.db import Database, as_utc, utcnow
 from portside.reference import project_of
@@ -199,8 +201,10 @@ class ImmutabilityRules:
         repository_pattern: str | None = None,
         syntax: Syntax = "glob",
         creator: str,
+        actor: Actor | None = None,
     ) -> RuleRecord:
-        """Without a repository pattern the rule covers every repository of the project."""
+        """Without a repository pattern the rule covers every repository of the project.
+        `actor` (for the event) is the creator unless given."""
         if repository_pattern is None:
             repository_pattern = EVERY_REPOSITORY.get(syntax, "**")
         _validate(repository_pattern, tag_pattern, syntax)
@@ -227,7 +231,11 @@ class ImmutabilityRules:
                 )
                 .returning(r.c.id)
             ).scalar_one()
-            return _record(conn, project, project_id, int(rule_id))
+            added = _record(conn, project, project_id, int(rule_id))
+            _emit(
+                conn, outbox.IMMUTABILITY_CREATED, actor or Actor(creator), added, _patterns(added)
+            )
+            return added
 
     def update(
         self,
@@ -238,9 +246,10 @@ class ImmutabilityRules:
         tag_pattern: str | None = None,
         syntax: Syntax | None = None,
         disabled: bool | None = None,
+        actor: Actor = SYSTEM,
     ) -> RuleRecord:
         """Change the given fields (None: keep); patterns are checked under the syntax the
-        rule ends up with."""
+        rule ends up with. The event names the fields given."""
         r = s.immutability_rules
         with self.db.write() as conn:
             project_id = _project_id(conn, project, lock=True)
@@ -265,14 +274,39 @@ class ImmutabilityRules:
             if disabled is not None:
                 values["disabled"] = disabled
             conn.execute(r.update().where(r.c.id == rule_id).values(**values))
-            return _record(conn, project, project_id, rule_id)
+            changed = _record(conn, project, project_id, rule_id)
+            given = {
+                "repository_pattern": repository_pattern,
+                "tag_pattern": tag_pattern,
+                "syntax": syntax,
+                "disabled": disabled,
+            }
+            data: dict[str, object] = {k: v for k, v in given.items() if v is not None}
+            _emit(conn, outbox.IMMUTABILITY_UPDATED, actor, changed, data)
+            return changed
 
-    def delete(self, project: str, rule_id: int) -> RuleRecord:
+    def delete(self, project: str, rule_id: int, *, actor: Actor = SYSTEM) -> RuleRecord:
         r = s.immutability_rules
         with self.db.write() as conn:
             found = _record(conn, project, _project_id(conn, project, lock=True), rule_id)
             conn.execute(delete(r).where(r.c.id == rule_id))
+            _emit(conn, outbox.IMMUTABILITY_DELETED, actor, found, _patterns(found))
         return found
+
+
+def _patterns(rule: RuleRecord) -> dict[str, object]:
+    return {
+        "repository_pattern": rule.repository_pattern,
+        "tag_pattern": rule.tag_pattern,
+        "syntax": rule.syntax,
+    }
+
+
+def _emit(
+    conn: Connection, type_: str, actor: Actor, rule: RuleRecord, data: dict[str, object]
+) -> None:
+    resource = f"{rule.project}/immutability-rules/{rule.id}"
+    outbox.emit(conn, type_, actor, resource=resource, project=rule.project, data=data)
 
 
 def _project_id(conn: Connection, project: str, *, lock: bool = False) -> int:

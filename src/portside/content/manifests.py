@@ -1,5 +1,10 @@
 """Manifests and tags: put with reference checks, get by tag or digest, delete, list,
-referrers. Stored bytes are returned exactly as pushed."""
+referrers. Stored bytes are returned exactly as pushed.
+
+Every change raises its event (events.outbox) in its own transaction: `artifact.pushed`
+and `tag.moved` with a push, `tag.moved` when a tag is set, `tag.deleted`,
+`repository.deleted`; a push refused by the quota leaves `quota.exceeded`. Pulls are
+events too, written in batches (events.batch) since a pull has no transaction."""
 
 from __future__ import annotations
 
@@ -23,7 +28,10 @@ from portside.errors import (
     ManifestTooLarge,
     ManifestUnknown,
     NameUnknown,
+    QuotaExceeded,
 )
+from portside.events import outbox
+from portside.events.batch import EventBuffer
 from portside.events.outbox import SYSTEM, Actor
 from portside.metadata import schema as s
 from portside.metadata.db import Database, repository_id, utcnow
@@ -51,14 +59,19 @@ class PutResult:
 
 
 class ManifestService:
-    def __init__(self, db: Database, hot: HotQueries, max_bytes: int) -> None:
+    def __init__(
+        self, db: Database, hot: HotQueries, max_bytes: int, *, pulls: EventBuffer | None = None
+    ) -> None:
         self.db = db
         self.hot = hot
         self._pull_noted: dict[int, float] = {}
         self.max_bytes = max_bytes
+        self.pulls = pulls  # None: pulls raise no event (audit.record_pulls off)
 
     # -- read -------------------------------------------------------------------------
-    def get(self, repo: str, reference: str, *, record_pull: bool) -> StoredManifest:
+    def get(self, repo: str, reference: str, *, pulled_by: Actor | None) -> StoredManifest:
+        """The manifest; with `pulled_by` (a GET, not a HEAD) it counts as pulled: its
+        last_pulled_at is kept current and an `artifact.pulled` event is buffered."""
         by_digest = is_digest(reference)
         if by_digest:
             Digest.parse(reference)
@@ -68,8 +81,19 @@ class ManifestService:
         if row is None:
             raise ManifestUnknown(detail={"reference": reference[:200]})
         manifest_id, digest, media_type, content, last_pulled_at = row
-        if record_pull:
+        if pulled_by is not None:
             self._record_pull(manifest_id, last_pulled_at)
+            if self.pulls is not None:
+                data = {"digest": digest, "reference": reference}
+                self.pulls.add(
+                    outbox.event_row(
+                        outbox.ARTIFACT_PULLED,
+                        pulled_by,
+                        resource=f"{repo}@{digest}",
+                        repository=repo,
+                        data=data,
+                    )
+                )
         return StoredManifest(manifest_id, digest, media_type, bytes(content))
 
     def _record_pull(self, manifest_id: int, last: datetime | str | None) -> None:
@@ -102,7 +126,9 @@ class ManifestService:
         self._pull_noted[manifest_id] = at
 
     # -- write ------------------------------------------------------------------------
-    def put(self, repo: str, reference: str, body: bytes, content_type: str | None) -> PutResult:
+    def put(
+        self, repo: str, reference: str, body: bytes, content_type: str | None, actor: Actor
+    ) -> PutResult:
         if len(body) > self.max_bytes:
             raise ManifestTooLarge(f"manifest is {len(body)} bytes; the limit is {self.max_bytes}")
         tag: str | None = None
@@ -121,13 +147,23 @@ class ManifestService:
             try:
                 with self.db.write() as conn:
                     self._store(
-                        conn, repo=repo, digest=str(digest), tag=tag, body=body, parsed=parsed
+                        conn,
+                        repo=repo,
+                        digest=str(digest),
+                        tag=tag,
+                        body=body,
+                        parsed=parsed,
+                        actor=actor,
                     )
                 break
             except IntegrityError:
                 # A concurrent push of the same manifest or tag won the race; re-check.
                 if attempt == 2:
                     raise
+            except QuotaExceeded as refused:
+                # The push rolled back; its refusal is recorded in a transaction of its own.
+                self._refused(repo, str(digest), tag, actor, refused)
+                raise
         return PutResult(str(digest), str(parsed.subject.digest) if parsed.subject else None)
 
     def _store(
@@ -139,6 +175,7 @@ class ManifestService:
         tag: str | None,
         body: bytes,
         parsed: ParsedManifest,
+        actor: Actor,
     ) -> None:
         repo_id, limit = self.db.ensure_push_repository(conn, repo)
         held = quota.hold(conn, project_of(repo), limit)  # before the references' locks
@@ -154,6 +191,7 @@ class ManifestService:
             .where(m.c.repository_id == repo_id, m.c.digest == digest)
             .with_for_update(key_share=True)
         ).scalar_one_or_none()
+        new = manifest_id is None
         if manifest_id is None:
             quota.admit_bytes(conn, held, len(body))
             manifest_id = conn.execute(
@@ -188,10 +226,41 @@ class ManifestService:
                 )
         else:
             conn.execute(m.update().where(m.c.id == manifest_id).values(pushed_at=now))
+        previous = None
         if tag is not None:
-            _set_tag(conn, repo, repo_id, tag, manifest_id, now=now)
+            previous = _set_tag(conn, repo, repo_id, tag, manifest_id, now=now)
+        # Last, after every check that could refuse the push (an id taken by a
+        # transaction that rolls back is a gap consumers wait at on PostgreSQL).
+        pushed = {
+            "digest": digest,
+            "media_type": parsed.media_type,
+            "artifact_type": parsed.artifact_type,
+            "size": len(body),
+            "tag": tag,
+            "new": new,
+        }
+        resource = f"{repo}@{digest}"
+        outbox.emit(
+            conn, outbox.ARTIFACT_PUSHED, actor, resource=resource, repository=repo, data=pushed
+        )
+        if tag is not None and previous != digest:
+            _tag_moved(conn, actor, repo=repo, tag=tag, digest=digest, previous=previous, push=True)
 
-    def add_tag(self, repo: str, tag: str, digest: str) -> None:
+    def _refused(
+        self, repo: str, digest: str, tag: str | None, actor: Actor, refused: QuotaExceeded
+    ) -> None:
+        data = {**(refused.detail or {}), "digest": digest, "tag": tag}
+        with self.db.write() as conn:
+            outbox.emit(
+                conn,
+                outbox.QUOTA_EXCEEDED,
+                actor,
+                resource=f"{repo}@{digest}",
+                repository=repo,
+                data=data,
+            )
+
+    def add_tag(self, repo: str, tag: str, digest: str, actor: Actor) -> None:
         """Point a tag at a manifest already in the repository (management API)."""
         validate_tag(tag)
         with self.db.write() as conn:
@@ -205,9 +274,13 @@ class ManifestService:
                 ).scalar_one_or_none()
             if repo_id is None or manifest_id is None:
                 raise ManifestUnknown(detail={"digest": digest})
-            _set_tag(conn, repo, repo_id, tag, manifest_id, now=utcnow())
+            previous = _set_tag(conn, repo, repo_id, tag, manifest_id, now=utcnow())
+            if previous != digest:
+                _tag_moved(
+                    conn, actor, repo=repo, tag=tag, digest=digest, previous=previous, push=False
+                )
 
-    def delete_repository(self, repo: str) -> bool:
+    def delete_repository(self, repo: str, actor: Actor) -> bool:
         """Remove a repository with its manifests, tags, blob links and uploads. Blob
         bytes stay until garbage collection finds them unreferenced. Refused if an
         immutability rule protects one of its tags."""
@@ -217,14 +290,26 @@ class ManifestService:
             repo_id = conn.execute(
                 select(s.repositories.c.id).where(s.repositories.c.name == repo).with_for_update()
             ).scalar_one_or_none()
+            tags: list[str] = []
             if repo_id is not None:
-                tags = conn.execute(
-                    select(s.tags.c.name).where(s.tags.c.repository_id == repo_id)
-                ).scalars()
+                tags = list(
+                    conn.execute(
+                        select(s.tags.c.name).where(s.tags.c.repository_id == repo_id)
+                    ).scalars()
+                )
                 check_delete(conn, repo, tags, f"repository {repo}")
             deleted = conn.execute(
                 delete(s.repositories).where(s.repositories.c.name == repo)
             ).rowcount
+            if deleted:
+                outbox.emit(
+                    conn,
+                    outbox.REPOSITORY_DELETED,
+                    actor,
+                    resource=repo,
+                    repository=repo,
+                    data={"tags": sorted(tags)},
+                )
         return bool(deleted)
 
     def _check_references(self, conn: Connection, repo_id: int, parsed: ParsedManifest) -> None:
@@ -253,16 +338,27 @@ class ManifestService:
                 delete_manifest(conn, repo, repo_id, reference, actor=actor, policy=Policy.api())
                 return
             validate_tag(reference)
-            deleted = 0
+            untagged = None
             if repo_id is not None:
                 check_delete(conn, repo, _existing_tag(conn, repo_id, reference))
-                deleted = conn.execute(
-                    delete(s.tags).where(
-                        s.tags.c.repository_id == repo_id, s.tags.c.name == reference
-                    )
-                ).rowcount
-            if deleted == 0:
+                untagged = conn.execute(
+                    delete(s.tags)
+                    .where(s.tags.c.repository_id == repo_id, s.tags.c.name == reference)
+                    .returning(s.tags.c.manifest_id)
+                ).scalar_one_or_none()
+            if untagged is None:
                 raise ManifestUnknown(f"tag {reference!r} not found", detail={"tag": reference})
+            digest = conn.execute(
+                select(s.manifests.c.digest).where(s.manifests.c.id == untagged)
+            ).scalar_one()
+            outbox.emit(
+                conn,
+                outbox.TAG_DELETED,
+                actor,
+                resource=f"{repo}:{reference}",
+                repository=repo,
+                data={"tag": reference, "digest": digest},
+            )
 
     # -- listing ----------------------------------------------------------------------
     def tags(self, repo: str, limit: int | None, last: str | None) -> list[str]:
@@ -367,22 +463,45 @@ def _existing_tag(conn: Connection, repo_id: int, tag: str) -> list[str]:
 
 def _set_tag(
     conn: Connection, repo: str, repo_id: int, tag: str, manifest_id: int, *, now: datetime
-) -> None:
-    """Point a tag at a manifest. Only moving an existing tag to another manifest loads
-    the project's immutability rules: a new tag, or the same digest pushed again, costs
-    one primary-key lookup. The row stays locked (PostgreSQL) until the write commits."""
-    t = s.tags
+) -> str | None:
+    """Point a tag at a manifest; returns the digest it pointed at before (None for a new
+    tag). Only moving an existing tag to another manifest loads the project's
+    immutability rules: a new tag, or the same digest pushed again, costs one primary-key
+    lookup. The row stays locked (PostgreSQL) until the write commits."""
+    t, m = s.tags, s.manifests
     where = (t.c.repository_id == repo_id, t.c.name == tag)
     current = conn.execute(
-        select(t.c.manifest_id).where(*where).with_for_update()
-    ).scalar_one_or_none()
+        select(t.c.manifest_id, m.c.digest)
+        .join(m, m.c.id == t.c.manifest_id)
+        .where(*where)
+        .with_for_update(of=t)
+    ).first()
     if current is None:
         conn.execute(
             t.insert().values(
                 repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now
             )
         )
-        return
-    if current != manifest_id:
+        return None
+    if current.manifest_id != manifest_id:
         check_move(conn, repo, tag)
     conn.execute(t.update().where(*where).values(manifest_id=manifest_id, updated_at=now))
+    return str(current.digest)
+
+
+def _tag_moved(
+    conn: Connection,
+    actor: Actor,
+    *,
+    repo: str,
+    tag: str,
+    digest: str,
+    previous: str | None,
+    push: bool,
+) -> None:
+    """`tag.moved`: a tag created, or pointed at another manifest (`previous`). `push`
+    marks a tag set by the manifest PUT that also raised `artifact.pushed`."""
+    data: dict[str, Any] = {"tag": tag, "digest": digest, "push": push}
+    if previous is not None:
+        data["previous"] = previous
+    outbox.emit(conn, outbox.TAG_MOVED, actor, resource=f"{repo}:{tag}", repository=repo, data=data)

@@ -1,30 +1,35 @@
 """The audit log: who did what to which resource, when, from where, and with what result.
 
-Pushes, deletes, logins and changes to members, robots, users and projects are written at
-once. Pulls are the hot path, so they are buffered and written in batches about once a
-second (a killed worker can lose up to a second of pull records, never other events).
-Entries never contain secrets: callers pass names, not credentials.
+The log is a consumer of the events outbox named "audit": each event becomes at most one
+`audit_log` row, by the one mapping below (`audit_row`), so a change reads the same in
+the log whichever caller made it (CLI, management API, UI, /v2). Rows are written in the
+consumer's transaction with its cursor's advance: none is lost or written twice.
+`find` catches up first, so a change shows as soon as it has committed; the job worker
+also catches up periodically. Pulls reach the outbox in batches (events.batch), about a
+second after they happen. Entries never contain secrets: events carry names, not
+credentials.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Connection, func, select
 
+from portside.events import outbox as o
+from portside.events.batch import EventBuffer
+from portside.events.outbox import Consumer, Event
 from portside.metadata import schema as s
-from portside.metadata.db import Database, utcnow
-from portside.reference import project_of
+from portside.metadata.db import Database
 
 log = structlog.get_logger(__name__)
 
-_FLUSH_SECONDS = 1.0
-_BUFFER_LIMIT = 500
+CONSUMER = "audit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,78 +46,135 @@ class AuditEntry:
     detail: Any
 
 
+Detail = Callable[[Event], dict[str, Any] | None]
+
+
+def _data(*leave_out: str) -> Detail:
+    """The event's data as the detail, without `leave_out` (already in the row)."""
+    return lambda e: {k: v for k, v in e.data.items() if k not in leave_out} or None
+
+
+def _reference(e: Event) -> dict[str, Any] | None:
+    """Pushes and pulls name the artifact by digest; a tag used is the detail."""
+    reference = e.data.get("tag") or e.data.get("reference")
+    return {"reference": reference} if reference and reference != e.data["digest"] else None
+
+
+def _nothing(e: Event) -> None:
+    return None
+
+
+_ALL_DATA = _data()
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    action: str
+    resource_type: str
+    detail: Detail = _ALL_DATA
+
+
+# The one mapping from events to audit rows. An action "delete" made by a system part
+# ("gc", "retention": data `by`) is recorded as "gc.delete", "retention.delete".
+_SHAPES: dict[str, _Shape] = {
+    o.ARTIFACT_PUSHED: _Shape("push", "artifact", _reference),
+    o.ARTIFACT_PULLED: _Shape("pull", "artifact", _reference),
+    o.ARTIFACT_DELETED: _Shape("delete", "artifact", _data("digest", "by")),
+    o.TAG_MOVED: _Shape("tag", "tag", _data("tag", "push")),
+    o.TAG_DELETED: _Shape("delete", "tag", _data("tag")),
+    o.BLOB_MOUNTED: _Shape("mount", "repository", _nothing),
+    o.BLOB_DELETED: _Shape("delete", "blob", _data("digest", "by", "link")),
+    o.REPOSITORY_DELETED: _Shape("delete", "repository", _nothing),
+    o.QUOTA_EXCEEDED: _Shape("push", "artifact", _data("result")),
+    o.PROJECT_CREATED: _Shape("create", "project"),
+    o.PROJECT_UPDATED: _Shape("update", "project"),
+    o.PROJECT_DELETED: _Shape("delete", "project"),
+    o.MEMBER_SET: _Shape("member.set", "project"),
+    o.MEMBER_REMOVED: _Shape("member.remove", "project"),
+    o.ROBOT_CREATED: _Shape("create", "robot"),
+    o.ROBOT_UPDATED: _Shape("update", "robot"),
+    o.ROBOT_ROTATED: _Shape("rotate", "robot"),
+    o.ROBOT_DELETED: _Shape("delete", "robot"),
+    o.USER_CREATED: _Shape("create", "user"),
+    o.USER_UPDATED: _Shape("update", "user"),
+    o.USER_PASSWORD: _Shape("password", "user"),
+    o.USER_DELETED: _Shape("delete", "user"),
+    o.TOKEN_CREATED: _Shape("create", "access_token"),
+    o.TOKEN_REVOKED: _Shape("revoke", "access_token"),
+    o.IMMUTABILITY_CREATED: _Shape("create", "immutability-rule"),
+    o.IMMUTABILITY_UPDATED: _Shape("update", "immutability-rule"),
+    o.IMMUTABILITY_DELETED: _Shape("delete", "immutability-rule"),
+    o.RETENTION_UPDATED: _Shape("retention.update", "project"),
+    o.JOB_STARTED: _Shape("job.start", "job"),
+    o.JOB_STOPPED: _Shape("job.stop", "job"),
+    o.SCHEDULE_SET: _Shape("schedule.set", "schedule"),
+    o.SCHEDULE_DELETED: _Shape("schedule.delete", "schedule"),
+    o.WEBHOOK_CREATED: _Shape("create", "webhook"),
+    o.WEBHOOK_UPDATED: _Shape("update", "webhook"),
+    o.WEBHOOK_DELETED: _Shape("delete", "webhook"),
+    o.WEBHOOK_REDELIVERED: _Shape("redeliver", "webhook"),
+    o.ACCOUNT_LOGIN: _Shape("login", "account", _data("result")),
+}
+
+
+def audit_row(event: Event) -> dict[str, Any] | None:
+    """The audit row for an event, or None for events the log leaves out: a tag set by
+    the push that carries it (the push's row names the tag), tags deleted with their
+    manifest (its row lists them) and types it does not know (scan and replication
+    results)."""
+    shape = _SHAPES.get(event.type)
+    if shape is None or (event.type == o.TAG_MOVED and event.data.get("push")):
+        return None
+    if event.type == o.TAG_DELETED and "by" in event.data:
+        return None  # removed with its manifest: the artifact.deleted row lists the tags
+    action, resource_type = shape.action, shape.resource_type
+    by = event.data.get("by")
+    if action == "delete" and by not in (None, "api"):
+        action = f"{by}.delete"
+    if event.type == o.BLOB_DELETED and event.data.get("link"):
+        resource_type = "link"  # GC: a repository's link, apart from the stored bytes
+    if event.type == o.ROBOT_UPDATED and "disabled" in event.data:
+        action = "disable" if event.data["disabled"] else "enable"
+    detail = shape.detail(event)
+    failed = event.type == o.QUOTA_EXCEEDED
+    return {
+        "occurred_at": event.occurred_at,
+        "actor": event.actor,
+        "action": action,
+        "resource_type": resource_type,
+        "resource": event.resource,
+        "project": event.project,
+        "result": "failure" if failed else str(event.data.get("result", "success")),
+        "source": event.source,
+        "detail": json.dumps(detail) if detail else None,
+    }
+
+
+def write_rows(conn: Connection, events: Sequence[Event]) -> None:
+    """The audit consumer's effect: one row per event it records."""
+    rows = [row for row in map(audit_row, events) if row is not None]
+    if rows:
+        conn.execute(s.audit_log.insert(), rows)
+
+
 class AuditLog:
-    def __init__(self, db: Database, *, record_pulls: bool = True) -> None:
+    def __init__(self, db: Database, pending: EventBuffer | None = None) -> None:
         self.db = db
-        self.record_pulls = record_pulls
-        self._buffer: list[dict[str, Any]] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self.consumer = Consumer(db, CONSUMER)
+        # Events this process has not written yet (pulls): flushed before catching up.
+        self.pending = pending
 
-    def record(
-        self,
-        *,
-        actor: str,
-        action: str,
-        resource_type: str,
-        resource: str,
-        result: str = "success",
-        source: str | None = None,
-        project: str | None = None,
-        detail: dict[str, Any] | None = None,
-        batched: bool = False,
-    ) -> None:
-        """Add an entry. Pulls (and callers passing batched=True, such as GC's thousands
-        of deletions) are written in batches; everything else at once."""
-        if action == "pull" and not self.record_pulls:
-            return
-        if project is None and resource_type in ("repository", "artifact", "tag"):
-            project = project_of(resource.split("@", maxsplit=1)[0].split(":", maxsplit=1)[0])
-        row = {
-            "occurred_at": utcnow(),
-            "actor": (actor or "anonymous")[:255],
-            "action": action,
-            "resource_type": resource_type,
-            "resource": resource,
-            "project": project[:255] if project else None,
-            "result": result,
-            "source": (source or "")[:64] or None,
-            "detail": json.dumps(detail) if detail else None,
-        }
-        self._buffer.append(row)
-        if not (batched or action == "pull") or len(self._buffer) >= _BUFFER_LIMIT:
-            self.flush()
-        elif self._timer is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return  # no event loop (a command): written at the limit or by flush()
-            self._timer = loop.call_later(_FLUSH_SECONDS, self.flush)
-
-    def login(self, actor: str, result: str, source: str | None, via: str) -> None:
-        """A sign-in attempt (never with the password)."""
-        self.record(
-            actor=actor,
-            action="login",
-            resource_type="account",
-            resource=actor,
-            result=result,
-            source=source,
-            detail={"via": via},
-        )
-
-    def flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        rows, self._buffer = self._buffer, []
-        if not rows:
-            return
+    def flush(self) -> int:
+        """Write this process's pending events, then bring the log up to date. Returns
+        how many events were handled; a failure is logged, never raised (reading the
+        log, or a job's housekeeping, must not fail because of it)."""
+        if self.pending is not None:
+            self.pending.flush()
         try:
-            with self.db.write() as conn:
-                conn.execute(s.audit_log.insert(), rows)
+            return self.consumer.catch_up(write_rows)
         except Exception:
-            # The audit log must not turn a served request into an error afterwards.
-            log.exception("audit.write_failed", lost=len(rows))
+            log.exception("audit.catch_up_failed")
+            return 0
 
     def find(
         self,

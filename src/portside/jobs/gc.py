@@ -8,8 +8,12 @@ from typing import Any
 
 from portside.content.gc import GarbageCollector, Plan
 from portside.content.purge import purge_uploads
+from portside.events import outbox
+from portside.events.outbox import Actor
 from portside.jobs.context import JobContext
 from portside.units import format_size
+
+GC = Actor("gc")
 
 
 def plan_lines(plan: Plan, *, dry_run: bool) -> list[str]:
@@ -24,17 +28,22 @@ def run_gc(job: JobContext) -> dict[str, Any]:
     services = job.services
     dry_run = bool(job.params["dry_run"])
     grace = timedelta(seconds=float(job.params["grace_period_seconds"]))
-    audit = services.audit
+    events = services.events
 
     def record(kind: str, resource: str, reason: str, detail: dict[str, object]) -> None:
-        audit.record(
-            actor="gc",
-            action="gc.delete",
-            resource_type=kind,
-            resource=resource,
-            project=resource.split("/", 1)[0] if kind != "blob" else None,
-            detail={"reason": reason, "job": job.job_id, **detail},
-            batched=True,
+        # A manifest's `artifact.deleted` is raised by content.deletion in the deleting
+        # transaction. Links and blobs: written in batches after each batch's commit
+        # (a crash in between loses their record, never a deletion's effect).
+        if kind == "manifest":
+            return
+        digest = resource.rsplit("@", 1)[-1]
+        repository = resource.split("@", 1)[0] if kind == "link" else None
+        data = {"digest": digest, "by": "gc", "link": kind == "link", "reason": reason}
+        data |= {"job": job.job_id, **detail}
+        events.add(
+            outbox.event_row(
+                outbox.BLOB_DELETED, GC, resource=resource, repository=repository, data=data
+            )
         )
 
     collector = GarbageCollector(services.db, services.storage, record, check=job.check_stop)
@@ -62,7 +71,7 @@ def run_gc(job: JobContext) -> dict[str, Any]:
         services.storage,
         timedelta(hours=services.settings.registry.upload_expiry_hours),
     )
-    audit.flush()
+    events.flush()
     summary = (
         f"deleted {result.manifests} manifests, {result.links} links and {result.blobs} "
         f"blobs, freed {result.bytes} bytes ({format_size(result.bytes)}); "

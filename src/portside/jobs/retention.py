@@ -79,19 +79,10 @@ def run_retention(job: JobContext) -> dict[str, Any]:
     if job.project is None:
         raise JobFailed("a retention job needs a project")
     dry_run = bool(job.params.get("dry_run", False))
-    audit = job.services.audit
 
     def record(item: Deletion) -> None:
+        # content.deletion raised `artifact.deleted` in the deleting transaction.
         job.log(deletion_line(item, "deleted"))
-        audit.record(
-            actor="retention",
-            action="retention.delete",
-            resource_type="artifact",
-            resource=item.resource,
-            project=job.project,
-            detail={"reason": item.reason, "tags": list(item.tags), "job": job.job_id},
-            batched=True,
-        )
 
     job.progress(0, None, "planning")
     try:
@@ -108,14 +99,11 @@ def run_retention(job: JobContext) -> dict[str, Any]:
         job.log(done["summary"])
         return done
     job.check_stop()
-    try:
-        result = Applier(job.services.db, record).apply(
-            plan,
-            check=job.check_stop,
-            progress=lambda n, total: job.progress(n, total, "deleting"),
-        )
-    finally:
-        audit.flush()
+    result = Applier(job.services.db, record).apply(
+        plan,
+        check=job.check_stop,
+        progress=lambda n, total: job.progress(n, total, "deleting"),
+    )
     for item, why in result.skipped:
         job.log(f"skipped {item.resource}: {why}", "warning")
     done = summary(plan, result)

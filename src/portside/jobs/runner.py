@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from portside.events import outbox
+from portside.events.audit import AuditLog
 from portside.jobs.context import JobContext, JobFailed, JobStopped
 from portside.jobs.kinds import KINDS, ParamsError, kind
 from portside.jobs.schedules import Schedules
@@ -36,6 +38,8 @@ log = structlog.get_logger(__name__)
 _LOG_FLUSH_SECONDS = 1.0
 _LOG_FLUSH_LINES = 200
 _PRUNE_SECONDS = 3600.0
+# The audit log also catches up whenever it is read; this keeps it current regardless.
+_AUDIT_SECONDS = 5.0
 # A job keeps at most this many log lines in the database (a GC of millions of blobs
 # would otherwise store millions); later lines are still printed by `portside gc`, and
 # every deletion is in the audit log.
@@ -176,6 +180,9 @@ class Worker:
         self.settings = settings
         self.jobs = Jobs(db)
         self.schedules = Schedules(db)
+        self.db = db
+        self.audit = AuditLog(db)
+        self.keep_events = timedelta(days=settings.events.keep_days)
         options = settings.jobs
         self.name = name or worker_name()
         self.poll_seconds = options.poll_seconds
@@ -187,6 +194,7 @@ class Worker:
         self.stopping = threading.Event()
         self._last_lost_check = 0.0
         self._last_prune = 0.0
+        self._last_audit = 0.0
 
     @property
     def services(self) -> Context:
@@ -225,9 +233,14 @@ class Worker:
             self._last_lost_check = now
             for job_id in self.jobs.requeue_lost(self.lost_after, self.max_attempts):
                 log.warning("jobs.requeued_lost", job=job_id)
+        if now - self._last_audit >= _AUDIT_SECONDS:
+            self._last_audit = now
+            self.audit.flush()
         if now - self._last_prune >= _PRUNE_SECONDS:
             self._last_prune = now
             self.jobs.prune(self.keep)
+            # After the catch-up above: the audit log has handled what is pruned.
+            outbox.prune(self.db, self.keep_events)
         for job_id in self.schedules.fire_due(self.jobs):
             log.info("jobs.scheduled", job=job_id)
         record = self.jobs.claim_next(self.name, list(KINDS))

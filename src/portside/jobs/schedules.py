@@ -16,6 +16,8 @@ from typing import Any
 from croniter import croniter
 from sqlalchemy import delete, select, update
 
+from portside.events import outbox
+from portside.events.outbox import SYSTEM, Actor
 from portside.jobs.store import JobConflict, Jobs
 from portside.metadata import schema as s
 from portside.metadata.db import Database, as_utc, utcnow
@@ -85,7 +87,10 @@ class Schedules:
         project: str | None = None,
         enabled: bool = True,
         created_by: str,
+        actor: Actor | None = None,
     ) -> Schedule:
+        """Create or replace a schedule, raising `schedule.set` (by `actor`, else
+        `created_by`)."""
         now = utcnow()
         following = next_run(cron, now)  # validates, enabled or not
         values = {
@@ -103,6 +108,14 @@ class Schedules:
             changed = conn.execute(update(t).where(t.c.name == name).values(**values)).rowcount
             if not changed:
                 conn.execute(t.insert().values(name=name, **values))
+            outbox.emit(
+                conn,
+                outbox.SCHEDULE_SET,
+                actor or Actor(created_by),
+                resource=name,
+                project=project,
+                data={"cron": cron, "enabled": enabled, "params": params},
+            )
         found = self.get(name)
         assert found is not None
         return found
@@ -120,11 +133,20 @@ class Schedules:
         with self.db.read() as conn:
             return [_schedule(r) for r in conn.execute(query)]
 
-    def delete(self, name: str) -> bool:
+    def delete(self, name: str, *, actor: Actor = SYSTEM) -> bool:
+        t = s.schedules
         with self.db.write() as conn:
-            return bool(
-                conn.execute(delete(s.schedules).where(s.schedules.c.name == name)).rowcount
+            project = conn.execute(select(t.c.project).where(t.c.name == name)).first()
+            if not conn.execute(delete(t).where(t.c.name == name)).rowcount:
+                return False
+            outbox.emit(
+                conn,
+                outbox.SCHEDULE_DELETED,
+                actor,
+                resource=name,
+                project=project.project if project else None,
             )
+            return True
 
     def fire_due(self, jobs: Jobs, now: datetime | None = None) -> list[int]:
         """Queue a job for every due schedule; returns the ids queued."""

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, text, update
 
+from portside.events import outbox
+from portside.events.outbox import SYSTEM, Actor
 from portside.metadata import schema as s
 from portside.metadata.db import Database, as_utc, utcnow
 
@@ -107,11 +109,13 @@ class Jobs:
         schedule: str | None = None,
         exclusive: bool = True,
         run_by: str | None = None,
+        actor: Actor | None = None,
     ) -> int:
         """Queue a job and return its id. With `exclusive`, refuse (JobConflict) while a
         job of the same kind and project is queued or running. With `run_by`, the job is
         created already running on that worker (the CLI running a job itself), so no
-        other worker can pick it up in between."""
+        other worker can pick it up in between. Raises `job.started` (by `actor`, else
+        `created_by`); a schedule's runs do not (the schedule was the change)."""
         with self.db.write() as conn:
             job_id = self.enqueue_in(
                 conn,
@@ -125,6 +129,14 @@ class Jobs:
             )
             if run_by is not None:
                 self._append(conn, job_id, [(utcnow(), "info", f"started on {run_by}")])
+            outbox.emit(
+                conn,
+                outbox.JOB_STARTED,
+                actor or Actor(created_by),
+                resource=str(job_id),
+                project=project,
+                data={"kind": kind, "params": params},
+            )
             return job_id
 
     def enqueue_in(
@@ -223,22 +235,33 @@ class Jobs:
         return [LogLine(int(r.id), as_utc(r.at), r.level, r.message) for r in rows]
 
     # -- control ----------------------------------------------------------------------
-    def request_stop(self, job_id: int) -> JobRecord | None:
+    def request_stop(self, job_id: int, *, actor: Actor = SYSTEM) -> JobRecord | None:
         """A queued job stops at once; a running one is asked to stop at its next check
-        point (its worker notices within a heartbeat). Finished jobs are left alone."""
+        point (its worker notices within a heartbeat). Finished jobs are left alone, and
+        only a job that was asked raises `job.stopped`."""
         j = s.jobs
         now = utcnow()
         with self.db.write() as conn:
-            conn.execute(
+            asked = conn.execute(
                 update(j)
                 .where(j.c.id == job_id, j.c.status == "queued")
                 .values(status="stopped", finished_at=now, stop_requested=True)
-            )
-            conn.execute(
+            ).rowcount
+            asked += conn.execute(
                 update(j)
                 .where(j.c.id == job_id, j.c.status == "running")
                 .values(stop_requested=True)
-            )
+            ).rowcount
+            if asked:
+                job = conn.execute(select(j.c.kind, j.c.project).where(j.c.id == job_id)).one()
+                outbox.emit(
+                    conn,
+                    outbox.JOB_STOPPED,
+                    actor,
+                    resource=str(job_id),
+                    project=job.project,
+                    data={"kind": job.kind},
+                )
         return self.get(job_id)
 
     # -- worker side ------------------------------------------------------------------

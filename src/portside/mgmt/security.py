@@ -26,6 +26,7 @@ from portside.auth.identity import ANONYMOUS, Identity
 from portside.auth.policy import ProjectAccess
 from portside.context import Context
 from portside.errors import RegistryError
+from portside.events.outbox import Actor
 from portside.mgmt.sessions import COOKIE, Session, SessionStore
 from portside.reference import project_of
 
@@ -39,10 +40,16 @@ class Principal:
     # token), "session" or "anonymous"
     via: str
     session: Session | None = None
+    source: str = ""  # the client's address
 
     @property
     def signed_in(self) -> bool:
         return self.identity.kind != "anonymous"
+
+    @property
+    def actor(self) -> Actor:
+        """Who makes this request, and from where, for the events it causes."""
+        return Actor(self.identity.actor, self.source)
 
 
 def context(request: Request) -> Context:
@@ -68,11 +75,11 @@ async def principal(request: Request, ctx: Ctx) -> Principal:
             ctx.auth.accounts.authenticate, username, password, client
         )
         if identity is None:
-            ctx.audit.login(username, "failure", client, via="api")
+            ctx.auth.accounts.login_attempted(Actor(username, client), "failure", via="api")
             raise Unauthenticated("invalid username or password")
         # authenticate() checks a token-shaped password as a token only: this one was.
         via = "token" if identity.kind == "user" and looks_like_token(password) else "basic"
-        return Principal(identity, via)
+        return Principal(identity, via, source=client)
     cookie = request.cookies.get(COOKIE)
     if cookie:
         session = SessionStore(ctx.db).find(cookie)
@@ -83,8 +90,8 @@ async def principal(request: Request, ctx: Ctx) -> Principal:
                     raise Forbidden("missing or wrong X-CSRF-Token for this session")
             identity = ctx.auth.accounts.identity_for(session.username)
             if identity.kind != "anonymous":
-                return Principal(identity, "session", session)
-    return Principal(ANONYMOUS, "anonymous")
+                return Principal(identity, "session", session, client)
+    return Principal(ANONYMOUS, "anonymous", source=client)
 
 
 Caller = Annotated[Principal, Depends(principal)]

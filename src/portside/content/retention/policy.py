@@ -19,6 +19,8 @@ from typing import Any, Literal, cast, get_args
 from sqlalchemy import Connection, delete, insert, select
 
 from portside.content.patterns import SYNTAXES, NamePattern, PatternError, Syntax
+from portside.events import outbox
+from portside.events.outbox import Actor
 from portside.metadata import schema as s
 from portside.metadata.db import Database, as_utc, utcnow
 
@@ -250,8 +252,10 @@ class PolicyStore:
         rules: Sequence[RetentionRule],
         *,
         updated_by: str,
+        actor: Actor | None = None,
     ) -> RetentionPolicy:
-        """Replace the project's policy and rules (in this order) in one transaction."""
+        """Replace the project's policy and rules (in this order) in one transaction, with
+        its `retention.updated` event (`actor`: `updated_by` unless given)."""
         if len(rules) > MAX_RULES:
             raise PolicyError(f"rules: at most {MAX_RULES} rules per project")
         for number, rule in enumerate(rules):
@@ -271,4 +275,13 @@ class PolicyStore:
             # One row at a time: ids ascend in list order, which is the rules' order.
             for rule in rules:
                 conn.execute(insert(r).values(project_id=project_id, **rule.to_dict()))
+            data = {"remove_untagged": remove_untagged, "rules": [r.to_dict() for r in rules]}
+            outbox.emit(
+                conn,
+                outbox.RETENTION_UPDATED,
+                actor or Actor(updated_by),
+                resource=project,
+                project=project,
+                data=data,
+            )
             return load_policy(conn, project)

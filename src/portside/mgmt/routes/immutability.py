@@ -5,7 +5,7 @@ project's `settings` permission (project admins, system admins)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
@@ -13,11 +13,10 @@ from pydantic import BaseModel, Field
 from portside.content.immutability import ImmutabilityRules, RuleRecord
 from portside.content.patterns import MAX_PATTERN, Syntax
 from portside.mgmt.schemas import _In
-from portside.mgmt.security import Caller, Ctx, Principal, project_access, require
+from portside.mgmt.security import Caller, Ctx, project_access, require
 
 router = APIRouter(tags=["immutability"])
 
-RESOURCE_TYPE = "immutability-rule"
 RuleId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The rule's id.")]
 
 
@@ -68,17 +67,6 @@ def _out(rule: RuleRecord) -> RuleOut:
     )
 
 
-def _record(ctx: Ctx, caller: Principal, action: str, rule: RuleRecord, **detail: Any) -> None:
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action=action,
-        resource_type=RESOURCE_TYPE,
-        resource=f"{rule.project}/immutability-rules/{rule.id}",
-        project=rule.project,
-        detail=detail,
-    )
-
-
 @router.get("/projects/{project}/immutability-rules", response_model=list[RuleOut])
 def list_rules(project: str, ctx: Ctx, caller: Caller) -> list[RuleOut]:
     """The project's rules in the order they are checked (oldest first)."""
@@ -97,15 +85,7 @@ def add_rule(project: str, body: RuleIn, ctx: Ctx, caller: Caller) -> RuleOut:
         repository_pattern=body.repository_pattern,
         syntax=body.syntax,
         creator=caller.identity.actor,
-    )
-    _record(
-        ctx,
-        caller,
-        "create",
-        rule,
-        repository_pattern=rule.repository_pattern,
-        tag_pattern=rule.tag_pattern,
-        syntax=rule.syntax,
+        actor=caller.actor,
     )
     return _out(rule)
 
@@ -123,21 +103,12 @@ def update_rule(
         repository_pattern=body.repository_pattern,
         syntax=body.syntax,
         disabled=body.disabled,
+        actor=caller.actor,
     )
-    _record(ctx, caller, "update", rule, **body.model_dump(exclude_none=True))
     return _out(rule)
 
 
 @router.delete("/projects/{project}/immutability-rules/{rule_id}", status_code=204)
 def delete_rule(project: str, rule_id: RuleId, ctx: Ctx, caller: Caller) -> None:
     require(ctx, caller, project, "settings")
-    rule = ImmutabilityRules(ctx.db).delete(project, rule_id)
-    _record(
-        ctx,
-        caller,
-        "delete",
-        rule,
-        repository_pattern=rule.repository_pattern,
-        tag_pattern=rule.tag_pattern,
-        syntax=rule.syntax,
-    )
+    ImmutabilityRules(ctx.db).delete(project, rule_id, actor=caller.actor)

@@ -164,21 +164,18 @@ def start_job(ctx: Ctx, caller: SignedIn, body: JobIn, response: Response) -> Jo
 def _enqueue(
     ctx: Context, caller: Principal, kind_name: str, params: dict[str, Any], project: str | None
 ) -> int:
-    actor = caller.identity.actor
     try:
-        job_id = Jobs(ctx.db).enqueue(kind_name, params, project=project, created_by=actor)
+        job_id = Jobs(ctx.db).enqueue(
+            kind_name,
+            params,
+            project=project,
+            created_by=caller.identity.actor,
+            actor=caller.actor,
+        )
     except JobConflict as conflict:
         raise Exists(
             f"job {conflict.existing} ({kind_name}) is already queued or running"
         ) from None
-    ctx.audit.record(
-        actor=actor,
-        action="job.start",
-        resource_type="job",
-        resource=str(job_id),
-        project=project,
-        detail={"kind": kind_name, "params": params},
-    )
     return job_id
 
 
@@ -206,18 +203,9 @@ def job_log(
 @router.post("/jobs/{job_id}/stop", response_model=JobOut)
 def stop_job(ctx: Ctx, caller: SignedIn, job_id: JobId) -> JobOut:
     """A queued job stops at once; a running one at its next check point."""
-    record = _visible_job(ctx, caller, job_id)
-    stopped = Jobs(ctx.db).request_stop(job_id)
+    _visible_job(ctx, caller, job_id)
+    stopped = Jobs(ctx.db).request_stop(job_id, actor=caller.actor)
     assert stopped is not None
-    if record.status in ("queued", "running"):
-        ctx.audit.record(
-            actor=caller.identity.actor,
-            action="job.stop",
-            resource_type="job",
-            resource=str(job_id),
-            project=record.project,
-            detail={"kind": record.kind},
-        )
     return _out(stopped)
 
 
@@ -279,30 +267,16 @@ def put_schedule(
             project=project,
             enabled=body.enabled,
             created_by=caller.identity.actor,
+            actor=caller.actor,
         )
     except (ParamsError, ScheduleError) as error:
         raise Invalid(str(error)) from None
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="schedule.set",
-        resource_type="schedule",
-        resource=name,
-        project=project,
-        detail={"cron": body.cron, "enabled": body.enabled, "params": params},
-    )
     return _schedule_out(saved)
 
 
 @router.delete("/schedules/{name}", status_code=204)
 def delete_schedule(ctx: Ctx, caller: SignedIn, name: str) -> Response:
-    _, project = _managed_schedule(ctx, caller, name)
-    if not Schedules(ctx.db).delete(name):
+    _, _project = _managed_schedule(ctx, caller, name)
+    if not Schedules(ctx.db).delete(name, actor=caller.actor):
         raise Missing(f"no schedule {name!r}")
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="schedule.delete",
-        resource_type="schedule",
-        resource=name,
-        project=project,
-    )
     return Response(status_code=204)

@@ -59,14 +59,7 @@ def create_project(body: ProjectIn, ctx: Ctx, caller: SignedIn) -> ProjectOut:
         quota_bytes=body.quota_bytes,
         creator=caller.identity.actor,
         creator_user_id=caller.identity.user_id if not caller.identity.is_admin else None,
-    )
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="create",
-        resource_type="project",
-        resource=body.name,
-        project=body.name,
-        detail={"public": body.public, "quota_bytes": body.quota_bytes},
+        actor=caller.actor,
     )
     return convert.project(created, _role(ctx, caller, body.name), used_bytes=_used(ctx, body.name))
 
@@ -85,15 +78,11 @@ def get_project(name: str, ctx: Ctx, caller: Caller) -> ProjectOut:
 def update_project(name: str, body: ProjectPatch, ctx: Ctx, caller: Caller) -> ProjectOut:
     require(ctx, caller, name, "settings")
     updated = ctx.auth.projects.update(
-        name, public=body.public, quota_bytes=body.quota_bytes, clear_quota=body.clear_quota
-    )
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="update",
-        resource_type="project",
-        resource=name,
-        project=name,
-        detail=body.model_dump(exclude_none=True),
+        name,
+        public=body.public,
+        quota_bytes=body.quota_bytes,
+        clear_quota=body.clear_quota,
+        actor=caller.actor,
     )
     return convert.project(updated, _role(ctx, caller, name), used_bytes=_used(ctx, name))
 
@@ -105,14 +94,7 @@ def _used(ctx: Ctx, project: str) -> int:
 @router.delete("/projects/{name}", status_code=204)
 def delete_project(name: str, ctx: Ctx, caller: Caller) -> None:
     require(ctx, caller, name, "settings")
-    ctx.auth.projects.delete(name)
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="delete",
-        resource_type="project",
-        resource=name,
-        project=name,
-    )
+    ctx.auth.projects.delete(name, actor=caller.actor)
 
 
 @router.get("/projects/{name}/members", response_model=list[MemberOut])
@@ -133,17 +115,9 @@ def list_members(name: str, ctx: Ctx, caller: Caller) -> list[MemberOut]:
 def set_member(name: str, member: str, body: MemberIn, ctx: Ctx, caller: Caller) -> MemberOut:
     require(ctx, caller, name, "members")
     if body.kind == "group":
-        ctx.auth.projects.set_group(name, member, body.role)
+        ctx.auth.projects.set_group(name, member, body.role, actor=caller.actor)
     else:
-        ctx.auth.projects.set_member(name, member, body.role)
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="member.set",
-        resource_type="project",
-        resource=name,
-        project=name,
-        detail={"member": member, "kind": body.kind, "role": body.role.value},
-    )
+        ctx.auth.projects.set_member(name, member, body.role, actor=caller.actor)
     stored = member.strip().casefold() if body.kind == "group" else member
     return MemberOut(name=stored, kind=body.kind, role=body.role)
 
@@ -157,15 +131,7 @@ def remove_member(
     kind: Annotated[str, Query(pattern="^(user|group)$")] = "user",
 ) -> None:
     require(ctx, caller, name, "members")
-    ctx.auth.projects.remove_member(name, member, group=kind == "group")
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="member.remove",
-        resource_type="project",
-        resource=name,
-        project=name,
-        detail={"member": member, "kind": kind},
-    )
+    ctx.auth.projects.remove_member(name, member, group=kind == "group", actor=caller.actor)
 
 
 @router.get("/projects/{name}/audit-logs", response_model=list[AuditOut])

@@ -16,7 +16,6 @@ from portside.auth.errors import Forbidden, Missing, Unauthenticated
 from portside.content.browse import ARTIFACT_SORTS, REPOSITORY_SORTS
 from portside.digest import is_digest
 from portside.errors import RegistryError, Unsupported
-from portside.events.outbox import Actor
 from portside.mgmt.paging import Paging, describe_page, parse_sort
 from portside.mgmt.routes import convert
 from portside.mgmt.schemas import ArtifactDetail, ArtifactOut, ReferrerOut, RepositoryOut, TagIn
@@ -104,7 +103,7 @@ def get_artifact(name: RepositoryName, reference: str, ctx: Ctx, caller: Caller)
     name = _name(name)
     require_repository(ctx, caller, name, "pull")
     try:
-        stored = ctx.manifests.get(name, reference, record_pull=False)
+        stored = ctx.manifests.get(name, reference, pulled_by=None)
     except RegistryError:
         raise Missing(f"no artifact {reference!r} in {name!r}") from None
     found, _ = ctx.browser.artifacts(name, digest=stored.digest, limit=1)
@@ -146,13 +145,7 @@ def delete_artifact(name: RepositoryName, reference: str, ctx: Ctx, caller: Call
     _deletes_enabled(ctx)
     if not is_digest(digest):
         raise Missing("artifacts are deleted by digest; remove a tag with DELETE .../-/tags/TAG")
-    ctx.manifests.delete(name, digest, actor=Actor(caller.identity.actor))
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="delete",
-        resource_type="artifact",
-        resource=f"{name}@{digest}",
-    )
+    ctx.manifests.delete(name, digest, actor=caller.actor)
 
 
 @router.post("/repositories/{name:path}/-/artifacts/{reference}/tags", status_code=201)
@@ -161,14 +154,7 @@ def add_tag(name: RepositoryName, reference: str, body: TagIn, ctx: Ctx, caller:
     digest = reference
     name = _name(name)
     require_repository(ctx, caller, name, "push")
-    ctx.manifests.add_tag(name, body.name, digest)
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="tag",
-        resource_type="tag",
-        resource=f"{name}:{body.name}",
-        detail={"digest": digest},
-    )
+    ctx.manifests.add_tag(name, body.name, digest, caller.actor)
 
 
 @router.delete("/repositories/{name:path}/-/tags/{tag}", status_code=204)
@@ -178,10 +164,7 @@ def delete_tag(name: RepositoryName, tag: str, ctx: Ctx, caller: Caller) -> None
     _deletes_enabled(ctx)
     if is_digest(tag):
         raise Missing(f"no tag {tag!r}")
-    ctx.manifests.delete(name, tag)
-    ctx.audit.record(
-        actor=caller.identity.actor, action="delete", resource_type="tag", resource=f"{name}:{tag}"
-    )
+    ctx.manifests.delete(name, tag, actor=caller.actor)
 
 
 @router.get("/repositories/{name:path}", response_model=RepositoryOut)
@@ -200,8 +183,5 @@ def delete_repository(name: RepositoryName, ctx: Ctx, caller: Caller) -> None:
     name = _name(name)
     require_repository(ctx, caller, name, "delete")
     _deletes_enabled(ctx)
-    if not ctx.manifests.delete_repository(name):
+    if not ctx.manifests.delete_repository(name, caller.actor):
         raise Missing(f"no repository {name!r}")
-    ctx.audit.record(
-        actor=caller.identity.actor, action="delete", resource_type="repository", resource=name
-    )

@@ -198,17 +198,15 @@ def put_policy(project: str, body: PolicyIn, ctx: Ctx, caller: Caller) -> Policy
     require(ctx, caller, project, "settings")
     remove_untagged, rules = _parse(body)
     try:
-        stored = _store(ctx).put(project, remove_untagged, rules, updated_by=caller.identity.actor)
+        stored = _store(ctx).put(
+            project,
+            remove_untagged,
+            rules,
+            updated_by=caller.identity.actor,
+            actor=caller.actor,
+        )
     except ProjectUnknown as error:
         raise Missing(str(error)) from None
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="retention.update",
-        resource_type="project",
-        resource=project,
-        project=project,
-        detail={"remove_untagged": remove_untagged, "rules": [r.to_dict() for r in rules]},
-    )
     return policy_out(stored)
 
 
@@ -251,19 +249,16 @@ def start_run(
     except ParamsError as error:
         raise Invalid(str(error)) from None
     jobs = Jobs(ctx.db)
-    actor = caller.identity.actor
     try:
-        job_id = jobs.enqueue("retention", params, project=project, created_by=actor)
+        job_id = jobs.enqueue(
+            "retention",
+            params,
+            project=project,
+            created_by=caller.identity.actor,
+            actor=caller.actor,
+        )
     except JobConflict as conflict:
         raise Exists(f"retention job {conflict.existing} is already queued or running") from None
-    ctx.audit.record(
-        actor=actor,
-        action="job.start",
-        resource_type="job",
-        resource=str(job_id),
-        project=project,
-        detail={"kind": "retention", "params": params},
-    )
     record = jobs.get(job_id)
     assert record is not None
     response.headers["Location"] = ctx.url(f"/api/v1/jobs/{job_id}")

@@ -48,14 +48,7 @@ def create_project_robot(project: str, body: RobotIn, ctx: Ctx, caller: Caller) 
         project=project,
         expires_at=expires,
         description=body.description,
-    )
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="create",
-        resource_type="robot",
-        resource=robot.name,
-        project=project,
-        detail={"permissions": sorted(body.permissions)},
+        actor=caller.actor,
     )
     return _with_secret(robot, secret)
 
@@ -75,13 +68,7 @@ def create_system_robot(body: SystemRobotIn, ctx: Ctx, caller: Admin) -> RobotSe
         {p: frozenset(a) for p, a in body.permissions.items()},
         expires_at=expires,
         description=body.description,
-    )
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="create",
-        resource_type="robot",
-        resource=robot.name,
-        detail={"permissions": {p: sorted(a) for p, a in body.permissions.items()}},
+        actor=caller.actor,
     )
     return _with_secret(robot, secret)
 
@@ -114,41 +101,20 @@ def get_robot(name: str, ctx: Ctx, caller: Caller) -> RobotOut:
 
 @router.patch("/robots/{name}", response_model=RobotOut)
 def update_robot(name: str, body: RobotPatch, ctx: Ctx, caller: Caller) -> RobotOut:
-    robot = _manageable(ctx, caller, name)
-    updated = ctx.auth.robots.set_disabled(name, body.disabled)
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="disable" if body.disabled else "enable",
-        resource_type="robot",
-        resource=name,
-        project=robot.project,
-    )
+    _manageable(ctx, caller, name)
+    updated = ctx.auth.robots.set_disabled(name, body.disabled, actor=caller.actor)
     return convert.robot(updated)
 
 
 @router.post("/robots/{name}/secret", response_model=RobotSecretOut)
 def rotate_robot_secret(name: str, ctx: Ctx, caller: Caller) -> RobotSecretOut:
     """A new secret; the old one stops working at once."""
-    robot = _manageable(ctx, caller, name)
-    secret = ctx.auth.robots.rotate_secret(name)
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="rotate",
-        resource_type="robot",
-        resource=name,
-        project=robot.project,
-    )
+    _manageable(ctx, caller, name)
+    secret = ctx.auth.robots.rotate_secret(name, actor=caller.actor)
     return _with_secret(ctx.auth.robots.get(name), secret)
 
 
 @router.delete("/robots/{name}", status_code=204)
 def delete_robot(name: str, ctx: Ctx, caller: Caller) -> None:
-    robot = _manageable(ctx, caller, name)
-    ctx.auth.robots.delete(name)
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="delete",
-        resource_type="robot",
-        resource=name,
-        project=robot.project,
-    )
+    _manageable(ctx, caller, name)
+    ctx.auth.robots.delete(name, actor=caller.actor)

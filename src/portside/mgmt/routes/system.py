@@ -8,6 +8,7 @@ from importlib.metadata import version
 from fastapi import APIRouter, Request, Response
 
 from portside.auth.errors import Unauthenticated
+from portside.events.outbox import Actor
 from portside.mgmt.routes import convert
 from portside.mgmt.schemas import LoginIn, SessionOut, SystemInfo
 from portside.mgmt.security import Caller, Ctx
@@ -40,10 +41,9 @@ async def sign_in(body: LoginIn, request: Request, response: Response, ctx: Ctx)
         ctx.auth.accounts.authenticate, body.username, body.password, client, tokens=False
     )
     ok = identity is not None and identity.kind == "user" and identity.user_id is not None
-    ctx.audit.login(
-        identity.name if ok and identity else body.username,
+    ctx.auth.accounts.login_attempted(
+        Actor(identity.name if ok and identity else body.username, client),
         "success" if ok else "failure",
-        client,
         via="session",
     )
     if not ok or identity is None or identity.user_id is None:

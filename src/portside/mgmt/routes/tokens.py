@@ -50,14 +50,8 @@ def create_token(
     credentials (`docker login`, /v2, /api/v1), not for signing in to the web UI. The
     secret is in this response only."""
     expires = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    token, secret = ctx.auth.accounts.tokens.create(_user_id(caller), body.name, expires_at=expires)
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="create",
-        resource_type="access_token",
-        resource=f"{caller.identity.name}/{token.name}",
-        source=request.client.host if request.client else None,
-        detail={"id": token.id, "expires_at": expires.isoformat() if expires else None},
+    token, secret = ctx.auth.accounts.tokens.create(
+        _user_id(caller), body.name, actor=caller.actor, expires_at=expires
     )
     response.headers["Cache-Control"] = "no-store"  # the secret must not linger in a cache
     return AccessTokenSecretOut(**_out(token).model_dump(), secret=secret)
@@ -68,12 +62,4 @@ def revoke_token(token_id: int, request: Request, ctx: Ctx, caller: PersonWithPa
     """Revoke one of your tokens. It stops working at once for new logins; where it was
     just used, registry bearer tokens already issued with it run out within their
     lifetime, and /v2 remembers Basic credentials for 30 seconds."""
-    token = ctx.auth.accounts.tokens.revoke(_user_id(caller), token_id)
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="revoke",
-        resource_type="access_token",
-        resource=f"{caller.identity.name}/{token.name}",
-        source=request.client.host if request.client else None,
-        detail={"id": token.id},
-    )
+    ctx.auth.accounts.tokens.revoke(_user_id(caller), token_id, actor=caller.actor)

@@ -35,14 +35,7 @@ def list_users(
 @router.post("/users", response_model=UserOut, status_code=201)
 def create_user(body: UserIn, ctx: Ctx, caller: Admin) -> UserOut:
     user = ctx.auth.accounts.create_user(
-        body.username, body.password, admin=body.admin, email=body.email
-    )
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="create",
-        resource_type="user",
-        resource=user.username,
-        detail={"admin": body.admin},
+        body.username, body.password, admin=body.admin, email=body.email, actor=caller.actor
     )
     return convert.user(user)
 
@@ -82,13 +75,8 @@ async def change_password(
         caller.identity.name,
         password=body.new_password,
         keep_session=session_id_hash(cookie) if cookie else None,
-    )
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="password",
-        resource_type="user",
-        resource=caller.identity.name,
-        source=client,
+        actor=caller.actor,
+        own_password=True,
     )
 
 
@@ -105,23 +93,11 @@ def update_user(username: str, body: UserPatch, ctx: Ctx, caller: Admin) -> User
         admin=body.admin,
         email=body.email,
         password=body.password,
-    )
-    changed = body.model_dump(exclude_none=True, exclude={"password"})
-    if body.password is not None:
-        changed["password_changed"] = True
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action="update",
-        resource_type="user",
-        resource=username,
-        detail=changed,
+        actor=caller.actor,
     )
     return convert.user(user)
 
 
 @router.delete("/users/{username}", status_code=204)
 def delete_user(username: str, ctx: Ctx, caller: Admin) -> None:
-    ctx.auth.accounts.delete_user(username)
-    ctx.audit.record(
-        actor=caller.identity.actor, action="delete", resource_type="user", resource=username
-    )
+    ctx.auth.accounts.delete_user(username, actor=caller.actor)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field, StrictBool
 
 from portside.context import Context
+from portside.events import outbox
 from portside.mgmt.paging import Paging, describe_page
 from portside.mgmt.schemas import _In
 from portside.mgmt.security import Caller, Ctx, Principal, require
@@ -27,7 +28,12 @@ from portside.webhooks.policies import MAX_SECRET, MAX_URL, PolicyStore, Webhook
 
 router = APIRouter(tags=["webhooks"])
 
-RESOURCE_TYPE = "webhook"
+_EVENTS = {
+    "create": outbox.WEBHOOK_CREATED,
+    "update": outbox.WEBHOOK_UPDATED,
+    "delete": outbox.WEBHOOK_DELETED,
+    "redeliver": outbox.WEBHOOK_REDELIVERED,
+}
 PolicyId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The webhook's id.")]
 DeliveryId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The delivery's id.")]
 _EVENTS_HELP = "Events to send: " + ", ".join(f"`{t}`" for t in EVENT_TYPES) + "."
@@ -139,14 +145,15 @@ def _read(ctx: Context, caller: Principal, project: str) -> None:
 
 
 def _record(ctx: Ctx, caller: Principal, action: str, policy: WebhookPolicy, **detail: Any) -> None:
-    ctx.audit.record(
-        actor=caller.identity.actor,
-        action=action,
-        resource_type=RESOURCE_TYPE,
-        resource=f"{policy.project}/webhooks/{policy.name}",
-        project=policy.project,
-        detail=detail,
-    )
+    with ctx.db.write() as conn:
+        outbox.emit(
+            conn,
+            _EVENTS[action],
+            caller.actor,
+            resource=f"{policy.project}/webhooks/{policy.name}",
+            project=policy.project,
+            data=detail,
+        )
 
 
 @router.get("/projects/{project}/webhooks", response_model=list[WebhookOut])
