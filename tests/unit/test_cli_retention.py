@@ -89,8 +89,9 @@ def test_show_set_and_run(
     entries, total = app.ctx.audit.find(actor="retention")
     assert total == 1
     assert entries[0].resource == f"team/app@{oldest.digest}"
-    # The CLI runs the policy as a job (kept in the job history); its id is recorded.
-    assert entries[0].detail == {"reason": "not retained by any rule", "tags": ["b1"], "job": 2}
+    # From content.deletion's artifact.deleted (the reason is in the job's log).
+    assert entries[0].action == "retention.delete"
+    assert entries[0].detail == {"media_type": oldest.media_type, "tags": ["b1"]}
     assert app.ctx.audit.find(actor="cli", action="retention.update")[1] == 1
 
 
