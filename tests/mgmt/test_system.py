@@ -80,6 +80,14 @@ ROUTES = {
     ("post", "/api/v1/repositories/{name}/-/artifacts/{reference}/tags"),
     ("delete", "/api/v1/repositories/{name}/-/tags/{tag}"),
     ("get", "/api/v1/audit-logs"),
+    ("get", "/api/v1/projects/{project}/webhooks"),
+    ("post", "/api/v1/projects/{project}/webhooks"),
+    ("get", "/api/v1/projects/{project}/webhooks/{webhook_id}"),
+    ("patch", "/api/v1/projects/{project}/webhooks/{webhook_id}"),
+    ("delete", "/api/v1/projects/{project}/webhooks/{webhook_id}"),
+    ("get", "/api/v1/projects/{project}/webhooks/{webhook_id}/deliveries"),
+    ("post", "/api/v1/projects/{project}/webhooks/{webhook_id}/test"),
+    ("post", "/api/v1/projects/{project}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"),
 }
 
 
