@@ -633,7 +633,9 @@ def test_dry_run_equals_run_and_bytes_equal_what_gc_frees(
     assert {(e.action, e.resource_type, e.project) for e in entries} == {
         ("retention.delete", "artifact", "team")
     }
-    assert all(set(e.detail) >= {"media_type", "tags"} for e in entries)
+    assert all(set(e.detail) >= {"media_type", "tags", "reason"} for e in entries)
+    planned = {d.reason for d in first.deletions}
+    assert {e.detail["reason"] for e in entries} <= planned
     # GC now frees exactly the blob bytes the plan announced.
     assert gc_bytes(app) == first.blob_bytes > 0
     assert plan(app).deletions == []

@@ -236,10 +236,12 @@ def delete_manifest(
     actor: outbox.Actor,
     policy: Policy,
     expect: Expect | None = None,
+    reason: str | None = None,
 ) -> Outcome:
     """Delete a manifest of a repository if the rule and `policy` allow it, with what only
     it kept (see the module docstring). Explicit policies raise ManifestUnknown, Conflict
-    or ImmutableTag; the others return the reason in `Outcome.skipped`."""
+    or ImmutableTag; the others return the reason in `Outcome.skipped`. `reason` (why a
+    job chose it) goes into the artifact.deleted event, and so into the audit log."""
     target = _lock(conn, repository_id, digest) if repository_id is not None else None
     if target is None or repository_id is None:
         if policy.explicit:
@@ -263,7 +265,9 @@ def delete_manifest(
             check_delete(conn, repository, target.tags, f"manifest {digest}")
         elif (protected := _protected(conn, repository, target.tags)) is not None:
             return Outcome(skipped=protected)
-    children = _remove(conn, repository, target, actor=actor, by=policy.by, along_with=None)
+    children = _remove(
+        conn, repository, target, actor=actor, by=policy.by, along_with=None, reason=reason
+    )
     along = _take_along(
         conn, repository, repository_id, target.digest, children, actor=actor, policy=policy
     )
@@ -370,6 +374,7 @@ def _remove(
     actor: outbox.Actor,
     by: By,
     along_with: str | None,
+    reason: str | None = None,
 ) -> list[str]:
     """Delete the locked manifest's rows and emit its events; returns what it listed."""
     c = s.manifest_children
@@ -395,6 +400,8 @@ def _remove(
     }
     if along_with is not None:
         data["along_with"] = along_with
+    if reason is not None:
+        data["reason"] = reason
     outbox.emit(
         conn,
         outbox.ARTIFACT_DELETED,

@@ -274,6 +274,7 @@ class GarbageCollector:
                 actor=ACTOR,
                 policy=Policy.gc(cutoff),
                 expect=unchanged,
+                reason=item.reason,
             )
 
     def _delete_links(self, items: list[LinkItem]) -> list[LinkItem]:

@@ -124,6 +124,7 @@ class Applier:
                 actor=ACTOR,
                 policy=Policy.retention(cutoff),
                 expect=as_planned,
+                reason=item.reason,
             )
 
     def _blob_bytes_freed(self, plan: RetentionPlan, result: RetentionResult) -> int:
