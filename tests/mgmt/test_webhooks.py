@@ -81,11 +81,20 @@ def test_create_read_update_delete(lenient: Registry) -> None:
         )
         assert admin.delete(hook).status_code == 204
         assert_error(admin.get(hook), 404, "NOT_FOUND")
-        actions = [
-            (e["action"], e["resource"])
+        entries = [
+            e
             for e in json_list(admin.get(f"{API}/projects/acme/audit-logs"))
             if e["resource_type"] == "webhook"
         ]
+        actions = [(e["action"], e["resource"]) for e in entries]
+        [created_entry] = [e for e in entries if e["action"] == "create"]
+        assert set(created_entry["detail"]) == {"target_url", "event_types", "payload_format"}
+        [updated_entry] = [e for e in entries if e["action"] == "update"]
+        assert updated_entry["detail"] == {
+            "enabled": False,
+            "payload_format": "cloudevents",
+            "secret": "removed",
+        }
         assert sorted(actions) == [
             ("create", "acme/webhooks/ci"),
             ("delete", "acme/webhooks/ci"),

@@ -61,3 +61,10 @@ def test_create_list_test_deliveries_delete(cli: Cli) -> None:
     assert missing.exit_code == 1
     entries, _ = AuditLog(cli.db).find(resource="team/webhooks/ci")
     assert sorted(e.action for e in entries) == ["create", "delete"]
+    # The policy store raises the event, so the CLI records what the API records.
+    [create] = [e for e in entries if e.action == "create"]
+    assert create.detail == {
+        "target_url": receiver.url,
+        "event_types": ["artifact.pushed", "artifact.deleted"],
+        "payload_format": "cloudevents",
+    }

@@ -63,7 +63,7 @@ def _policy(
         "target_url": receiver.url,
         "event_types": ["artifact.pushed"],
         "secret": SECRET,
-        "creator": "alice",
+        "actor": ALICE,
         **options,
     }
     return dispatcher.policies.create(project, **values)
@@ -207,14 +207,14 @@ def test_failures_back_off_then_go_dead_and_can_be_redelivered(
         [dead] = dispatcher.deliveries.find(policy.id)[0]
         assert (dead.status, dead.attempts) == ("dead", 3)
         assert len(receiver.received) == 3
-        again = dispatcher.deliveries.redeliver(policy.id, dead.id)
+        again = dispatcher.deliveries.redeliver(policy, dead.id, actor=ALICE)
         assert (again.status, again.attempts) == ("queued", 0)
         _drain(dispatcher)
         [done] = dispatcher.deliveries.find(policy.id)[0]
         assert (done.status, done.attempts) == ("succeeded", 1)
         assert len(set(receiver.event_ids())) == 1
         with pytest.raises(Exists):
-            dispatcher.deliveries.redeliver(policy.id, done.id)
+            dispatcher.deliveries.redeliver(policy, done.id, actor=ALICE)
 
 
 def test_backoff_grows_exponentially_with_jitter(dispatcher: Dispatcher) -> None:
@@ -291,7 +291,7 @@ def test_send_test_event(dispatcher: Dispatcher) -> None:
     assert request.json["type"] == "portside.webhook.test"
     assert request.signed_by(SECRET)
     with receiving(fail_first=1) as failing:
-        broken = dispatcher.policies.update("acme", policy.id, target_url=failing.url)
+        broken = dispatcher.policies.update("acme", policy.id, target_url=failing.url, actor=ALICE)
         failed = dispatcher.send_test("acme", broken.id, "alice")
     assert (failed.status, failed.response_code, failed.attempts) == ("dead", 500, 1)
 

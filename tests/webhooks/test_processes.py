@@ -53,7 +53,7 @@ def _policy(db: Database, receiver: Receiver) -> WebhookPolicy:
         target_url=receiver.url,
         event_types=["artifact.pushed"],
         secret=SECRET,
-        creator="test",
+        actor=Actor("test"),
     )
 
 

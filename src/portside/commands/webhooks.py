@@ -20,8 +20,6 @@ from portside.commands.common import (
     read_secret,
     reports_errors,
 )
-from portside.events import outbox
-from portside.events.audit import AuditLog
 from portside.metadata.db import Database
 from portside.metadata.engine import make_engine
 from portside.webhooks.deliveries import STATUSES, Deliveries
@@ -51,20 +49,6 @@ def _dispatcher(config_file: Path | None, data_dir: Path | None) -> Iterator[Dis
         yield Dispatcher(db, settings, "cli")
     finally:
         db.engine.dispose()
-
-
-def _audit(dispatcher: Dispatcher, action: str, policy: WebhookPolicy, **detail: Any) -> None:
-    type_ = outbox.WEBHOOK_CREATED if action == "create" else outbox.WEBHOOK_DELETED
-    with dispatcher.db.write() as conn:
-        outbox.emit(
-            conn,
-            type_,
-            CLI,
-            resource=f"{policy.project}/webhooks/{policy.name}",
-            project=policy.project,
-            data=detail,
-        )
-    AuditLog(dispatcher.db).flush()
 
 
 def _as_json(policy: WebhookPolicy) -> dict[str, Any]:
@@ -169,9 +153,8 @@ def webhook_create(
             secret=secret or None,
             description=description,
             enabled=not disabled,
-            creator="cli",
+            actor=CLI,
         )
-        _audit(dispatcher, "create", policy, target_url=policy.target_url)
     click.echo(f"created {policy.describe()} (id {policy.id})")
 
 
@@ -186,8 +169,7 @@ def webhook_delete(
 ) -> None:
     """Delete a webhook and its delivery history."""
     with _dispatcher(config_file, data_dir) as dispatcher:
-        policy = dispatcher.policies.delete(project_name, webhook_id)
-        _audit(dispatcher, "delete", policy, target_url=policy.target_url)
+        policy = dispatcher.policies.delete(project_name, webhook_id, actor=CLI)
     click.echo(f"deleted {policy.describe()}")
 
 

@@ -27,10 +27,12 @@ from typing import Any, Literal
 from sqlalchemy import Connection, and_, func, or_, select, update
 
 from portside.auth.errors import Exists, Missing
+from portside.events import outbox
 from portside.events.outbox import Event
 from portside.metadata import schema as s
 from portside.metadata.db import Database, as_utc, utcnow
 from portside.webhooks.payloads import render
+from portside.webhooks.policies import WebhookPolicy, emit_change
 
 Status = Literal["queued", "delivering", "succeeded", "failed", "dead"]
 STATUSES: tuple[Status, ...] = ("queued", "delivering", "succeeded", "failed", "dead")
@@ -260,10 +262,13 @@ class Deliveries:
         return status if done else None
 
     # -- by hand ----------------------------------------------------------------------
-    def redeliver(self, policy_id: int, delivery_id: int) -> Delivery:
+    def redeliver(
+        self, policy: WebhookPolicy, delivery_id: int, *, actor: outbox.Actor
+    ) -> Delivery:
         """Queue a dead delivery again, with a fresh count of attempts."""
         d = s.webhook_deliveries
         now = utcnow()
+        policy_id = policy.id
         with self.db.write() as conn:
             row = conn.execute(
                 select(d.c.status).where(d.c.id == delivery_id, d.c.policy_id == policy_id)
@@ -279,6 +284,7 @@ class Deliveries:
                 .where(d.c.id == delivery_id, d.c.status == "dead")
                 .values(status="queued", attempts=0, next_attempt_at=now, updated_at=now)
             )
+            emit_change(conn, outbox.WEBHOOK_REDELIVERED, actor, policy, delivery=delivery_id)
         return self.get(policy_id, delivery_id)
 
     def record_test(

@@ -3,6 +3,8 @@
 A policy's target is checked by the egress policy when it is created or changed (a
 refused target is a clear 400, `Invalid`), and again at every connection. The secret is
 stored as given, since it signs each request; callers never show it after creation.
+Every change raises its `webhook.*` event in its own transaction, in one shape whoever
+calls (the API, the CLI, the UI through the API).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy import Connection, delete, func, select, update
 
 from portside.auth.errors import Exists, Invalid, Missing
 from portside.egress import EgressPolicy, Refused
+from portside.events import outbox
 from portside.metadata import schema as s
 from portside.metadata.db import Database, as_utc, utcnow
 from portside.webhooks.payloads import EVENT_TYPES, FORMATS, PayloadFormat
@@ -137,7 +140,7 @@ class PolicyStore:
         secret: str | None = None,
         description: str | None = None,
         enabled: bool = True,
-        creator: str,
+        actor: outbox.Actor,
     ) -> WebhookPolicy:
         if not NAME.match(name):
             raise Invalid(
@@ -172,14 +175,24 @@ class PolicyStore:
                     event_types=json.dumps(list(types)),
                     payload_format=payload_format,
                     secret=secret or None,
-                    created_by=creator,
+                    created_by=actor.name,
                     created_at=now,
                     updated_at=now,
                 )
                 .returning(w.c.id)
             ).scalar_one()
             self._start_cursor(conn)
-            return self._get(conn, project, int(policy_id))
+            policy = self._get(conn, project, int(policy_id))
+            emit_change(
+                conn,
+                outbox.WEBHOOK_CREATED,
+                actor,
+                policy,
+                target_url=policy.target_url,
+                event_types=list(policy.event_types),
+                payload_format=policy.payload_format,
+            )
+            return policy
 
     def update(
         self,
@@ -193,6 +206,7 @@ class PolicyStore:
         clear_secret: bool = False,
         description: str | None = None,
         enabled: bool | None = None,
+        actor: outbox.Actor,
     ) -> WebhookPolicy:
         """Change what is given (a new secret replaces the old; `clear_secret` removes
         it). Deliveries already queued keep the body they were queued with."""
@@ -211,17 +225,25 @@ class PolicyStore:
             values["description"] = description or None
         if enabled is not None:
             values["enabled"] = enabled
+        changed = {k: v for k, v in values.items() if k not in ("updated_at", "secret")}
+        if "event_types" in changed:
+            changed["event_types"] = json.loads(changed["event_types"])
+        if "secret" in values:
+            changed["secret"] = "changed" if values["secret"] else "removed"
         w = s.webhook_policies
         with self.db.write() as conn:
             current = self._get(conn, project, policy_id)
             conn.execute(update(w).where(w.c.id == current.id).values(**values))
-            return self._get(conn, project, policy_id)
+            policy = self._get(conn, project, policy_id)
+            emit_change(conn, outbox.WEBHOOK_UPDATED, actor, policy, **changed)
+            return policy
 
-    def delete(self, project: str, policy_id: int) -> WebhookPolicy:
+    def delete(self, project: str, policy_id: int, *, actor: outbox.Actor) -> WebhookPolicy:
         """Remove a policy with its delivery history."""
         w = s.webhook_policies
         with self.db.write() as conn:
             current = self._get(conn, project, policy_id)
+            emit_change(conn, outbox.WEBHOOK_DELETED, actor, current, target_url=current.target_url)
             conn.execute(
                 delete(s.webhook_deliveries).where(s.webhook_deliveries.c.policy_id == current.id)
             )
@@ -237,6 +259,20 @@ class PolicyStore:
             s.event_cursors,
             {"consumer": CONSUMER, "position": int(last), "updated_at": utcnow()},
         )
+
+
+def emit_change(
+    conn: Connection, type_: str, actor: outbox.Actor, policy: WebhookPolicy, **data: Any
+) -> None:
+    """A `webhook.*` event about `policy`, in the caller's transaction."""
+    outbox.emit(
+        conn,
+        type_,
+        actor,
+        resource=f"{policy.project}/webhooks/{policy.name}",
+        project=policy.project,
+        data=data,
+    )
 
 
 def _project_id(conn: Connection, project: str) -> int:

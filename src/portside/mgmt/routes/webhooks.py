@@ -11,13 +11,12 @@ shown again (`has_secret` says whether there is one). Targets the egress rules r
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field, StrictBool
 
 from portside.context import Context
-from portside.events import outbox
 from portside.mgmt.paging import Paging, describe_page
 from portside.mgmt.schemas import _In
 from portside.mgmt.security import Caller, Ctx, Principal, require
@@ -28,12 +27,6 @@ from portside.webhooks.policies import MAX_SECRET, MAX_URL, PolicyStore, Webhook
 
 router = APIRouter(tags=["webhooks"])
 
-_EVENTS = {
-    "create": outbox.WEBHOOK_CREATED,
-    "update": outbox.WEBHOOK_UPDATED,
-    "delete": outbox.WEBHOOK_DELETED,
-    "redeliver": outbox.WEBHOOK_REDELIVERED,
-}
 PolicyId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The webhook's id.")]
 DeliveryId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The delivery's id.")]
 _EVENTS_HELP = "Events to send: " + ", ".join(f"`{t}`" for t in EVENT_TYPES) + "."
@@ -144,18 +137,6 @@ def _read(ctx: Context, caller: Principal, project: str) -> None:
     require(ctx, caller, project, "webhooks:read")
 
 
-def _record(ctx: Ctx, caller: Principal, action: str, policy: WebhookPolicy, **detail: Any) -> None:
-    with ctx.db.write() as conn:
-        outbox.emit(
-            conn,
-            _EVENTS[action],
-            caller.actor,
-            resource=f"{policy.project}/webhooks/{policy.name}",
-            project=policy.project,
-            data=detail,
-        )
-
-
 @router.get("/projects/{project}/webhooks", response_model=list[WebhookOut])
 def list_webhooks(project: str, ctx: Ctx, caller: Caller) -> list[WebhookOut]:
     _read(ctx, caller, project)
@@ -176,16 +157,7 @@ def create_webhook(project: str, body: WebhookIn, ctx: Ctx, caller: Caller) -> W
         secret=body.secret,
         description=body.description,
         enabled=body.enabled,
-        creator=caller.identity.actor,
-    )
-    _record(
-        ctx,
-        caller,
-        "create",
-        policy,
-        target_url=policy.target_url,
-        event_types=list(policy.event_types),
-        payload_format=policy.payload_format,
+        actor=caller.actor,
     )
     return webhook_out(policy)
 
@@ -212,11 +184,8 @@ def update_webhook(
         clear_secret=body.secret == "",
         description=body.description,
         enabled=body.enabled,
+        actor=caller.actor,
     )
-    changed = body.model_dump(exclude_none=True)
-    if "secret" in changed:
-        changed["secret"] = "changed" if body.secret else "removed"
-    _record(ctx, caller, "update", policy, **changed)
     return webhook_out(policy)
 
 
@@ -224,8 +193,7 @@ def update_webhook(
 def delete_webhook(project: str, webhook_id: PolicyId, ctx: Ctx, caller: Caller) -> None:
     """Remove the webhook and its delivery history."""
     require(ctx, caller, project, "webhooks")
-    policy = _policies(ctx).delete(project, webhook_id)
-    _record(ctx, caller, "delete", policy, target_url=policy.target_url)
+    _policies(ctx).delete(project, webhook_id, actor=caller.actor)
 
 
 @router.get(
@@ -272,6 +240,7 @@ def redeliver(
     """Queue a dead delivery again (its attempts start over); 409 for any other state."""
     require(ctx, caller, project, "webhooks")
     policy = _policies(ctx).get(project, webhook_id)
-    delivery = Deliveries(ctx.db, retry_of(ctx.settings)).redeliver(policy.id, delivery_id)
-    _record(ctx, caller, "redeliver", policy, delivery=delivery.id)
+    delivery = Deliveries(ctx.db, retry_of(ctx.settings)).redeliver(
+        policy, delivery_id, actor=caller.actor
+    )
     return delivery_out(delivery)
