@@ -34,6 +34,7 @@ from portside.api.http import (
 from portside.config import Settings, settings_from_environment
 from portside.context import Context, build_context
 from portside.errors import InternalError, NotFound, RegistryError, Unsupported
+from portside.lifeline import die_with_parent
 from portside.logs import AccessLog, configure
 from portside.mgmt.bridge import call_asgi_from_rsgi
 
@@ -294,6 +295,9 @@ def create_app(settings: Settings) -> PortsideApp:
 
 
 def worker_app() -> PortsideApp:
+    # Killed with granian's master, even by SIGKILL: a worker left behind would keep
+    # serving the old code on the port and block the next `portside serve`.
+    die_with_parent()
     return create_app(settings_from_environment())
 
 

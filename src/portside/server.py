@@ -15,6 +15,7 @@ import structlog
 
 from portside.auth.bootstrap import prepare_auth
 from portside.config import SERIALIZED_ENV, ConfigError, Settings
+from portside.lifeline import SERVE_PID_ENV
 from portside.metadata.engine import upgrade
 
 log = structlog.get_logger("portside.server")
@@ -148,9 +149,11 @@ def granian_command(settings: Settings, workers: int) -> list[str]:
 
 def start_job_workers(settings: Settings) -> list[subprocess.Popen[bytes]]:
     """Start `jobs.workers` job worker processes. They are children of this process,
-    which becomes granian's master; each exits when its parent is gone, so stopping the
-    server stops them (a running job is queued again for the next worker)."""
+    which becomes granian's master; each exits when its parent is gone (SIGTERM from the
+    kernel, see portside.lifeline), so stopping or killing the server stops them (a
+    running job is queued again for the next worker)."""
     parent = os.getpid()
+    os.environ[SERVE_PID_ENV] = str(parent)
     return [
         subprocess.Popen(
             [sys.executable, "-m", "portside.jobs", "--parent-pid", str(parent)],
@@ -177,6 +180,8 @@ def serve(settings: Settings) -> None:
     # Workers are separate processes: they rebuild Settings from this variable, and sum
     # their Prometheus counters through files in a private directory.
     os.environ[SERIALIZED_ENV] = settings.model_dump_json()
+    # exec keeps the pid: granian's workers, our children, die with it (portside.lifeline).
+    os.environ[SERVE_PID_ENV] = str(os.getpid())
     metrics_dir = settings.data_dir.absolute() / "run" / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)

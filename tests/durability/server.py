@@ -128,11 +128,12 @@ class ServerProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self) -> ServerProcess:
+    def start(self, port: int | None = None) -> ServerProcess:
+        """Start on `port`, or on a free port (tried up to three times)."""
         assert not self.running, "already running"
         last_error = ""
-        for _attempt in range(3):  # a free port can be taken between probe and bind
-            self.port = free_port()
+        for _attempt in range(1 if port else 3):  # a free port can be taken before bind
+            self.port = port or free_port()
             self.starts += 1
             log_path = self.log_dir / f"server-{self.port}-{self.starts}.log"
             self.log_files.append(log_path)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from portside.config import Settings, settings_from_environment
 from portside.jobs.runner import Worker
+from portside.lifeline import die_with_parent
 from portside.logs import configure
 from portside.metadata.db import Database
 from portside.metadata.engine import make_engine
@@ -53,4 +54,5 @@ def run_worker(settings: Settings, parent_pid: int | None = None) -> None:
 def main(argv: list[str]) -> None:
     if len(argv) != 2 or argv[0] != "--parent-pid" or not argv[1].isdigit():
         sys.exit("usage: python -m portside.jobs --parent-pid PID (started by portside serve)")
+    die_with_parent(signal.SIGTERM)  # at once, not at the next poll of the parent pid
     run_worker(settings_from_environment(), int(argv[1]))
