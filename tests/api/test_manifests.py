@@ -21,6 +21,7 @@ from tests.api.helpers import (
     OCI_MANIFEST,
     Manifest,
     assert_error,
+    assert_raw_error,
     canonical,
     descriptor,
     error_message,
@@ -32,6 +33,7 @@ from tests.api.helpers import (
     push_image,
     push_manifest,
     put_manifest,
+    raw_request,
     sha256,
     sha512,
     tags_of,
@@ -717,3 +719,21 @@ def test_tags_are_case_sensitive(client: TestClient) -> None:
 def test_manifest_route_rejects_other_methods(client: TestClient, pushed: Manifest) -> None:
     for method in ("POST", "PATCH"):
         assert_error(client.request(method, f"/v2/{REPO}/manifests/v1"), 405, "UNSUPPORTED")
+
+
+def test_put_with_a_body_shorter_than_content_length_is_not_stored(client: TestClient) -> None:
+    """The body ended (the client closed) before its declared length: nothing is stored,
+    even though what arrived is a whole valid manifest (against a real server in
+    tests/durability/test_short_bodies.py)."""
+    manifest = make_image(client, REPO, seed="short")
+    length = str(len(manifest.body) + 100).encode()
+    response = raw_request(
+        client.app,
+        "PUT",
+        f"/v2/{REPO}/manifests/short",
+        headers=[(b"content-type", OCI_MANIFEST.encode()), (b"content-length", length)],
+        chunks=[manifest.body],
+    )
+    assert_raw_error(response, 400, "SIZE_INVALID")
+    for reference in ("short", manifest.digest):
+        assert_error(client.get(f"/v2/{REPO}/manifests/{reference}"), 404, "MANIFEST_UNKNOWN")

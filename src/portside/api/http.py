@@ -105,8 +105,12 @@ class Request(ABC):
         return int(value)
 
     async def stream(self) -> AsyncIterator[bytes]:
+        """The body's chunks. A body that ends before its Content-Length raises SizeInvalid
+        instead of ending: granian ends the stream quietly when the client closes early,
+        and a consumer must never take such a prefix for the whole body."""
         if self.body_done:
             return
+        declared = self.content_length()
         async for chunk, more in self._chunks():
             # Known before yielding: a consumer may stop at the last chunk, and asking the
             # server for more after the final one would wait for the disconnect.
@@ -115,8 +119,13 @@ class Request(ABC):
                 self.received += len(chunk)
                 yield chunk
             if not more:
-                return
+                break
         self.body_done = True
+        if declared is not None and self.received < declared:
+            raise SizeInvalid(
+                f"request body ended after {self.received} bytes; Content-Length said {declared}",
+                detail={"received": self.received, "contentLength": declared},
+            )
 
     async def drain(self, limit: int) -> bool:
         """Read and drop what is left of the body, up to limit bytes; True if it all came.
@@ -130,7 +139,7 @@ class Request(ABC):
                 dropped += len(chunk)
                 if dropped > limit:
                     return False
-        except ClientDisconnected:
+        except (ClientDisconnected, SizeInvalid):
             return False
         return True
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from portside.api.http import Message, Scope
+from portside.errors import SizeInvalid
 
 BODY_LIMIT = 1024 * 1024
 
@@ -71,6 +72,15 @@ async def call_asgi_from_rsgi(app: Any, scope: Any, protocol: Any) -> int:
         if len(body) > BODY_LIMIT:
             protocol.response_bytes(413, [("content-type", "application/json")], _TOO_LARGE)
             return 413
+    declared = scope.headers.get("content-length")
+    if declared is not None and declared.isdigit() and len(body) < int(declared):
+        # The client closed before its body was all sent (granian then just ends the
+        # stream): never hand the app a prefix as if it were the request.
+        error = SizeInvalid(
+            f"request body ended after {len(body)} bytes; Content-Length said {declared}"
+        )
+        protocol.response_bytes(error.status, [("content-type", "application/json")], error.body())
+        return error.status
     client_host, _, client_port = scope.client.rpartition(":")
     server_host, _, server_port = scope.server.rpartition(":")
     asgi_scope: Scope = {
