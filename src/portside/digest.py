@@ -54,6 +54,11 @@ class Digest:
         return f"{self.algorithm}:{self.hex}"
 
 
+def is_valid_digest(text: str) -> bool:
+    """True if `Digest.parse(text)` would succeed."""
+    return _VALID.fullmatch(text) is not None
+
+
 def is_digest(reference: str) -> bool:
     """True if a manifest reference is meant as a digest (it contains ':'; tags cannot)."""
     return ":" in reference

@@ -31,6 +31,10 @@ def validate_name(name: str) -> str:
     return name
 
 
+def is_valid_name(name: str) -> bool:
+    return len(name) <= NAME_MAX_LENGTH and bool(_NAME.fullmatch(name))
+
+
 def validate_tag(tag: str) -> str:
     if not _TAG.fullmatch(tag):
         raise TagInvalid(

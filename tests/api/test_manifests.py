@@ -606,7 +606,8 @@ def test_manifest_from_other_repository_is_unknown(client: TestClient, pushed: M
 
 
 def test_get_by_invalid_digest(client: TestClient) -> None:
-    assert_error(client.get(f"/v2/{REPO}/manifests/sha256:123"), 400, "DIGEST_INVALID")
+    """No manifest has an invalid digest: 404 like any missing one (test_invalid_references)."""
+    assert_error(client.get(f"/v2/{REPO}/manifests/sha256:123"), 404, "MANIFEST_UNKNOWN")
 
 
 # -- Accept negotiation ---------------------------------------------------------------------

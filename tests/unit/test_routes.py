@@ -37,6 +37,13 @@ D = "sha256:" + "a" * 64
         ),
         (f"/v2/a/referrers/b/referrers/{D}", "referrers", {"name": "a/referrers/b", "digest": D}),
         ("/v2/_catalog/tags/list", "tags", {"name": "_catalog"}),
+        # A `/` in the parameter (granian decodes `%2F`): the shortest valid name before
+        # the route word, so the route's handler refuses the parameter itself.
+        ("/v2/a/manifests/a/b/c/d", "manifest", {"name": "a", "reference": "a/b/c/d"}),
+        ("/v2/a/b/blobs/sha256:../../x", "blob", {"name": "a/b", "digest": "sha256:../../x"}),
+        ("/v2/a/blobs/uploads/../../x", "upload", {"name": "a", "id": "../../x"}),
+        ("/v2/a/blobs/uploads/x/", "upload", {"name": "a", "id": "x/"}),
+        ("/v2/a/referrers/../x", "referrers", {"name": "a", "digest": "../x"}),
     ],
 )
 def test_match(path: str, route: str, params: dict[str, str]) -> None:
@@ -56,11 +63,11 @@ def test_match(path: str, route: str, params: dict[str, str]) -> None:
         "/v2/a/tags",
         "/v2/a/tags/list/",
         "/v2/a/manifests/",
-        "/v2/a/manifests/a/b/c/d",
         "/v2/a/blobs/",
         "/v2//tags/list",
         "/v2/_catalog/",
         "/v2/a/referrers/",
+        "/v2/../blobs/a/b",  # no valid name before the route word
     ],
 )
 def test_no_match(path: str) -> None:

@@ -21,7 +21,7 @@ from portside.content import quota
 from portside.content.deletion import Policy, delete_manifest
 from portside.content.hotpath import HotQueries
 from portside.content.immutability import check_delete, check_move
-from portside.digest import Digest, is_digest
+from portside.digest import Digest, is_digest, is_valid_digest
 from portside.errors import (
     DigestInvalid,
     ManifestBlobUnknown,
@@ -36,7 +36,7 @@ from portside.events.outbox import SYSTEM, Actor
 from portside.metadata import schema as s
 from portside.metadata.db import Database, repository_id, utcnow
 from portside.oci.manifest import ParsedManifest, parse_manifest
-from portside.reference import project_of, validate_tag
+from portside.reference import is_valid_tag, project_of, validate_tag
 
 # last_pulled_at is written at most this often per manifest, to keep pulls read-only.
 PULL_TIME_RESOLUTION = timedelta(minutes=1)
@@ -73,10 +73,10 @@ class ManifestService:
         """The manifest; with `pulled_by` (a GET, not a HEAD) it counts as pulled: its
         last_pulled_at is kept current and an `artifact.pulled` event is buffered."""
         by_digest = is_digest(reference)
-        if by_digest:
-            Digest.parse(reference)
-        else:
-            validate_tag(reference)
+        # A reference that is neither a valid tag nor a valid digest names no manifest:
+        # 404 like any missing one, as Distribution and the conformance tests expect.
+        if not (is_valid_digest(reference) if by_digest else is_valid_tag(reference)):
+            raise ManifestUnknown(detail={"reference": reference[:200]})
         row = self.hot.manifest(repo, reference, by_digest=by_digest)
         if row is None:
             raise ManifestUnknown(detail={"reference": reference[:200]})
