@@ -27,6 +27,7 @@ from portside.api.http import (
     RsgiRequest,
     Scope,
     Send,
+    head_error,
     json_body,
     send_asgi,
     send_rsgi,
@@ -73,6 +74,17 @@ class PortsideApp:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
+        bridged = scope["path"].startswith(MANAGEMENT_PREFIX) or (
+            self.ui_enabled and _is_ui(scope["path"])
+        )
+        if bridged:
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+            query = scope.get("query_string", b"").decode("latin-1")
+            error = head_error(scope["path"], query, headers)
+            if error is not None:
+                await send_asgi(scope, send_message, _error_response(error), head=False)
+                self._record_management(scope["method"], scope["path"], error.status, started)
+                return
         if scope["path"].startswith(MANAGEMENT_PREFIX):
             await self._management_asgi(scope, receive, send_message, started=started)
             return
@@ -93,6 +105,15 @@ class PortsideApp:
         if scope.proto != "http":
             return
         started = time.perf_counter()
+        bridged = scope.path.startswith(MANAGEMENT_PREFIX) or (
+            self.ui_enabled and _is_ui(scope.path)
+        )
+        if bridged:
+            error = head_error(scope.path, scope.query_string, scope.headers.items())
+            if error is not None:
+                send_rsgi(protocol, _error_response(error), head=scope.method == "HEAD")
+                self._record_management(scope.method, scope.path, error.status, started)
+                return
         if scope.path.startswith(MANAGEMENT_PREFIX):
             status = await call_asgi_from_rsgi(self.management, scope, protocol)
             self._record_management(scope.method, scope.path, status, started)
@@ -123,6 +144,9 @@ class PortsideApp:
         request_id = request.request_id = request.header("x-request-id") or os.urandom(8).hex()
         response: Response
         try:
+            too_large = head_error(request.path, request.query_string, request.headers.items())
+            if too_large is not None:
+                raise too_large
             if request.path.startswith("/v2"):
                 request.route, handler, params = dispatch.resolve(request)
                 request.caller = await self.guard.check(request, request.route, params)

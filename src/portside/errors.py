@@ -148,6 +148,24 @@ class PaginationNumberInvalid(RegistryError):
     )
 
 
+class UriTooLong(RegistryError):
+    """A request-target (path and query) over api.http.MAX_TARGET bytes. No OCI code
+    covers it; this one is Portside's (granian itself answers 414 without a body, but
+    only past its ~400 KiB buffer)."""
+
+    code, status, default_message = "URI_TOO_LONG", 414, "request URI too long"
+
+
+class HeadersTooLarge(RegistryError):
+    """Request header fields over api.http.MAX_HEADER_BYTES in total; Portside's code."""
+
+    code, status, default_message = (
+        "HEADERS_TOO_LARGE",
+        431,
+        "request header fields too large",
+    )
+
+
 class Conflict(RegistryError):
     """A delete that would leave a dangling reference; the body names what still needs it."""
 

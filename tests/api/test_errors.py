@@ -210,3 +210,37 @@ def test_error_body_shape(client: TestClient) -> None:
     assert isinstance(entry["message"], str)
     assert entry["message"]
     assert set(entry) <= {"code", "message", "detail"}
+
+
+# -- limits on the request head and pagination -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["/v2/" + "a" * 9000 + "/tags/list", "/auth/token", "/api/v1/projects", "/healthz"]
+)
+def test_request_target_over_the_limit_is_414_json(client: TestClient, path: str) -> None:
+    query = "" if "a" * 9000 in path else "q=" + "b" * 9000
+    assert_error(client.get(path + ("?" + query if query else "")), 414, "URI_TOO_LONG")
+
+
+@pytest.mark.parametrize("path", ["/v2/", "/auth/token", "/api/v1/projects", "/healthz"])
+def test_request_headers_over_the_limit_are_431_json(client: TestClient, path: str) -> None:
+    headers = {f"x-pad-{i}": "p" * 1000 for i in range(17)}
+    assert_error(client.get(path, headers=headers), 431, "HEADERS_TOO_LARGE")
+
+
+def test_request_head_just_under_the_limits_is_served(client: TestClient) -> None:
+    headers = {f"x-pad-{i}": "p" * 1000 for i in range(14)}
+    assert client.get("/v2/", headers=headers).status_code == 200
+    assert client.get("/v2/_catalog?last=" + "a" * 200 + "&x=" + "b" * 7000).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/v2/_catalog", "/v2/acme/app/tags/list"])
+@pytest.mark.parametrize(
+    "query", ["n=abc", "n=-1", "n=10001", "n=" + "9" * 5000, "n=1&last=..%2Fx", "last=%00"]
+)
+def test_bad_pagination_is_pagination_number_invalid(
+    client: TestClient, path: str, query: str
+) -> None:
+    push_manifest(client, "acme/app", "v1", make_image(client, "acme/app"))
+    assert_error(client.get(f"{path}?{query}"), 400, "PAGINATION_NUMBER_INVALID")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from urllib.parse import quote
 
 from portside.api.http import Request, Response, json_body
@@ -10,19 +11,35 @@ from portside.context import Context
 from portside.digest import Digest
 from portside.errors import PaginationNumberInvalid
 from portside.oci.mediatypes import OCI_INDEX
-from portside.reference import is_ascii_int
+from portside.reference import is_ascii_int, is_valid_name, is_valid_tag
 
 MAX_PAGE = 10_000
 
 
-def _page(request: Request) -> tuple[int | None, str | None]:
+def _page(request: Request, last_valid: Callable[[str], bool]) -> tuple[int | None, str | None]:
+    """`n` and `last`. Like Distribution, an `n` past the page limit is refused rather than
+    cut short, and a `last` that could not be in the list (an invalid tag or repository
+    name) is refused as well: both 400 PAGINATION_NUMBER_INVALID, the spec's code for a
+    bad pagination request."""
     raw_n = request.query("n")
     limit: int | None = None
     if raw_n is not None and raw_n != "":
         if not is_ascii_int(raw_n):
-            raise PaginationNumberInvalid(f"n must be a non-negative integer, got {raw_n[:20]!r}")
-        limit = min(int(raw_n), MAX_PAGE)
-    return limit, request.query("last") or None
+            raise PaginationNumberInvalid(
+                f"n must be a non-negative integer, got {raw_n[:20]!r}", detail={"n": raw_n[:20]}
+            )
+        if len(raw_n) > len(str(MAX_PAGE)) or int(raw_n) > MAX_PAGE:
+            raise PaginationNumberInvalid(
+                f"n must be at most {MAX_PAGE}, got {raw_n[:20]}", detail={"n": raw_n[:20]}
+            )
+        limit = int(raw_n)
+    last = request.query("last") or None
+    if last is not None and not last_valid(last):
+        raise PaginationNumberInvalid(
+            f"last must be a name from a previous page, got {last[:200]!r}",
+            detail={"last": last[:200]},
+        )
+    return limit, last
 
 
 def _paginated(
@@ -37,7 +54,7 @@ def _paginated(
 
 
 async def tags(ctx: Context, request: Request, name: str) -> Response:
-    limit, last = _page(request)
+    limit, last = _page(request, is_valid_tag)
     names = [] if limit == 0 else ctx.manifests.tags(name, limit, last)
     if limit == 0:
         ctx.manifests.tags(name, 1, None)  # still 404 for an unknown repository
@@ -45,7 +62,7 @@ async def tags(ctx: Context, request: Request, name: str) -> Response:
 
 
 async def catalog(ctx: Context, request: Request) -> Response:
-    limit, last = _page(request)
+    limit, last = _page(request, is_valid_name)
     projects = request.caller.visible_projects()
     names = [] if limit == 0 else ctx.manifests.catalog(limit, last, projects)
     return _paginated(ctx.url("/v2/_catalog"), "repositories", names, limit, {})

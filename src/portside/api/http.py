@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from portside.errors import SizeInvalid
+from portside.errors import HeadersTooLarge, RegistryError, SizeInvalid, UriTooLong
 from portside.events.outbox import Actor
 
 Scope = MutableMapping[str, Any]
@@ -26,6 +26,26 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _FILE_CHUNK = 256 * 1024
+# Limits on the request head, far below granian's own (it answers 414/431 with no body
+# only past its ~400 KiB HTTP/1 buffer), so an oversized request gets a JSON error.
+MAX_TARGET = 8 * 1024
+MAX_HEADER_BYTES = 16 * 1024
+
+
+def head_error(path: str, query: str, headers: Iterable[tuple[str, str]]) -> RegistryError | None:
+    """UriTooLong or HeadersTooLarge when the request head is over the limits, else None.
+    Header bytes are counted as on the wire: `name: value` and the line end."""
+    if len(path) + len(query) + 1 > MAX_TARGET:
+        return UriTooLong(
+            f"the request path and query are over {MAX_TARGET} bytes",
+            detail={"limit": MAX_TARGET},
+        )
+    if sum(len(name) + len(value) + 4 for name, value in headers) > MAX_HEADER_BYTES:
+        return HeadersTooLarge(
+            f"the request header fields are over {MAX_HEADER_BYTES} bytes in total",
+            detail={"limit": MAX_HEADER_BYTES},
+        )
+    return None
 
 
 class ClientDisconnected(Exception):
