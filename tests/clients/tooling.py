@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
-import pytest
+
+from tests.missing import missing_tool
 
 # Media types used by the tests and the clients.
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -116,10 +117,11 @@ def _text(data: str | bytes | None) -> str:
 
 
 def require_binary(name: str) -> str:
-    """Return the path of ``name`` or skip the test when it is not installed."""
+    """Return the path of ``name``; when it is not installed, skip the test, or fail it
+    under CI (tests.missing.missing_tool)."""
     path = shutil.which(name)
     if path is None:
-        pytest.skip(f"client binary {name!r} is not on PATH")
+        missing_tool(f"client binary {name!r} is not on PATH (scripts/test-deps installs it)")
     return path
 
 

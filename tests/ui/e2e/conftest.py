@@ -49,6 +49,7 @@ from tests.clients.images import Image, ImageIndex, build_image, dumps, sha256, 
 from tests.clients.tooling import Skopeo
 from tests.conftest import fresh_database
 from tests.durability.server import ServerProcess
+from tests.missing import missing_tool
 
 CHROMIUM = os.environ.get("PORTSIDE_TEST_CHROMIUM", "/usr/bin/chromium")
 # Headless as root, and quiet: without the background-networking flags Chromium tries to
@@ -78,22 +79,18 @@ _FAILED = pytest.StashKey[bool]()
 
 
 def require_tool(path_or_name: str, package: str) -> str:
-    """The tool's path. Missing: in CI (`CI` set, as scripts/test sets it) the test FAILS, since
-    scripts/test-deps should have installed it; elsewhere it is skipped, like the real
-    client tests (tests/clients/tooling.py `require_binary`)."""
+    """The tool's path. Missing: skipped, or under CI failed (tests.missing.missing_tool),
+    like the real client tests (tests/clients/tooling.py `require_binary`)."""
     if "/" in path_or_name:
         found = path_or_name if os.access(path_or_name, os.X_OK) else None
     else:
         found = shutil.which(path_or_name)
-    if found is not None:
-        return found
-    message = (
-        f"{path_or_name} is not installed: the browser tests need the Debian package "
-        f"{package!r} (scripts/test-deps installs it)"
-    )
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    if found is None:
+        missing_tool(
+            f"{path_or_name} is not installed: the browser tests need the Debian package "
+            f"{package!r} (scripts/test-deps installs it)"
+        )
+    return found
 
 
 def unique(prefix: str) -> str:
