@@ -187,3 +187,58 @@ def test_the_serve_worker_entry_point_wants_a_parent() -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "usage: python -m portside.jobs --parent-pid PID" in result.stderr
+
+
+def _command_line(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_text().split("\0")[:-1]
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def test_serves_worker_waits_small_and_loads_the_job_code_only_for_work(
+    tmp_path: Path, database_url: str, process_jobs: Jobs
+) -> None:
+    """Idle, the worker is the small poller of portside.jobs.idle; a queued job turns it
+    (same pid, by exec) into the full worker, which returns to the poller once idle for
+    15 polls (3 s here)."""
+    jobs = process_jobs
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    server = ServerProcess(
+        data_dir=tmp_path / "data", database_url=database_url, log_dir=logs, env=JOB_ENV
+    )
+    try:
+        server.start()
+        assert server.process is not None
+        master = server.process.pid
+        worker = next(
+            pid
+            for pid in (int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
+            if not process_gone(pid)
+            and parent_of(pid) == master
+            and "portside.jobs" in _command_line(pid)
+        )
+        assert "--busy" not in _command_line(worker)
+        assert _rss_mb(worker) < 40, _rss_mb(worker)
+
+        job_id = jobs.enqueue("probe", {"seconds": 0}, created_by="test")
+        done = wait_for(jobs, job_id, lambda r: r.status not in ("queued", "running"), 20)
+        assert done.status == "succeeded", done.error
+        assert pid_of(done.worker) == worker  # the same process, exec'd into the full worker
+
+        deadline = time.monotonic() + 20
+        while "--busy" in _command_line(worker):
+            assert time.monotonic() < deadline, server.log_tail()
+            time.sleep(0.1)
+        assert parent_of(worker) == master
+        assert "jobs.worker_idle" in server.log_text()
+        again = jobs.enqueue("probe", {"seconds": 0}, created_by="test")
+        done = wait_for(jobs, again, lambda r: r.status not in ("queued", "running"), 20)
+        assert done.status == "succeeded", done.error
+    finally:
+        server.kill()

@@ -1,17 +1,16 @@
 """A job worker process: `portside worker`, and the workers `portside serve` starts
-(`python -m portside.jobs --parent-pid N`, which skips the CLI's imports: an idle worker
-then holds little more than SQLAlchemy and the settings)."""
+(`python -m portside.jobs --parent-pid N`, which skips the CLI's imports). Those wait in
+the small state of portside.jobs.idle and exec into `run_busy` below when there is work."""
 
 from __future__ import annotations
 
 import os
 import signal
-import sys
 from typing import TYPE_CHECKING
 
 from portside.config import Settings, settings_from_environment
+from portside.jobs.kinds import KINDS
 from portside.jobs.runner import Worker
-from portside.lifeline import die_with_parent
 from portside.logs import configure
 from portside.metadata.db import Database
 from portside.metadata.engine import make_engine
@@ -20,8 +19,11 @@ if TYPE_CHECKING:
     from portside.context import Context
 
 
-def run_worker(settings: Settings, parent_pid: int | None = None) -> None:
-    """Run jobs until SIGTERM/SIGINT, or until `parent_pid` is no longer our parent."""
+def run_worker(
+    settings: Settings, parent_pid: int | None = None, idle_exit: float | None = None
+) -> bool:
+    """Run jobs until SIGTERM/SIGINT, or until `parent_pid` is no longer our parent, or
+    (with `idle_exit`) until no job has run for that many seconds: then True."""
     configure(settings.log.level, settings.log.format)
     db = Database(make_engine(settings.database_url))
     built: list[Context] = []
@@ -44,15 +46,15 @@ def run_worker(settings: Settings, parent_pid: int | None = None) -> None:
         return parent_pid is None or os.getppid() == parent_pid
 
     try:
-        runner.run_forever(alive)
+        return runner.run_forever(alive, idle_exit)
     finally:
         for ctx in built:
             ctx.close()
         db.engine.dispose()
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) != 2 or argv[0] != "--parent-pid" or not argv[1].isdigit():
-        sys.exit("usage: python -m portside.jobs --parent-pid PID (started by portside serve)")
-    die_with_parent(signal.SIGTERM)  # at once, not at the next poll of the parent pid
-    run_worker(settings_from_environment(), int(argv[1]))
+def run_busy(parent_pid: int, idle_exit: float | None) -> list[str] | None:
+    """The full worker `portside serve` starts (portside.jobs.idle execs into it): the
+    job kinds it runs when it went idle (for the idle state to watch), None if stopped."""
+    idle = run_worker(settings_from_environment(), parent_pid, idle_exit)
+    return sorted(KINDS) if idle else None

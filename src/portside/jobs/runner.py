@@ -203,8 +203,13 @@ class Worker:
         return self._services
 
     # -- the loop ---------------------------------------------------------------------
-    def run_forever(self, alive: Callable[[], bool] = lambda: True) -> None:
+    def run_forever(
+        self, alive: Callable[[], bool] = lambda: True, idle_exit: float | None = None
+    ) -> bool:
+        """Run ticks until stopped; with `idle_exit`, also return once no job has run for
+        that many seconds. True if it returned for being idle."""
         log.info("jobs.worker_started", worker=self.name)
+        last_work = time.monotonic()
 
         def watch() -> None:
             while not self.stopping.wait(0.5):
@@ -220,10 +225,16 @@ class Worker:
             except Exception:
                 log.exception("jobs.worker_error", worker=self.name)
                 ran = False
-            if not ran:
+            if ran:
+                last_work = time.monotonic()
+            elif idle_exit is not None and time.monotonic() - last_work >= idle_exit:
+                log.info("jobs.worker_idle", worker=self.name)
+                return True
+            else:
                 self.stopping.wait(self.poll_seconds)
         webhooks.join(timeout=self.settings.webhooks.timeout_seconds * 3 + 5)
         log.info("jobs.worker_stopped", worker=self.name)
+        return False
 
     def tick(self) -> bool:
         """One round: housekeeping, schedules, then at most one job. True if a job ran."""

@@ -1,0 +1,190 @@
+"""The job worker `portside serve` starts, while it has nothing to do.
+
+A worker with SQLAlchemy, pydantic and the job code loaded holds ~57 MB, most of the
+time for nothing: jobs are rare. So the worker waits in this small state (the standard
+library and the database driver: ~15 MB on SQLite). Every `jobs.poll_seconds` it asks the
+database, read-only, whether a worker has anything to do: a queued job, a running job
+whose worker stopped checking in, a due schedule. Then it execs itself into the full
+worker (`--busy`, portside.jobs.process), which runs jobs and, after IDLE_EXIT_POLLS
+polls with nothing to do, execs back into this state, returning that memory. The pid
+stays the same throughout, so the parent-death signal of `portside serve`
+(portside.lifeline) still applies, and so does the parent pid the worker watches.
+
+Nothing here writes: claiming, scheduling and re-queueing stay in the full worker. A
+database this module cannot read without SQLAlchemy (neither SQLite nor
+`postgresql+psycopg`) keeps the full worker running all the time, as before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from portside.lifeline import die_with_parent
+
+# Same name as portside.config.SERIALIZED_ENV (importing config would load pydantic).
+SERIALIZED_ENV = "PORTSIDE_INTERNAL_SETTINGS_JSON"
+# A busy worker that has found nothing to do in this many polls (`jobs.poll_seconds`,
+# 30 s by default) returns to the idle state.
+IDLE_EXIT_POLLS = 15
+# An idle worker goes busy at least this often, for the full worker's housekeeping
+# (pruning old jobs) that no row asks for.
+HOUSEKEEPING_SECONDS = 3600.0
+
+Query = Callable[[str], list[tuple[Any, ...]]]
+
+
+def usage() -> None:
+    sys.exit(
+        "usage: python -m portside.jobs --parent-pid PID [--busy] [--kinds K1,K2]"
+        " (started by portside serve)"
+    )
+
+
+def main(argv: Sequence[str]) -> None:
+    args = list(argv)
+    if len(args) < 2 or args[0] != "--parent-pid" or not args[1].isdigit():
+        usage()
+    parent_pid = int(args[1])
+    rest = args[2:]
+    die_with_parent(signal.SIGTERM)  # at once, not at the next look at the parent pid
+    if rest[:1] == ["--busy"]:
+        from portside.jobs.process import run_busy
+
+        idle_exit = IDLE_EXIT_POLLS * _poll_seconds(_settings()) if _reader() else None
+        kinds = run_busy(parent_pid, idle_exit=idle_exit)
+        if kinds is not None:
+            _exec(parent_pid, ["--kinds", ",".join(kinds)])
+        return
+    kinds = None
+    if rest[:1] == ["--kinds"] and len(rest) == 2:
+        kinds = [k for k in rest[1].split(",") if k.isidentifier()]
+    elif rest:
+        usage()
+    try:
+        if wait_for_work(parent_pid, kinds):
+            _exec(parent_pid, ["--busy"])
+    except KeyboardInterrupt:
+        return
+
+
+def _exec(parent_pid: int, extra: list[str]) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    command = [sys.executable, "-m", "portside.jobs", "--parent-pid", str(parent_pid), *extra]
+    os.execv(command[0], command)  # noqa: S606 - fixed argv, our own interpreter
+
+
+def _settings() -> dict[str, Any]:
+    raw = os.environ.get(SERIALIZED_ENV)
+    return dict(json.loads(raw)) if raw else {}
+
+
+def _poll_seconds(settings: dict[str, Any]) -> float:
+    return float((settings.get("jobs") or {}).get("poll_seconds", 2.0))
+
+
+def _database_url(settings: dict[str, Any]) -> str:
+    """portside.config.Settings.database_url, from the serialized settings."""
+    url = (settings.get("database") or {}).get("url")
+    if url:
+        return str(url)
+    data_dir = settings.get("data_dir") or "portside-data"
+    return f"sqlite:///{os.path.abspath(os.path.join(data_dir, 'portside.db'))}"
+
+
+def _reader() -> Callable[[], Query] | None:
+    return reader_for(_database_url(_settings()))
+
+
+def reader_for(url: str) -> Callable[[], Query] | None:
+    """A function opening a read-only query function on the metadata database at `url`,
+    or None for a database this module does not know how to read."""
+    scheme, _, rest = url.partition("://")
+    if scheme == "sqlite" and rest.startswith("/") and rest != "/":
+        path = rest[1:].split("?", 1)[0]
+        if path and path != ":memory:":
+            return lambda: _sqlite_query(path)
+    if scheme == "postgresql+psycopg":
+        return lambda: _postgres_query("postgresql://" + rest)
+    return None
+
+
+def _sqlite_query(path: str) -> Query:
+    import sqlite3
+
+    connection = sqlite3.connect(path, timeout=5, isolation_level=None)
+
+    def query(sql: str) -> list[tuple[Any, ...]]:
+        with closing(connection.execute(sql)) as cursor:
+            return cursor.fetchall()
+
+    return query
+
+
+def _postgres_query(conninfo: str) -> Query:
+    import psycopg
+
+    connection = psycopg.connect(conninfo, autocommit=True)
+
+    def query(sql: str) -> list[tuple[Any, ...]]:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+
+    return query
+
+
+def _as_utc(value: object) -> datetime | None:
+    """A timestamp column's value (a datetime, or SQLite's text) as an aware UTC time."""
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def work_waiting(query: Query, kinds: Sequence[str] | None, lost_after: timedelta) -> bool:
+    """Is there anything a full worker would do now?"""
+    queued = "SELECT kind FROM jobs WHERE status = 'queued'"
+    if any(kinds is None or kind in kinds for (kind,) in query(queued)):
+        return True
+    now = datetime.now(UTC)
+    running = query("SELECT heartbeat_at FROM jobs WHERE status = 'running'")
+    for (beat,) in running:
+        seen = _as_utc(beat)
+        if seen is None or now - seen > lost_after:
+            return True
+    schedules = query("SELECT next_run_at FROM schedules WHERE enabled")
+    return any((due := _as_utc(at)) is not None and due <= now for (at,) in schedules)
+
+
+def wait_for_work(parent_pid: int, kinds: Sequence[str] | None) -> bool:
+    """Poll until there is work (True) or the parent is gone (False)."""
+    reader = _reader()
+    if reader is None:
+        return True  # the full worker then stays
+    settings = _settings()
+    poll = _poll_seconds(settings)
+    jobs = settings.get("jobs") or {}
+    lost_after = timedelta(seconds=float(jobs.get("lost_after_seconds", 60.0)))
+    started = time.monotonic()
+    query: Query | None = None
+    while os.getppid() == parent_pid:
+        if time.monotonic() - started >= HOUSEKEEPING_SECONDS:
+            return True
+        try:
+            query = query or reader()
+            if work_waiting(query, kinds, lost_after):
+                return True
+        except Exception as error:  # the database may be briefly away: ask again later
+            print(f"jobs.idle_poll_failed: {type(error).__name__}: {error}", file=sys.stderr)
+            query = None
+        time.sleep(poll)
+    return False

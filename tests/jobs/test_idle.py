@@ -1,0 +1,96 @@
+"""The idle state of the job worker `portside serve` starts (portside.jobs.idle): what
+it reads from the database to decide there is work, without SQLAlchemy or pydantic."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from portside.config import SERIALIZED_ENV, load_settings
+from portside.jobs import idle
+from portside.jobs.schedules import Schedules
+from portside.jobs.store import Jobs
+from portside.metadata.db import Database
+from tests.jobs.conftest import ago, set_job, set_schedule
+
+LOST_AFTER = timedelta(seconds=60)
+
+
+@pytest.fixture
+def query(database_url: str) -> idle.Query:
+    reader = idle.reader_for(database_url)
+    assert reader is not None, database_url
+    return reader()
+
+
+def test_nothing_to_do(query: idle.Query) -> None:
+    assert not idle.work_waiting(query, None, LOST_AFTER)
+
+
+def test_a_queued_job_is_work(query: idle.Query, jobs: Jobs) -> None:
+    jobs.enqueue("probe", {"seconds": 0}, created_by="test")
+    assert idle.work_waiting(query, None, LOST_AFTER)
+    assert idle.work_waiting(query, ["gc", "probe"], LOST_AFTER)
+    # a kind this worker does not run (a newer version's) does not wake it
+    assert not idle.work_waiting(query, ["gc", "retention"], LOST_AFTER)
+
+
+def test_a_running_job_is_work_only_once_its_worker_is_lost(
+    query: idle.Query, jobs: Jobs, db: Database
+) -> None:
+    job_id = jobs.enqueue("probe", {"seconds": 0}, created_by="test")
+    assert jobs.claim_next("elsewhere:1:1", ["probe"]) is not None
+    assert not idle.work_waiting(query, ["probe"], LOST_AFTER)
+    set_job(db, job_id, heartbeat_at=ago(120))
+    assert idle.work_waiting(query, ["probe"], LOST_AFTER)
+
+
+def test_a_due_schedule_is_work(query: idle.Query, schedules: Schedules, db: Database) -> None:
+    schedules.put("gc", kind="gc", cron="0 3 * * *", params={}, created_by="test")
+    assert not idle.work_waiting(query, None, LOST_AFTER)  # next 03:00 is ahead
+    set_schedule(db, "gc", next_run_at=ago(1))
+    assert idle.work_waiting(query, None, LOST_AFTER)
+    set_schedule(db, "gc", enabled=False)
+    assert not idle.work_waiting(query, None, LOST_AFTER)
+
+
+def test_the_idle_state_reads_settings_as_serve_serialized_them(tmp_path: Path) -> None:
+    assert idle.SERIALIZED_ENV == SERIALIZED_ENV
+    settings = load_settings(data_dir=tmp_path / "data")
+    dumped = settings.model_dump(mode="json")
+    assert idle._database_url(dumped) == settings.database_url
+    assert idle._poll_seconds(dumped) == settings.jobs.poll_seconds
+    other = load_settings(data_dir=tmp_path, database={"url": "postgresql+psycopg://u@h/d"})
+    assert idle._database_url(other.model_dump(mode="json")) == "postgresql+psycopg://u@h/d"
+
+
+@pytest.mark.parametrize(
+    ("url", "known"),
+    [
+        ("sqlite:////srv/portside/portside.db", True),
+        ("sqlite:///relative.db", True),
+        ("sqlite://", False),
+        ("sqlite:///:memory:", False),
+        ("postgresql+psycopg://user:pw@host:5432/portside", True),
+        ("postgresql://user@host/portside", False),
+        ("mysql://user@host/portside", False),
+    ],
+)
+def test_databases_it_can_read_without_sqlalchemy(url: str, known: bool) -> None:
+    assert (idle.reader_for(url) is not None) is known
+
+
+def test_the_idle_state_loads_neither_sqlalchemy_nor_pydantic() -> None:
+    code = (
+        "import sys, portside.jobs.idle; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'sqlalchemy', 'pydantic', 'pydantic_settings', 'structlog', 'yaml'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
