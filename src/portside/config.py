@@ -7,21 +7,18 @@ Every problem is reported as a ConfigError naming the dotted key.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import socket
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    InitSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+
+if TYPE_CHECKING:
+    from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 
 class ConfigError(Exception):
@@ -328,10 +325,13 @@ class WebhookSettings(_Section):
         return self
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="PORTSIDE_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+class Settings(BaseModel):
+    """All settings. A plain model: reading the environment and the YAML file
+    (pydantic-settings, PyYAML) happens only in `load_settings`, so the worker processes,
+    which get their settings as JSON from `portside serve`, never import either (~6 MB
+    each)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     listen: str = Field(
         default="127.0.0.1:5000", description="Address and port to listen on, `HOST:PORT`."
@@ -416,28 +416,43 @@ class Settings(BaseSettings):
     def storage_root(self) -> Path:
         return (self.storage.filesystem.root or self.data_dir / "storage").absolute()
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _YamlSource(settings_cls)
+
+@functools.cache
+def _from_environment() -> type[Settings]:
+    """Settings read from init arguments, then `PORTSIDE_*` variables, then the YAML
+    file `load_settings` names (highest first)."""
+    from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
+
+    class YamlSource(InitSettingsSource):
+        def __init__(self, settings_cls: type[BaseSettings]) -> None:
+            super().__init__(settings_cls, dict(_yaml_data))
+
+    class FromEnvironment(Settings, BaseSettings):
+        model_config = SettingsConfigDict(
+            env_prefix="PORTSIDE_", env_nested_delimiter="__", extra="forbid", frozen=True
+        )
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return init_settings, env_settings, YamlSource(settings_cls)
+
+    return FromEnvironment
 
 
-class _YamlSource(InitSettingsSource):
-    """Feeds the YAML file named by `load_settings` in below the environment."""
-
-    current: ClassVar[dict[str, Any]] = {}
-
-    def __init__(self, settings_cls: type[BaseSettings]) -> None:
-        super().__init__(settings_cls, dict(_YamlSource.current))
+# The YAML file's settings while `load_settings` builds Settings from it.
+_yaml_data: dict[str, Any] = {}
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
     try:
         text = path.read_text()
     except OSError as exc:
@@ -468,13 +483,16 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     """Build Settings from the file, the environment and non-None overrides."""
     file_data = _read_yaml(config_file) if config_file else {}
     source = str(config_file) if config_file else "command line and PORTSIDE_* variables"
-    _YamlSource.current = file_data
+    global _yaml_data  # noqa: PLW0603 - the YAML source reads it during the call below
+    _yaml_data = file_data
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        loaded = _from_environment()(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from exc
     finally:
-        _YamlSource.current = {}
+        _yaml_data = {}
+    # A plain Settings, equal to what a worker rebuilds from its JSON.
+    return Settings.model_validate(loaded.model_dump())
 
 
 SERIALIZED_ENV = "PORTSIDE_INTERNAL_SETTINGS_JSON"

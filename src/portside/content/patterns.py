@@ -10,14 +10,22 @@ admin's pattern can never make a push spin on catastrophic backtracking.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import re2
 
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False  # errors are raised to the caller, not printed
+@functools.cache
+def _re2() -> tuple[Any, Any]:
+    """RE2 and its options, loaded on the first pattern: an HTTP worker that never meets
+    a rule does without the module and the C++ runtime it brings (~3 MB)."""
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False  # errors are raised to the caller, not printed
+    return re2, options
+
 
 Syntax = Literal["glob", "regex"]
 SYNTAXES: tuple[Syntax, ...] = ("glob", "regex")
@@ -91,8 +99,9 @@ class NamePattern:
         if len(self.pattern) > MAX_PATTERN:
             raise PatternError(f"pattern is longer than {MAX_PATTERN} characters")
         source = self.pattern if self.syntax == "regex" else _glob_to_regex(self.pattern)
+        re2, options = _re2()
         try:
-            compiled = re2.compile(source, _RE2_OPTIONS)
+            compiled = re2.compile(source, options)
         except re2.error as error:
             reason = error.args[0] if error.args else "cannot be compiled"
             if isinstance(reason, bytes):
