@@ -94,3 +94,68 @@ def test_the_idle_state_loads_neither_sqlalchemy_nor_pydantic() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_webhook_work_wakes_it(query: idle.Query, tmp_path: Path, database_url: str) -> None:
+    """The full worker also runs the webhook dispatcher: events its cursor has not read
+    and due deliveries are work; no policy, no cursor, nothing to do."""
+    from sqlalchemy import update
+
+    from portside.auth.projects import Projects
+    from portside.events import outbox
+    from portside.events.outbox import Actor
+    from portside.metadata import schema as s
+    from portside.metadata.db import utcnow
+    from portside.metadata.engine import make_engine
+    from portside.webhooks.dispatcher import Dispatcher
+
+    db = Database(make_engine(database_url))
+    try:
+        Projects(db).create("acme", creator="test")
+        settings = load_settings(
+            data_dir=tmp_path / "data",
+            database={"url": database_url},
+            webhooks={"allow_private_targets": True},
+        )
+        dispatcher = Dispatcher(db, settings, "test-worker")
+
+        def push() -> None:
+            with db.write() as conn:
+                outbox.emit(
+                    conn,
+                    outbox.ARTIFACT_PUSHED,
+                    Actor("alice", "127.0.0.1"),
+                    resource="acme/app@sha256:" + "0" * 64,
+                    repository="acme/app",
+                    data={"digest": "sha256:" + "0" * 64, "tag": "v1", "media_type": "x"},
+                )
+
+        def waiting() -> bool:
+            return idle.work_waiting(query, None, LOST_AFTER)
+
+        push()
+        assert not waiting()  # no policy: events are never sent
+        dispatcher.policies.create(
+            "acme",
+            name="ci",
+            target_url="http://127.0.0.1:9/hook",
+            event_types=["artifact.pushed"],
+            creator="alice",
+        )
+        assert not waiting()  # the cursor starts after the events that came before
+        push()
+        assert waiting()  # an event the dispatcher has not read
+        assert dispatcher.queue_new_events()
+        assert waiting()  # a delivery due now
+        d = s.webhook_deliveries
+        with db.write() as conn:
+            conn.execute(update(d).values(status="failed", next_attempt_at=utcnow() + LOST_AFTER))
+        assert not waiting()  # its retry is not due yet
+        with db.write() as conn:
+            conn.execute(update(d).values(next_attempt_at=utcnow() - LOST_AFTER))
+        assert waiting()
+        with db.write() as conn:
+            conn.execute(update(d).values(status="succeeded"))
+        assert not waiting()
+    finally:
+        db.engine.dispose()

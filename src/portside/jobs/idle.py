@@ -4,7 +4,8 @@ A worker with SQLAlchemy, pydantic and the job code loaded holds ~57 MB, most of
 time for nothing: jobs are rare. So the worker waits in this small state (the standard
 library and the database driver: ~15 MB on SQLite). Every `jobs.poll_seconds` it asks the
 database, read-only, whether a worker has anything to do: a queued job, a running job
-whose worker stopped checking in, a due schedule. Then it execs itself into the full
+whose worker stopped checking in, a due schedule, webhook events or deliveries waiting
+(portside.webhooks.dispatcher runs in the full worker). Then it execs itself into the full
 worker (`--busy`, portside.jobs.process), which runs jobs and, after IDLE_EXIT_POLLS
 polls with nothing to do, execs back into this state, returning that memory. The pid
 stays the same throughout, so the parent-death signal of `portside serve`
@@ -58,8 +59,25 @@ def main(argv: Sequence[str]) -> None:
     if rest[:1] == ["--busy"]:
         from portside.jobs.process import run_busy
 
-        idle_exit = IDLE_EXIT_POLLS * _poll_seconds(_settings()) if _reader() else None
-        kinds = run_busy(parent_pid, idle_exit=idle_exit)
+        settings = _settings()
+        reader = _reader()
+        idle_exit = IDLE_EXIT_POLLS * _poll_seconds(settings) if reader else None
+        lost_after = _lost_after(settings)
+        queries: list[Query] = []
+
+        def may_idle() -> bool:
+            """Nothing for the full worker, webhooks included (read as the idle state
+            reads, on a connection of its own)."""
+            if reader is None:
+                return False
+            try:
+                queries[:] = queries or [reader()]
+                return not work_waiting(queries[0], None, lost_after)
+            except Exception:
+                queries.clear()
+                return False
+
+        kinds = run_busy(parent_pid, idle_exit, may_idle)
         if kinds is not None:
             _exec(parent_pid, ["--kinds", ",".join(kinds)])
         return
@@ -89,6 +107,10 @@ def _settings() -> dict[str, Any]:
 
 def _poll_seconds(settings: dict[str, Any]) -> float:
     return float((settings.get("jobs") or {}).get("poll_seconds", 2.0))
+
+
+def _lost_after(settings: dict[str, Any]) -> timedelta:
+    return timedelta(seconds=float((settings.get("jobs") or {}).get("lost_after_seconds", 60)))
 
 
 def _database_url(settings: dict[str, Any]) -> str:
@@ -162,7 +184,32 @@ def work_waiting(query: Query, kinds: Sequence[str] | None, lost_after: timedelt
         if seen is None or now - seen > lost_after:
             return True
     schedules = query("SELECT next_run_at FROM schedules WHERE enabled")
-    return any((due := _as_utc(at)) is not None and due <= now for (at,) in schedules)
+    if any((due := _as_utc(at)) is not None and due <= now for (at,) in schedules):
+        return True
+    return webhook_work_waiting(query, now)
+
+
+def webhook_work_waiting(query: Query, now: datetime) -> bool:
+    """Work for the webhook dispatcher the full worker runs (portside.webhooks.dispatcher):
+    events its outbox cursor has not read (no cursor yet: a policy exists, so it would
+    start one), or a delivery due or whose sender's lease ran out."""
+    cursor = query("SELECT position FROM event_cursors WHERE consumer = 'webhooks'")
+    if not cursor:
+        if query("SELECT id FROM webhook_policies LIMIT 1"):
+            return True
+    else:
+        ((latest,),) = query("SELECT MAX(id) FROM events")
+        if latest is not None and int(latest) > int(cursor[0][0]):
+            return True
+    deliveries = query(
+        "SELECT status, next_attempt_at, claimed_until FROM webhook_deliveries"
+        " WHERE status IN ('queued', 'failed', 'delivering')"
+    )
+    for status, next_attempt, claimed_until in deliveries:
+        moment = _as_utc(claimed_until if status == "delivering" else next_attempt)
+        if moment is None or moment <= now:
+            return True
+    return False
 
 
 def wait_for_work(parent_pid: int, kinds: Sequence[str] | None) -> bool:
@@ -172,8 +219,7 @@ def wait_for_work(parent_pid: int, kinds: Sequence[str] | None) -> bool:
         return True  # the full worker then stays
     settings = _settings()
     poll = _poll_seconds(settings)
-    jobs = settings.get("jobs") or {}
-    lost_after = timedelta(seconds=float(jobs.get("lost_after_seconds", 60.0)))
+    lost_after = _lost_after(settings)
     started = time.monotonic()
     query: Query | None = None
     while os.getppid() == parent_pid:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from portside.config import Settings, settings_from_environment
@@ -20,10 +21,14 @@ if TYPE_CHECKING:
 
 
 def run_worker(
-    settings: Settings, parent_pid: int | None = None, idle_exit: float | None = None
+    settings: Settings,
+    parent_pid: int | None = None,
+    idle_exit: float | None = None,
+    may_idle: Callable[[], bool] = lambda: True,
 ) -> bool:
     """Run jobs until SIGTERM/SIGINT, or until `parent_pid` is no longer our parent, or
-    (with `idle_exit`) until no job has run for that many seconds: then True."""
+    (with `idle_exit`) until no job has run for that many seconds and `may_idle()`: then
+    True."""
     configure(settings.log.level, settings.log.format)
     db = Database(make_engine(settings.database_url))
     built: list[Context] = []
@@ -46,15 +51,17 @@ def run_worker(
         return parent_pid is None or os.getppid() == parent_pid
 
     try:
-        return runner.run_forever(alive, idle_exit)
+        return runner.run_forever(alive, idle_exit, may_idle)
     finally:
         for ctx in built:
             ctx.close()
         db.engine.dispose()
 
 
-def run_busy(parent_pid: int, idle_exit: float | None) -> list[str] | None:
+def run_busy(
+    parent_pid: int, idle_exit: float | None, may_idle: Callable[[], bool]
+) -> list[str] | None:
     """The full worker `portside serve` starts (portside.jobs.idle execs into it): the
     job kinds it runs when it went idle (for the idle state to watch), None if stopped."""
-    idle = run_worker(settings_from_environment(), parent_pid, idle_exit)
+    idle = run_worker(settings_from_environment(), parent_pid, idle_exit, may_idle)
     return sorted(KINDS) if idle else None

@@ -204,10 +204,13 @@ class Worker:
 
     # -- the loop ---------------------------------------------------------------------
     def run_forever(
-        self, alive: Callable[[], bool] = lambda: True, idle_exit: float | None = None
+        self,
+        alive: Callable[[], bool] = lambda: True,
+        idle_exit: float | None = None,
+        may_idle: Callable[[], bool] = lambda: True,
     ) -> bool:
-        """Run ticks until stopped; with `idle_exit`, also return once no job has run for
-        that many seconds. True if it returned for being idle."""
+        """Run ticks until stopped; with `idle_exit`, also stop once no job has run for
+        that many seconds and `may_idle()` agrees (no webhook work either): then True."""
         log.info("jobs.worker_started", worker=self.name)
         last_work = time.monotonic()
 
@@ -218,6 +221,7 @@ class Worker:
 
         threading.Thread(target=watch, name="worker-watch", daemon=True).start()
         # Webhook deliveries run beside the jobs, so a long job does not hold them up.
+        # (Whatever runs here must also wake the idle state: portside.jobs.idle.work_waiting.)
         webhooks = dispatcher.start(self.jobs.db, self.settings, self.name, self.stopping)
         while not self.stopping.is_set():
             try:
@@ -227,8 +231,10 @@ class Worker:
                 ran = False
             if ran:
                 last_work = time.monotonic()
-            elif idle_exit is not None and time.monotonic() - last_work >= idle_exit:
+            elif idle_exit is not None and time.monotonic() - last_work >= idle_exit and may_idle():
                 log.info("jobs.worker_idle", worker=self.name)
+                self.stopping.set()
+                webhooks.join(timeout=self.settings.webhooks.timeout_seconds * 3 + 5)
                 return True
             else:
                 self.stopping.wait(self.poll_seconds)
