@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,10 +22,12 @@ LOST_AFTER = timedelta(seconds=60)
 
 
 @pytest.fixture
-def query(database_url: str) -> idle.Query:
+def query(database_url: str) -> Iterator[idle.Query]:
     reader = idle.reader_for(database_url)
     assert reader is not None, database_url
-    return reader()
+    opened = reader()
+    yield opened
+    idle.close(opened)
 
 
 def test_nothing_to_do(query: idle.Query) -> None:

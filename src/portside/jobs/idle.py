@@ -18,13 +18,13 @@ database this module cannot read without SQLAlchemy (neither SQLite nor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -74,6 +74,8 @@ def main(argv: Sequence[str]) -> None:
                 queries[:] = queries or [reader()]
                 return not work_waiting(queries[0], None, lost_after)
             except Exception:
+                for query in queries:
+                    close(query)
                 queries.clear()
                 return False
 
@@ -139,29 +141,40 @@ def reader_for(url: str) -> Callable[[], Query] | None:
     return None
 
 
+class _Connection:
+    """A DB-API connection used for plain read-only queries: `query(sql)` -> rows."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def __call__(self, sql: str) -> list[tuple[Any, ...]]:
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(sql)
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        self.connection.close()
+
+
 def _sqlite_query(path: str) -> Query:
     import sqlite3
 
-    connection = sqlite3.connect(path, timeout=5, isolation_level=None)
-
-    def query(sql: str) -> list[tuple[Any, ...]]:
-        with closing(connection.execute(sql)) as cursor:
-            return cursor.fetchall()
-
-    return query
+    return _Connection(sqlite3.connect(path, timeout=5, isolation_level=None))
 
 
 def _postgres_query(conninfo: str) -> Query:
     import psycopg
 
-    connection = psycopg.connect(conninfo, autocommit=True)
+    return _Connection(psycopg.connect(conninfo, autocommit=True))
 
-    def query(sql: str) -> list[tuple[Any, ...]]:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-            return list(cursor.fetchall())
 
-    return query
+def close(query: Query | None) -> None:
+    if isinstance(query, _Connection):
+        with contextlib.suppress(Exception):
+            query.close()
 
 
 def _as_utc(value: object) -> datetime | None:
@@ -228,9 +241,12 @@ def wait_for_work(parent_pid: int, kinds: Sequence[str] | None) -> bool:
         try:
             query = query or reader()
             if work_waiting(query, kinds, lost_after):
+                close(query)
                 return True
         except Exception as error:  # the database may be briefly away: ask again later
             print(f"jobs.idle_poll_failed: {type(error).__name__}: {error}", file=sys.stderr)
+            close(query)
             query = None
         time.sleep(poll)
+    close(query)
     return False
