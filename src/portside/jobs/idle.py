@@ -11,6 +11,10 @@ polls with nothing to do, execs back into this state, returning that memory. The
 stays the same throughout, so the parent-death signal of `portside serve`
 (portside.lifeline) still applies, and so does the parent pid the worker watches.
 
+The audit log, the other outbox consumer the full worker keeps current, does not wake
+this state: it catches up whenever it is read (portside.events.audit), and the hourly
+housekeeping wake below brings it, and the pruning of old events, up to date.
+
 Nothing here writes: claiming, scheduling and re-queueing stay in the full worker. A
 database this module cannot read without SQLAlchemy (neither SQLite nor
 `postgresql+psycopg`) keeps the full worker running all the time, as before.
@@ -36,7 +40,7 @@ SERIALIZED_ENV = "PORTSIDE_INTERNAL_SETTINGS_JSON"
 # 30 s by default) returns to the idle state.
 IDLE_EXIT_POLLS = 15
 # An idle worker goes busy at least this often, for the full worker's housekeeping
-# (pruning old jobs) that no row asks for.
+# that no row asks for (pruning old jobs and events, the audit log's catch-up).
 HOUSEKEEPING_SECONDS = 3600.0
 
 Query = Callable[[str], list[tuple[Any, ...]]]
