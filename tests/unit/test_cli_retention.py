@@ -91,7 +91,11 @@ def test_show_set_and_run(
     assert entries[0].resource == f"team/app@{oldest.digest}"
     # From content.deletion's artifact.deleted (the reason is in the job's log).
     assert entries[0].action == "retention.delete"
-    assert entries[0].detail == {"media_type": oldest.media_type, "tags": ["b1"]}
+    assert entries[0].detail == {
+        "media_type": oldest.media_type,
+        "tags": ["b1"],
+        "reason": "not retained by any rule",
+    }
     assert app.ctx.audit.find(actor="cli", action="retention.update")[1] == 1
 
 
