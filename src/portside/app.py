@@ -60,7 +60,7 @@ def _error_response(error: RegistryError) -> Response:
 class PortsideApp:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.guard = Guard(ctx.auth)
+        self.guard = Guard(ctx.auth, ctx.io)
         self._management: Any = None
         self._ui: Any = None
         self.ui_enabled = ctx.settings.ui.enabled
@@ -160,10 +160,12 @@ class PortsideApp:
                 else:
                     raise Unsupported("use GET or POST", headers={"allow": "GET, POST"})
             elif request.path == "/healthz":
-                request.route, response = "healthz", self._health()
+                request.route = "healthz"
+                response = await self.ctx.io.run(self._health)
             elif request.path == "/metrics":
                 request.route = "metrics"
-                response = json_body(200, metrics.render(self.ctx.db), "text/plain; version=0.0.4")
+                body = await self.ctx.io.run(metrics.render, self.ctx.db)
+                response = json_body(200, body, "text/plain; version=0.0.4")
             else:
                 raise NotFound()
         except RegistryError as error:

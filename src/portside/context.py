@@ -19,7 +19,8 @@ from portside.content.uploads import UploadService
 from portside.events.audit import AuditLog
 from portside.events.batch import EventBuffer
 from portside.metadata.db import Database
-from portside.metadata.engine import make_engine
+from portside.metadata.engine import POOL_SIZE, make_engine
+from portside.offload import Offloader
 from portside.storage.base import StorageDriver
 from portside.storage.factory import open_storage
 
@@ -37,6 +38,7 @@ class Context:
     audit: AuditLog
     events: EventBuffer  # events written in batches: pulls, and GC's and retention's deletions
     browser: Browser
+    io: Offloader  # blocking work off the event loop (HTTP handlers)
 
     def url(self, path: str) -> str:
         """A URL for a response header: absolute under `external_url` when one is set
@@ -45,7 +47,9 @@ class Context:
         return f"{base}{path}" if base else path
 
     def close(self) -> None:
-        """Release database connections (the hot-path connection is outside the pool)."""
+        """Finish blocking work in flight, then write buffered events and release
+        database connections."""
+        self.io.close()
         self.events.flush()
         self.hot.close()
         self.db.engine.dispose()
@@ -53,11 +57,12 @@ class Context:
 
 def build_context(settings: Settings) -> Context:
     db = Database(make_engine(settings.database_url))
+    io = Offloader(POOL_SIZE)
     hot = HotQueries(db.engine)
     storage = open_storage(settings)
     blobs = BlobService(db, storage, hot)
     auth = AuthService(settings, db, ldap_source(settings))
-    events = EventBuffer(db)
+    events = EventBuffer(db, io=io)
     audit = AuditLog(db, pending=events)
     pulls = events if settings.audit.record_pulls else None
     return Context(
@@ -65,11 +70,12 @@ def build_context(settings: Settings) -> Context:
         db=db,
         storage=storage,
         blobs=blobs,
-        uploads=UploadService(db, storage, blobs),
+        uploads=UploadService(db, storage, blobs, io),
         manifests=ManifestService(db, hot, settings.registry.manifest_max_bytes, pulls=pulls),
         hot=hot,
         auth=auth,
         audit=audit,
         events=events,
         browser=Browser(db, storage),
+        io=io,
     )

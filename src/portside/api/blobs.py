@@ -39,7 +39,10 @@ def parse_range(value: str, size: int) -> tuple[int, int] | None:
 
 async def get(ctx: Context, request: Request, name: str, digest_text: str) -> Response:
     digest = Digest.parse(digest_text)
-    info = ctx.blobs.stat(name, digest)
+    # A validated cache hit is memory only (content.hotpath); a miss queries on the pool.
+    version, info = ctx.blobs.cached(name, digest)
+    if info is None:
+        info = await ctx.io.run(ctx.blobs.stat, name, digest, version)
     digest_text = str(digest)
     headers = [
         ("docker-content-digest", digest_text),
@@ -52,7 +55,7 @@ async def get(ctx: Context, request: Request, name: str, digest_text: str) -> Re
         headers.append(("content-length", str(info.size)))
         return Response(200, headers)
     path = ctx.blobs.local_path(info)
-    if path is None or not os.path.isfile(path):
+    if path is None or not await ctx.io.run(os.path.isfile, path):
         # Metadata says yes but the bytes are gone: say so rather than send a broken body.
         raise BlobUnknown(f"blob {digest} is missing from storage", detail={"digest": digest_text})
     range_header = request.header("range")
@@ -70,5 +73,5 @@ async def delete(ctx: Context, request: Request, name: str, digest_text: str) ->
     if not ctx.settings.registry.delete_enabled:
         raise Unsupported("deletes are disabled on this registry (registry.delete_enabled)")
     digest = Digest.parse(digest_text)
-    ctx.blobs.unlink(name, digest, request.actor)
+    await ctx.io.run(ctx.blobs.unlink, name, digest, request.actor)
     return empty(202)

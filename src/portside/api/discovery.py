@@ -55,23 +55,20 @@ def _paginated(
 
 async def tags(ctx: Context, request: Request, name: str) -> Response:
     limit, last = _page(request, is_valid_tag)
-    names = [] if limit == 0 else ctx.manifests.tags(name, limit, last)
-    if limit == 0:
-        ctx.manifests.tags(name, 1, None)  # still 404 for an unknown repository
+    names = await ctx.io.run(_tags, ctx, name, limit, last)
     return _paginated(ctx.url(f"/v2/{name}/tags/list"), "tags", names, limit, {"name": name})
 
 
 async def catalog(ctx: Context, request: Request) -> Response:
     limit, last = _page(request, is_valid_name)
-    projects = request.caller.visible_projects()
-    names = [] if limit == 0 else ctx.manifests.catalog(limit, last, projects)
+    names = await ctx.io.run(_catalog, ctx, request, limit, last)
     return _paginated(ctx.url("/v2/_catalog"), "repositories", names, limit, {})
 
 
 async def referrers(ctx: Context, request: Request, name: str, digest_text: str) -> Response:
     subject = Digest.parse(digest_text)
     artifact_type = request.query("artifactType") or None
-    descriptors = ctx.manifests.referrers(name, str(subject), artifact_type)
+    descriptors = await ctx.io.run(ctx.manifests.referrers, name, str(subject), artifact_type)
     body = json.dumps(
         {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
     ).encode()
@@ -79,3 +76,15 @@ async def referrers(ctx: Context, request: Request, name: str, digest_text: str)
     if artifact_type is not None:
         response.header("oci-filters-applied", "artifactType")
     return response
+
+
+def _tags(ctx: Context, name: str, limit: int | None, last: str | None) -> list[str]:
+    if limit == 0:
+        ctx.manifests.tags(name, 1, None)  # still 404 for an unknown repository
+        return []
+    return ctx.manifests.tags(name, limit, last)
+
+
+def _catalog(ctx: Context, request: Request, limit: int | None, last: str | None) -> list[str]:
+    projects = request.caller.visible_projects()
+    return [] if limit == 0 else ctx.manifests.catalog(limit, last, projects)

@@ -10,7 +10,6 @@ not push or delete gets 403 DENIED.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from portside.auth.service import AuthService
 from portside.auth.tokens import TokenInvalid, VerifiedToken
 from portside.errors import Denied, Unauthorized
 from portside.events.outbox import Actor
+from portside.offload import Offloader
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +72,15 @@ class Caller:
             return self.token.actions("repository", repository)
         return self.guard.policy_actions(self.identity, repository)
 
+    def cached_actions(self, repository: str) -> frozenset[str] | None:
+        """actions() when known without the database (token claims, or a cached policy
+        answer); None when it needs a query (call actions() on the pool)."""
+        if self.guard is None:
+            return frozenset({"pull", "push", "delete"})
+        if self.token is not None:
+            return self.token.actions("repository", repository)
+        return self.guard.cached_policy(self.identity, repository)
+
     def may(self, repository: str, action: str) -> bool:
         return action in self.actions(repository)
 
@@ -89,14 +98,22 @@ OPEN_CALLER = Caller(OPEN_REGISTRY, "none")
 
 
 class Guard:
-    def __init__(self, auth: AuthService) -> None:
+    """Decides on the event loop from what it knows in memory (token claims, answers
+    cached for 30 s); anything that needs the database or a password check runs on the
+    blocking-work pool."""
+
+    def __init__(self, auth: AuthService, io: Offloader) -> None:
         self.auth = auth
+        self.io = io
         self._basic: dict[str, tuple[Identity, float]] = {}
         self._policy: dict[tuple[str, str], tuple[frozenset[str], float]] = {}
 
     async def check(self, request: Request, route: str, params: dict[str, str]) -> Caller:
         """Who is calling and whether the route is allowed; raises Unauthorized/Denied."""
-        if not self.auth.enabled():
+        enabled = self.auth.enabled_known()
+        if enabled is None:
+            enabled = await self.io.run(self.auth.enabled)
+        if not enabled:
             return OPEN_CALLER
         caller = await self._caller(request)
         if route == "base":
@@ -109,13 +126,22 @@ class Guard:
             return caller
         name = params["name"]
         action = "push" if route == "upload" else _ACTIONS[(route, request.method)]
+        creating = (route, request.method) in _CREATING
+        if not creating:
+            known = caller.cached_actions(name)
+            if known is not None and action in known and (caller.token is None or action == "pull"):
+                return caller  # the common case, decided from memory
+        return await self.io.run(self._decide, caller, name, action, creating)
+
+    def _decide(self, caller: Caller, name: str, action: str, creating: bool) -> Caller:
+        """On the pool: the full decision, with whatever queries it needs."""
         actions = caller.actions(name)
         if action in actions and action != "pull" and caller.token is not None:
             actions = self._still_allowed(caller, name, actions)
         if action in actions:
             # Only a request that can create the repository needs its project to exist
             # (one query); the PATCHes and PUT of an upload follow its POST.
-            if (route, request.method) in _CREATING:
+            if creating:
                 self.auth.ensure_project(caller.identity, name)
             return caller
         # 403 only for a signed-in caller who can see the repository; an anonymous one
@@ -157,6 +183,12 @@ class Guard:
             _remember(self._policy, key, cached)
         actions: frozenset[str] = cached[0]
         return actions
+
+    def cached_policy(self, identity: Identity, repository: str) -> frozenset[str] | None:
+        cached = self._policy.get((identity.subject, repository))
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        return None
 
     def policy_actions(self, identity: Identity, repository: str) -> frozenset[str]:
         key = (identity.subject, repository)
@@ -201,15 +233,17 @@ class Guard:
         username, password = decode_basic(credentials)
         # A password check takes tens of milliseconds (argon2, or an LDAP round trip):
         # off the event loop, so other requests on this worker keep moving.
-        identity = await asyncio.to_thread(
-            self.auth.accounts.authenticate, username, password, request.client
-        )
+        identity = await self.io.run(self._authenticate, username, password, request.client)
         if identity is None:
-            self.auth.accounts.login_attempted(
-                Actor(username, request.client), "failure", via="basic"
-            )
             raise self._challenge(None, None, error="invalid_token")
         _remember(self._basic, key, (identity, now + _CACHE_SECONDS))
+        return identity
+
+    def _authenticate(self, username: str, password: str, client: str) -> Identity | None:
+        """On the pool: check the password; audit a failure."""
+        identity = self.auth.accounts.authenticate(username, password, client)
+        if identity is None:
+            self.auth.accounts.login_attempted(Actor(username, client), "failure", via="basic")
         return identity
 
     def _challenge(

@@ -34,12 +34,17 @@ def _quality(param: str) -> float | None:
 
 async def get(ctx: Context, request: Request, name: str, reference: str) -> Response:
     head = request.method == "HEAD"
-    manifest = ctx.manifests.get(name, reference, pulled_by=None if head else request.actor)
+    # A validated cache hit is memory only (content.hotpath); a miss queries on the pool.
+    version, manifest = ctx.manifests.cached(name, reference)
+    if manifest is None:
+        manifest = await ctx.io.run(ctx.manifests.lookup, name, reference, version)
     if not accepts(request.header("accept"), manifest.media_type):
         raise ManifestUnknown(
             f"manifest is {manifest.media_type}, which the request's Accept header excludes",
             detail={"reference": reference[:200], "mediaType": manifest.media_type},
         )
+    if not head and ctx.manifests.pulled(name, reference, manifest, request.actor):
+        await ctx.io.run(ctx.manifests.record_pull, manifest)
     response = json_body(200, manifest.content, manifest.media_type)
     response.header("docker-content-digest", manifest.digest)
     response.header("etag", f'"{manifest.digest}"')
@@ -52,7 +57,8 @@ async def put(ctx: Context, request: Request, name: str, reference: str) -> Resp
     if length is not None and length > limit:
         raise ManifestTooLarge(f"manifest is {length} bytes; the limit is {limit}")
     body = await request.read(limit)
-    result = ctx.manifests.put(name, reference, body, request.header("content-type"), request.actor)
+    content_type = request.header("content-type")
+    result = await ctx.io.run(ctx.manifests.put, name, reference, body, content_type, request.actor)
     headers = {
         "location": ctx.url(f"/v2/{name}/manifests/{result.digest}"),
         "docker-content-digest": result.digest,
@@ -65,5 +71,5 @@ async def put(ctx: Context, request: Request, name: str, reference: str) -> Resp
 async def delete(ctx: Context, request: Request, name: str, reference: str) -> Response:
     if not ctx.settings.registry.delete_enabled:
         raise Unsupported("deletes are disabled on this registry (registry.delete_enabled)")
-    ctx.manifests.delete(name, reference, actor=request.actor)
+    await ctx.io.run(ctx.manifests.delete, name, reference, actor=request.actor)
     return empty(202)

@@ -8,7 +8,6 @@ an error, the token simply does not carry it. Failed logins are throttled and au
 
 from __future__ import annotations
 
-import asyncio
 import json
 from urllib.parse import parse_qs
 
@@ -31,7 +30,10 @@ class TokenRequestInvalid(RegistryError):
 async def get(ctx: Context, request: Request) -> Response:
     query = parse_qs(request.query_string, keep_blank_values=True)
     identity = await _login(ctx, request)
-    return _issue(ctx, identity, query.get("service", []), query.get("scope", []), oauth=False)
+    # Granting reads roles from the database and signing costs CPU: on the pool.
+    return await ctx.io.run(
+        _issue, ctx, identity, query.get("service", []), query.get("scope", []), oauth=False
+    )
 
 
 async def post(ctx: Context, request: Request) -> Response:
@@ -50,7 +52,9 @@ async def post(ctx: Context, request: Request) -> Response:
     username = form.get("username", [""])[0]
     password = form.get("password", [""])[0]
     identity = await _authenticate(ctx, request, username, password)
-    return _issue(ctx, identity, form.get("service", []), form.get("scope", []), oauth=True)
+    return await ctx.io.run(
+        _issue, ctx, identity, form.get("service", []), form.get("scope", []), oauth=True
+    )
 
 
 async def _login(ctx: Context, request: Request) -> Identity:
@@ -68,18 +72,21 @@ async def _login(ctx: Context, request: Request) -> Identity:
 
 
 async def _authenticate(ctx: Context, request: Request, username: str, password: str) -> Identity:
-    auth = _auth(ctx)
-    # Slow on purpose (argon2) or remote (LDAP): keep it off the event loop.
-    identity = await asyncio.to_thread(
-        auth.accounts.authenticate, username, password, request.client
-    )
-    auth.accounts.login_attempted(
-        Actor(identity.name if identity else username, request.client),
+    # Slow on purpose (argon2) or remote (LDAP), and audited: off the event loop.
+    identity = await ctx.io.run(_check_password, ctx, username, password, request.client)
+    if identity is None:
+        raise _refused(ctx, "invalid username or password")
+    return identity
+
+
+def _check_password(ctx: Context, username: str, password: str, client: str) -> Identity | None:
+    accounts = _auth(ctx).accounts
+    identity = accounts.authenticate(username, password, client)
+    accounts.login_attempted(
+        Actor(identity.name if identity else username, client),
         "success" if identity else "failure",
         via="token",
     )
-    if identity is None:
-        raise _refused(ctx, "invalid username or password")
     return identity
 
 

@@ -46,9 +46,7 @@ async def post(ctx: Context, request: Request, name: str) -> Response:
         # there) fall back to a normal upload, as the spec requires, revealing nothing.
         if source:
             validate_name(source)
-            if request.caller.may(source, "pull") and (
-                ctx.blobs.try_mount(name, digest, source, request.actor) is not None
-            ):
+            if await ctx.io.run(_mount, ctx, request, name, digest, source):
                 return _created(ctx, name, digest)
     else:
         digest_text = request.query("digest")
@@ -56,7 +54,7 @@ async def post(ctx: Context, request: Request, name: str) -> Response:
             digest = Digest.parse(digest_text)
             await ctx.uploads.monolithic(name, digest, request.stream(), request.content_length())
             return _created(ctx, name, digest)
-    upload_id = ctx.uploads.start(name, request.caller.owner)
+    upload_id = await ctx.io.run(ctx.uploads.start, name, request.caller.owner)
     return _progress(ctx, name, upload_id, 0, 202)
 
 
@@ -96,10 +94,17 @@ async def put(ctx: Context, request: Request, name: str, upload_id: str) -> Resp
 
 
 async def status(ctx: Context, request: Request, name: str, upload_id: str) -> Response:
-    size = ctx.uploads.size(name, upload_id, request.caller.owner)
+    size = await ctx.io.run(ctx.uploads.size, name, upload_id, request.caller.owner)
     return _progress(ctx, name, upload_id, size, 204)
 
 
 async def cancel(ctx: Context, request: Request, name: str, upload_id: str) -> Response:
-    ctx.uploads.cancel(name, upload_id, request.caller.owner)
+    await ctx.io.run(ctx.uploads.cancel, name, upload_id, request.caller.owner)
     return empty(204)
+
+
+def _mount(ctx: Context, request: Request, name: str, digest: Digest, source: str) -> bool:
+    """On the pool: mount if the caller may pull the source and the blob is there."""
+    if not request.caller.may(source, "pull"):
+        return False
+    return ctx.blobs.try_mount(name, digest, source, request.actor) is not None

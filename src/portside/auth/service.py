@@ -93,6 +93,15 @@ class AuthService:
             self._enabled = self.accounts.any_account()
         return self._enabled
 
+    def enabled_known(self) -> bool | None:
+        """enabled() when it needs no query now; None when it does (call enabled() off
+        the event loop)."""
+        if self._enabled or self.settings.auth.mode == "none":
+            return self._enabled
+        if time.monotonic() - self._checked_at >= _RECHECK_SECONDS:
+            return None
+        return self._enabled
+
     def may_create_project(self, identity: Identity) -> bool:
         return identity.is_admin or (
             self.settings.projects.creation == "users" and identity.kind == "user"

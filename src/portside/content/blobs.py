@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, and_, delete, select
 
 from portside.content import quota
-from portside.content.hotpath import HotQueries
+from portside.content.hotpath import MISS, HotQueries
 from portside.digest import Digest
 from portside.errors import BlobUnknown, Conflict
 from portside.events import outbox
@@ -33,9 +33,17 @@ class BlobService:
         self.storage = storage
         self.hot = hot
 
-    def stat(self, repo: str, digest: Digest) -> BlobInfo:
+    def cached(self, repo: str, digest: Digest) -> tuple[int | None, BlobInfo | None]:
+        """(cache version, the blob if the validated cache has it); never blocks (see
+        content.hotpath). On a miss, call stat() with the version, on the pool."""
+        version, size = self.hot.cached("blob_size", repo, str(digest))
+        if size is MISS:
+            return version, None
+        return version, BlobInfo(digest, size, paths.blob_path(digest))
+
+    def stat(self, repo: str, digest: Digest, version: int | None = None) -> BlobInfo:
         """The blob if `repo` may read it, else BLOB_UNKNOWN."""
-        size = self.hot.blob_size(repo, str(digest))
+        size = self.hot.blob_size(repo, str(digest), version)
         if size is None:
             raise BlobUnknown(detail={"digest": str(digest)})
         return BlobInfo(digest, size, paths.blob_path(digest))

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portside.content import quota
 from portside.content.deletion import Policy, delete_manifest
-from portside.content.hotpath import HotQueries
+from portside.content.hotpath import MISS, HotQueries
 from portside.content.immutability import check_delete, check_move
 from portside.digest import Digest, is_digest, is_valid_digest
 from portside.errors import (
@@ -50,6 +50,7 @@ class StoredManifest:
     media_type: str
     content: bytes
     subject: str | None = None
+    last_pulled_at: datetime | str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,40 +70,59 @@ class ManifestService:
         self.pulls = pulls  # None: pulls raise no event (audit.record_pulls off)
 
     # -- read -------------------------------------------------------------------------
-    def get(self, repo: str, reference: str, *, pulled_by: Actor | None) -> StoredManifest:
-        """The manifest; with `pulled_by` (a GET, not a HEAD) it counts as pulled: its
-        last_pulled_at is kept current and an `artifact.pulled` event is buffered."""
-        by_digest = is_digest(reference)
-        # A reference that is neither a valid tag nor a valid digest names no manifest:
-        # 404 like any missing one, as Distribution and the conformance tests expect.
-        if not (is_valid_digest(reference) if by_digest else is_valid_tag(reference)):
-            raise ManifestUnknown(detail={"reference": reference[:200]})
-        row = self.hot.manifest(repo, reference, by_digest=by_digest)
+    # A pull is: cached() on the event loop (memory and one SQLite probe, see
+    # content.hotpath); on a miss lookup() on the blocking-work pool; then, at most once
+    # a minute per manifest, record_pull() on the pool.
+    def cached(self, repo: str, reference: str) -> tuple[int | None, StoredManifest | None]:
+        """(cache version, the manifest if the validated cache has it); never blocks."""
+        by_digest = _check_reference(reference)
+        name = "manifest_by_digest" if by_digest else "manifest_by_tag"
+        version, row = self.hot.cached(name, repo, reference)
+        return version, (None if row is MISS else _stored(row))
+
+    def lookup(self, repo: str, reference: str, version: int | None = None) -> StoredManifest:
+        """The manifest from the database (filling the cache under `version`)."""
+        by_digest = _check_reference(reference)
+        row = self.hot.manifest(repo, reference, by_digest=by_digest, version=version)
         if row is None:
             raise ManifestUnknown(detail={"reference": reference[:200]})
-        manifest_id, digest, media_type, content, last_pulled_at = row
-        if pulled_by is not None:
-            self._record_pull(manifest_id, last_pulled_at)
-            if self.pulls is not None:
-                data = {"digest": digest, "reference": reference}
-                self.pulls.add(
-                    outbox.event_row(
-                        outbox.ARTIFACT_PULLED,
-                        pulled_by,
-                        resource=f"{repo}@{digest}",
-                        repository=repo,
-                        data=data,
-                    )
-                )
-        return StoredManifest(manifest_id, digest, media_type, bytes(content))
+        return _stored(row)
 
-    def _record_pull(self, manifest_id: int, last: datetime | str | None) -> None:
-        """Set last_pulled_at, at most once per PULL_TIME_RESOLUTION per manifest. The
-        in-process note of recent writes only saves work: the database has the truth."""
+    def get(self, repo: str, reference: str, *, pulled_by: Actor | None) -> StoredManifest:
+        """The manifest; with `pulled_by` (a GET, not a HEAD) it counts as pulled: its
+        last_pulled_at is kept current and an `artifact.pulled` event is buffered.
+        Blocking: the /v2 handler uses cached/lookup/pulled on and off the loop."""
+        manifest = self.lookup(repo, reference)
+        if pulled_by is not None and self.pulled(repo, reference, manifest, pulled_by):
+            self.record_pull(manifest)
+        return manifest
+
+    def pulled(self, repo: str, reference: str, manifest: StoredManifest, actor: Actor) -> bool:
+        """Count a pull: buffer its `artifact.pulled` event (memory; events.batch writes
+        it later, on the pool) and say whether last_pulled_at is due a write
+        (record_pull, on the pool). Never blocks."""
+        if self.pulls is not None:
+            data = {"digest": manifest.digest, "reference": reference}
+            self.pulls.add(
+                outbox.event_row(
+                    outbox.ARTIFACT_PULLED,
+                    actor,
+                    resource=f"{repo}@{manifest.digest}",
+                    repository=repo,
+                    data=data,
+                )
+            )
+        return self.pull_write_due(manifest)
+
+    def pull_write_due(self, manifest: StoredManifest) -> bool:
+        """Does this pull have to set last_pulled_at? At most once per
+        PULL_TIME_RESOLUTION per manifest; the in-process note of recent writes only
+        saves work: the database has the truth. Memory only, never blocks."""
+        manifest_id, last = manifest.id, manifest.last_pulled_at
         now_seconds = time.monotonic()
         noted = self._pull_noted.get(manifest_id)
         if noted is not None and now_seconds - noted < PULL_TIME_RESOLUTION.total_seconds():
-            return
+            return False
         now = utcnow()
         if isinstance(last, str):  # raw SQLite rows carry the ISO text
             last = datetime.fromisoformat(last)
@@ -111,14 +131,23 @@ class ManifestService:
                 last = last.replace(tzinfo=now.tzinfo)
             if now - last < PULL_TIME_RESOLUTION:
                 self._note_pull(manifest_id, now_seconds - (now - last).total_seconds())
-                return
-        with self.db.write() as conn:
-            conn.execute(
-                s.manifests.update()
-                .where(s.manifests.c.id == manifest_id)
-                .values(last_pulled_at=now)
-            )
-        self._note_pull(manifest_id, now_seconds)
+                return False
+        return True
+
+    def record_pull(self, manifest: StoredManifest) -> None:
+        """Set last_pulled_at now (a write transaction: run it on the pool)."""
+        # Noted first: pulls arriving while this write runs need not write too.
+        self._note_pull(manifest.id, time.monotonic())
+        try:
+            with self.db.write() as conn:
+                conn.execute(
+                    s.manifests.update()
+                    .where(s.manifests.c.id == manifest.id)
+                    .values(last_pulled_at=utcnow())
+                )
+        except BaseException:
+            self._pull_noted.pop(manifest.id, None)
+            raise
 
     def _note_pull(self, manifest_id: int, at: float) -> None:
         if len(self._pull_noted) >= _PULL_NOTES_MAX:
@@ -505,3 +534,20 @@ def _tag_moved(
     if previous is not None:
         data["previous"] = previous
     outbox.emit(conn, outbox.TAG_MOVED, actor, resource=f"{repo}:{tag}", repository=repo, data=data)
+
+
+def _check_reference(reference: str) -> bool:
+    """True if the reference is a digest. A reference that is neither a valid tag nor a
+    valid digest names no manifest: 404 like any missing one, as Distribution and the
+    conformance tests expect."""
+    by_digest = is_digest(reference)
+    if not (is_valid_digest(reference) if by_digest else is_valid_tag(reference)):
+        raise ManifestUnknown(detail={"reference": reference[:200]})
+    return by_digest
+
+
+def _stored(row: Any) -> StoredManifest:
+    manifest_id, digest, media_type, content, last_pulled_at = row
+    return StoredManifest(
+        manifest_id, digest, media_type, bytes(content), last_pulled_at=last_pulled_at
+    )

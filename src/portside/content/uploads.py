@@ -8,8 +8,10 @@ saw every byte (the usual case); on a miss the data is hashed again from storage
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -29,14 +31,19 @@ from portside.errors import (
 )
 from portside.metadata import schema as s
 from portside.metadata.db import Database, utcnow
+from portside.offload import Offloader
 from portside.reference import is_ascii_int
 from portside.storage import paths
-from portside.storage.base import PathNotFound, StorageDriver
+from portside.storage.base import PathNotFound, StorageDriver, Writer
 
 if TYPE_CHECKING:
     from hashlib import _Hash
 
 _HASH_READ = 1024 * 1024
+# Received chunks are handed to the pool this many bytes at a time, and the next batch
+# is received while the previous one is hashed and written: one thread hop per MiB
+# instead of one per chunk (granian hands over ~64 KiB chunks).
+_WRITE_BATCH = 1024 * 1024
 DEFAULT_ALGORITHM = "sha256"
 
 
@@ -85,11 +92,52 @@ def parse_content_range(value: str) -> ContentRange:
     return ContentRange(start, end)
 
 
+class _Sink:
+    """Writes and hashes batches of chunks on the pool, one batch at a time (the lock
+    keeps a batch still running after its request was cancelled from overlapping the
+    final one). `written` counts what was both written and hashed."""
+
+    def __init__(self, writer: Writer, hasher: _Hash | None) -> None:
+        self.writer = writer
+        self.hasher = hasher
+        self.written = 0
+        self.failed = False
+        self._lock = threading.Lock()
+
+    def write(self, chunks: list[bytes]) -> None:
+        with self._lock:
+            if self.failed:
+                return
+            try:
+                for chunk in chunks:
+                    self.writer.write(chunk)
+                    if self.hasher is not None:
+                        self.hasher.update(chunk)
+                    self.written += len(chunk)
+            except BaseException:
+                self.failed = True
+                raise
+
+    def finish(self, chunks: list[bytes], *, durable: bool) -> None:
+        """Write the last chunks, then close: with `durable`, after an fsync (commit)."""
+        try:
+            self.write(chunks)
+        finally:
+            with self._lock:
+                if durable and not self.failed:
+                    self.writer.commit()
+                else:
+                    self.writer.close()
+
+
 class UploadService:
-    def __init__(self, db: Database, storage: StorageDriver, blobs: BlobService) -> None:
+    def __init__(
+        self, db: Database, storage: StorageDriver, blobs: BlobService, io: Offloader
+    ) -> None:
         self.db = db
         self.storage = storage
         self.blobs = blobs
+        self.io = io
         self.hashers = HasherCache()
 
     def start(self, repo: str, owner: str | None = None) -> str:
@@ -135,9 +183,11 @@ class UploadService:
         content_range: ContentRange | None,
         length: int | None,
         owner: str | None = None,
+        durable: bool = False,
     ) -> int:
-        """Append a chunk; return the new size. A chunk must continue where the upload stands."""
-        offset = self.size(repo, upload_id, owner)
+        """Append a chunk; return the new size. A chunk must continue where the upload stands.
+        With `durable`, the data file is fsynced before this returns."""
+        offset = await self.io.run(self.size, repo, upload_id, owner)
         if content_range is not None:
             if content_range.start != offset:
                 raise RangeNotSatisfiable(
@@ -152,24 +202,50 @@ class UploadService:
                 )
         # No database write per chunk: the data file's mtime records the last activity,
         # which is what upload purging reads (content.purge).
-        return await self._write(upload_id, offset, body, length)
+        return await self._write(upload_id, offset, body, length, durable=durable)
 
     async def _write(
-        self, upload_id: str, offset: int, body: AsyncIterator[bytes], length: int | None
+        self,
+        upload_id: str,
+        offset: int,
+        body: AsyncIterator[bytes],
+        length: int | None,
+        *,
+        durable: bool,
     ) -> int:
+        """Receive on the loop, hash and write on the pool (overlapped, a batch at a
+        time); with `durable`, fsync before returning, so that committing the blob
+        afterwards needs no fsync inside its transaction."""
         hasher = self.hashers.take(upload_id, offset)
-        writer = self.storage.writer(paths.upload_data_path(upload_id), append=True)
+        writer = await self.io.run(
+            self.storage.writer, paths.upload_data_path(upload_id), append=True
+        )
+        sink = _Sink(writer, hasher)
         received = 0
+        batch: list[bytes] = []
+        batched = 0
+        pending: asyncio.Future[None] | None = None
         try:
             async for chunk in body:
-                writer.write(chunk)
-                if hasher is not None:
-                    hasher.update(chunk)
+                batch.append(chunk)
+                batched += len(chunk)
                 received += len(chunk)
+                if batched >= _WRITE_BATCH:
+                    if pending is not None:
+                        await pending
+                    pending = self.io.start(sink.write, batch)
+                    batch, batched = [], 0
         finally:
-            writer.close()
-            if hasher is not None:
-                self.hashers.put(upload_id, hasher, offset + received)
+            # Everything received is written however the body ended: a client that went
+            # away resumes from the upload's size.
+            if pending is not None:
+                await asyncio.wait([pending])
+            complete = length is None or received == length
+            try:
+                await self.io.run(sink.finish, batch, durable=durable and complete)
+            finally:
+                if hasher is not None:
+                    self.hashers.put(upload_id, hasher, offset + sink.written)
         if length is not None and received != length:
             raise SizeInvalid(f"received {received} bytes, Content-Length said {length}")
         return offset + received
@@ -187,8 +263,19 @@ class UploadService:
     ) -> int:
         """Append an optional last chunk, verify the digest, commit the blob; return its size."""
         size = await self.append(
-            repo, upload_id, body, content_range=content_range, length=length, owner=owner
+            repo,
+            upload_id,
+            body,
+            content_range=content_range,
+            length=length,
+            owner=owner,
+            durable=True,
         )
+        await self.io.run(self._finish, repo, upload_id, digest, size)
+        return size
+
+    def _finish(self, repo: str, upload_id: str, digest: Digest, size: int) -> None:
+        """Verify and commit a complete upload whose data is already durable."""
         try:
             self._verify(upload_id, size, digest)
         except DigestInvalid:
@@ -202,7 +289,6 @@ class UploadService:
             self._commit(repo, upload_id, digest, size)
         finally:
             self._discard(upload_id)
-        return size
 
     async def monolithic(
         self, repo: str, digest: Digest, body: AsyncIterator[bytes], length: int | None
@@ -210,12 +296,15 @@ class UploadService:
         """POST ?digest=: the whole blob in one request, no upload row needed."""
         upload_id = str(uuid.uuid4())
         try:
-            size = await self._write(upload_id, 0, body, length)
-            self._verify(upload_id, size, digest)
-            self._commit(repo, upload_id, digest, size)
+            size = await self._write(upload_id, 0, body, length, durable=True)
+            await self.io.run(self._verify_and_commit, repo, upload_id, digest, size)
         finally:
-            self._discard(upload_id)
+            await self.io.run(self._discard, upload_id)
         return size
+
+    def _verify_and_commit(self, repo: str, upload_id: str, digest: Digest, size: int) -> None:
+        self._verify(upload_id, size, digest)
+        self._commit(repo, upload_id, digest, size)
 
     def _verify(self, upload_id: str, size: int, digest: Digest) -> None:
         actual = self._digest_of(upload_id, size, digest.algorithm)

@@ -12,6 +12,14 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
+# Connections per process. The HTTP worker's blocking-work pool has POOL_SIZE threads
+# (portside.offload), so a service call never waits for a connection; each of those
+# threads, and the event loop's thread, also keeps one hot-path connection
+# (content.hotpath) checked out for good, which the overflow covers:
+# POOL_SIZE service calls + POOL_SIZE + 1 hot-path connections <= POOL_SIZE + MAX_OVERFLOW.
+POOL_SIZE = 8
+MAX_OVERFLOW = 16
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -29,14 +37,19 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False},
+            pool_size=POOL_SIZE,
+            max_overflow=MAX_OVERFLOW,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         # Let SQLAlchemy manage transactions: pysqlite's own BEGIN handling defers locks
         # badly; we issue BEGIN IMMEDIATE for writes (see content.db.write_transaction).
         event.listen(engine, "connect", _disable_pysqlite_begin)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+    return create_engine(url, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, pool_pre_ping=True)
 
 
 def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:

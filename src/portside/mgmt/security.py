@@ -12,7 +12,6 @@ allowed to see it but not to change it answers 403.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from dataclasses import dataclass
 from typing import Annotated
@@ -60,7 +59,9 @@ def context(request: Request) -> Context:
 Ctx = Annotated[Context, Depends(context)]
 
 
-async def principal(request: Request, ctx: Ctx) -> Principal:
+def principal(request: Request, ctx: Ctx) -> Principal:
+    # A plain def on purpose: it queries sessions and accounts (and checks passwords),
+    # so FastAPI runs it on its thread pool, not on the event loop.
     header = request.headers.get("authorization")
     client = request.client.host if request.client else ""
     if header:
@@ -71,9 +72,7 @@ async def principal(request: Request, ctx: Ctx) -> Principal:
             username, password = decode_basic(credentials.strip())
         except RegistryError as error:
             raise Unauthenticated(error.message) from None
-        identity = await asyncio.to_thread(
-            ctx.auth.accounts.authenticate, username, password, client
-        )
+        identity = ctx.auth.accounts.authenticate(username, password, client)
         if identity is None:
             ctx.auth.accounts.login_attempted(Actor(username, client), "failure", via="api")
             raise Unauthenticated("invalid username or password")

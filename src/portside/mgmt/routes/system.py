@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from importlib.metadata import version
 
 from fastapi import APIRouter, Request, Response
@@ -32,14 +31,12 @@ def system_info(ctx: Ctx) -> SystemInfo:
 
 
 @router.post("/sessions", response_model=SessionOut, status_code=201)
-async def sign_in(body: LoginIn, request: Request, response: Response, ctx: Ctx) -> SessionOut:
+def sign_in(body: LoginIn, request: Request, response: Response, ctx: Ctx) -> SessionOut:
     """Sign in: sets an HttpOnly session cookie; send the returned csrf_token back in
     `X-CSRF-Token` on every state-changing request. Only the real password signs in,
     never a personal access token."""
     client = request.client.host if request.client else ""
-    identity = await asyncio.to_thread(
-        ctx.auth.accounts.authenticate, body.username, body.password, client, tokens=False
-    )
+    identity = ctx.auth.accounts.authenticate(body.username, body.password, client, tokens=False)
     ok = identity is not None and identity.kind == "user" and identity.user_id is not None
     ctx.auth.accounts.login_attempted(
         Actor(identity.name if ok and identity else body.username, client),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -48,17 +47,14 @@ def current_user(ctx: Ctx, caller: SignedIn) -> UserOut:
 
 
 @router.put("/users/current/password", status_code=204)
-async def change_password(
-    body: PasswordChange, request: Request, ctx: Ctx, caller: SignedIn
-) -> None:
+def change_password(body: PasswordChange, request: Request, ctx: Ctx, caller: SignedIn) -> None:
     if caller.identity.kind != "user":
         raise Forbidden("only people have a password")
     if caller.via == "token":
         raise Forbidden("a personal access token cannot change the password")
     client = request.client.host if request.client else ""
     # The current password itself: a personal access token does not stand in for it.
-    checked = await asyncio.to_thread(
-        ctx.auth.accounts.authenticate,
+    checked = ctx.auth.accounts.authenticate(
         caller.identity.name,
         body.old_password,
         client,
