@@ -8,14 +8,17 @@ fsync calls the server makes while it handles the push.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from portside.config import Settings
 from portside.digest import Digest
+from portside.metadata.db import Database
 from portside.storage import paths
 from tests.durability.server import sha256
 
@@ -94,3 +97,43 @@ def test_monolithic_upload_is_fsynced_before_201(
     assert response.status_code == 201, response.text
     # Monolithic uploads use a fresh directory under uploads/ that is gone afterwards.
     _assert_blob_durable(spy, settings, data, {str(settings.storage_root / paths.UPLOADS)})
+
+
+@pytest.mark.parametrize("mode", ["chunked", "monolithic"])
+def test_no_fsync_inside_the_commit_transaction(
+    client: TestClient, spy: FsyncSpy, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """The durable file comes first, then one short write transaction: an fsync inside
+    it would hold the database's writer lock (SQLite's is global) for a disk flush."""
+    open_transactions: list[int] = [0]
+    inside: list[str] = []
+    real_write = Database.write
+
+    @contextmanager
+    def write(self: Database) -> Iterator[Any]:
+        with real_write(self) as conn:
+            open_transactions[0] += 1
+            try:
+                yield conn
+            finally:
+                open_transactions[0] -= 1
+
+    monkeypatch.setattr(Database, "write", write)
+    real_fsync = os.fsync  # the spy's
+
+    def fsync(fd: int) -> None:
+        if open_transactions[0]:
+            inside.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    data = os.urandom(150_000)
+    if mode == "monolithic":
+        response = client.post(f"/v2/{REPO}/blobs/uploads/?digest={sha256(data)}", content=data)
+    else:
+        location = client.post(f"/v2/{REPO}/blobs/uploads/").headers["location"]
+        client.patch(location, content=data[:50_000], headers={"content-range": "0-49999"})
+        response = client.put(f"{location}?digest={sha256(data)}", content=data[50_000:])
+    assert response.status_code == 201, response.text
+    assert spy.paths, "nothing was fsynced at all"
+    assert inside == [], f"fsync inside a write transaction: {inside}"

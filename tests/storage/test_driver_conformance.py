@@ -323,6 +323,17 @@ def test_move_replaces_destination(driver: StorageDriver) -> None:
     assert not driver.exists("src")
 
 
+def test_move_not_durable_then_persist(driver: StorageDriver) -> None:
+    """move(durable=False) is still an atomic move; persist() makes it durable later."""
+    writer = driver.writer("up/data", append=False)
+    writer.write(b"payload")
+    writer.commit()
+    driver.move("up/data", "blobs/x/data", durable=False)
+    driver.persist("blobs/x/data")
+    assert driver.get("blobs/x/data") == b"payload"
+    assert not driver.exists("up/data")
+
+
 def test_move_missing_source_leaves_destination(driver: StorageDriver) -> None:
     driver.put("dst", b"keep")
     with pytest.raises(PathNotFound):

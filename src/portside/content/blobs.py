@@ -72,21 +72,32 @@ class BlobService:
     def commit_upload(self, repo: str, upload_path: str, digest: Digest, size: int) -> None:
         """Make verified upload bytes the blob `digest` and link it to `repo`.
 
-        All in one write transaction holding the blob row: garbage collection deletes a
-        blob's file only while holding the same row, so the file cannot vanish between
-        "it is there" and the link being committed. The move is durable (fsync). A blob
-        that would take the project past its quota is refused (QuotaExceeded) before
-        anything is written; the caller discards the upload's bytes.
+        The caller has made the bytes durable already (the upload writer's commit, an
+        fsync, before any transaction). Then one short write transaction holding the
+        blob row: garbage collection deletes a blob's file only while holding the same
+        row, so the file cannot vanish between "it is there" and the link being
+        committed. Inside it the move is a rename, no fsync: the writer lock (SQLite's is
+        global) is never held for a disk flush. The rename is made durable right after
+        the commit and before this returns, so before the client is told 201. (An OS
+        crash in that window can lose the rename of a committed blob: the client got no
+        201 and retries, and the retry's commit moves its bytes into place; `portside
+        fsck` reports the blob as missing meanwhile.) A blob that would take the project
+        past its quota is refused (QuotaExceeded) before anything is written; the caller
+        discards the upload's bytes.
         """
         destination = paths.blob_path(digest)
+        moved = False
         with self.db.write() as conn:
             repo_id, limit = self.db.ensure_push_repository(conn, repo)
             held = quota.hold(conn, project_of(repo), limit)
             quota.admit_blob(conn, held, str(digest), size)
             self._hold_blob_row(conn, digest, size)
             if not self.storage.exists(destination):
-                self.storage.move(upload_path, destination)
+                self.storage.move(upload_path, destination, durable=False)
+                moved = True
             self.link(conn, repo_id, digest, size)
+        if moved:
+            self.storage.persist(destination)
 
     def _hold_blob_row(self, conn: Connection, digest: Digest, size: int) -> None:
         """Insert the blob row if missing and lock it (FOR SHARE) until commit. A row that

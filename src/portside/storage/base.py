@@ -72,8 +72,16 @@ class StorageDriver(Protocol):
     def walk(self, prefix: str) -> Iterator[FileInfo]:
         """Every file under a directory path, recursively."""
 
-    def move(self, source: str, destination: str) -> None:
-        """Atomically move a file into place, durably; replaces the destination."""
+    def move(self, source: str, destination: str, *, durable: bool = True) -> None:
+        """Atomically move a file into place; replaces the destination. Durably (the
+        bytes and the new name survive an OS crash once it returns) unless `durable` is
+        False: then the caller has made the source's bytes durable already (a writer's
+        commit) and calls persist(destination) later; the move itself does no fsync, so
+        it can run inside a database transaction without holding it for a disk flush."""
+
+    def persist(self, path: str) -> None:
+        """Make an earlier move(..., durable=False) to `path` durable (a no-op where
+        moves always are)."""
 
     def delete(self, path: str) -> None:
         """Delete a file or a whole directory tree. Missing paths raise PathNotFound."""

@@ -150,24 +150,35 @@ class FilesystemDriver:
                     rel = file_path.relative_to(self.root).as_posix()
                     yield FileInfo(rel, st.st_size, st.st_mtime)
 
-    def move(self, source: str, destination: str) -> None:
+    def move(self, source: str, destination: str, *, durable: bool = True) -> None:
         src, dst = self._full(source), self._full(destination)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        # The bytes must be on disk before the name is: otherwise an OS crash can leave
-        # a complete-looking name over empty or partial content.
-        try:
-            fd = os.open(src, os.O_RDONLY)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise PathNotFound(source) from None
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if durable:
+            # The bytes must be on disk before the name is: otherwise an OS crash can
+            # leave a complete-looking name over empty or partial content.
+            try:
+                fd = os.open(src, os.O_RDONLY)
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                raise PathNotFound(source) from None
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         try:
             os.replace(src, dst)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise PathNotFound(source) from None
-        _fsync_dir(dst.parent)
+        if durable:
+            _fsync_dir(dst.parent)
+
+    def persist(self, path: str) -> None:
+        # The new name lives in the parent directory's entries; its fsync records it.
+        # (New parent directories are created by move's mkdir and recorded by the
+        # journal commit this fsync forces on ext4/XFS.)
+        try:
+            _fsync_dir(self._full(path).parent)
+        except FileNotFoundError:
+            raise PathNotFound(path) from None
 
     def delete(self, path: str) -> None:
         full = self._full(path)
