@@ -31,6 +31,7 @@ from portside.api.http import (
     json_body,
     send_asgi,
     send_rsgi,
+    stream_rsgi,
 )
 from portside.config import Settings, settings_from_environment
 from portside.context import Context, build_context
@@ -127,7 +128,10 @@ class PortsideApp:
         if response is None:
             return
         try:
-            send_rsgi(protocol, response, head=request.method == "HEAD")
+            if response.stream is None:
+                send_rsgi(protocol, response, head=request.method == "HEAD")
+            else:
+                await stream_rsgi(protocol, response, head=request.method == "HEAD")
         finally:
             self._record(request, response, started)
 

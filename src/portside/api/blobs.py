@@ -1,15 +1,28 @@
-"""GET/HEAD/DELETE /v2/<name>/blobs/<digest>, with single byte ranges (RFC 9110)."""
+"""GET/HEAD/DELETE /v2/<name>/blobs/<digest>, with single byte ranges (RFC 9110).
+
+A GET is served, in this order of preference: by redirect (307) when the storage driver
+offers a URL for the blob (object stores); from a local file the server sends itself
+(the filesystem driver: no blob bytes pass through Python); else streamed from the
+driver's reader, a chunk at a time on the blocking-work pool."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 
 from portside.api.http import FileBody, Request, Response, empty
+from portside.content.blobs import BlobInfo
 from portside.context import Context
 from portside.digest import Digest
 from portside.errors import BlobUnknown, RangeUnsatisfiable, Unsupported
+from portside.storage.base import PathNotFound, Reader
 
+# Reads from a driver without local files (object storage): two of these in flight per
+# download, at most.
+_STREAM_CHUNK = 512 * 1024
 _RANGE = re.compile(r"\s*bytes=([0-9]*)-([0-9]*)\s*", re.ASCII | re.IGNORECASE)
 
 
@@ -52,21 +65,99 @@ async def get(ctx: Context, request: Request, name: str, digest_text: str) -> Re
         ("cache-control", "max-age=31536000"),
     ]
     if request.method == "HEAD":
+        # Answered from the database alone: storage is never asked (nor redirected to).
         headers.append(("content-length", str(info.size)))
         return Response(200, headers)
-    path = ctx.blobs.local_path(info)
-    if path is None or not await ctx.io.run(os.path.isfile, path):
-        # Metadata says yes but the bytes are gone: say so rather than send a broken body.
-        raise BlobUnknown(f"blob {digest} is missing from storage", detail={"digest": digest_text})
     range_header = request.header("range")
     byte_range = parse_range(range_header, info.size) if range_header else None
+    start, end = (0, info.size - 1) if byte_range is None else byte_range
+    length = end - start + 1
+    source = await ctx.io.run(_locate, ctx, info, start, length)
+    if source.url is not None:
+        # The driver serves the bytes itself (an object store's signed URL), as
+        # Distribution does; the client sends its Range header there.
+        redirect = [("location", source.url), ("docker-content-digest", digest_text)]
+        return Response(307, [*redirect, ("content-length", "0")])
     if byte_range is None:
-        headers.append(("content-length", str(info.size)))
-        return Response(200, headers, file=FileBody(path, 0, info.size, whole=True))
-    start, end = byte_range
-    headers.append(("content-range", f"bytes {start}-{end}/{info.size}"))
-    headers.append(("content-length", str(end - start + 1)))
-    return Response(206, headers, file=FileBody(path, start, end - start + 1, whole=False))
+        status = 200
+    else:
+        status = 206
+        headers.append(("content-range", f"bytes {start}-{end}/{info.size}"))
+    headers.append(("content-length", str(length)))
+    if source.path is not None:
+        # Sent by the server from the file (sendfile/pathsend): no bytes through Python.
+        return Response(
+            status, headers, file=FileBody(source.path, start, length, byte_range is None)
+        )
+    assert source.reader is not None
+    return Response(status, headers, stream=_ReaderStream(ctx, source.reader, length))
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """Where a blob GET's bytes come from: a redirect, a local file, or a reader."""
+
+    url: str | None = None
+    path: str | None = None
+    reader: Reader | None = None
+
+
+def _locate(ctx: Context, info: BlobInfo, start: int, length: int) -> _Source:
+    """On the pool: ask the driver for a URL, then a local path, else open a reader at
+    `start`. Metadata says the blob exists; if its bytes are gone, say so rather than
+    send a broken body."""
+    missing = BlobUnknown(
+        f"blob {info.digest} is missing from storage", detail={"digest": str(info.digest)}
+    )
+    url = ctx.storage.redirect_url(info.storage_path, "GET")
+    if url is not None:
+        return _Source(url=url)
+    path = ctx.blobs.local_path(info)
+    if path is not None:
+        if not os.path.isfile(path):
+            raise missing
+        return _Source(path=path)
+    try:
+        return _Source(reader=ctx.storage.reader(info.storage_path, start))
+    except PathNotFound:
+        raise missing from None
+
+
+class _ReaderStream:
+    """`length` bytes from a driver's reader, read on the pool _STREAM_CHUNK at a time,
+    the next read running while the current chunk is sent: memory stays at two chunks
+    per download whatever the blob's size."""
+
+    def __init__(self, ctx: Context, reader: Reader, length: int) -> None:
+        self.io = ctx.io
+        self.reader: Reader | None = reader
+        self.length = length
+
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
+        reader = self.reader
+        assert reader is not None
+        remaining = self.length
+        pending: asyncio.Future[bytes] | None = None
+        try:
+            if remaining > 0:
+                pending = self.io.start(reader.read, min(_STREAM_CHUNK, remaining))
+            while pending is not None:
+                chunk = await pending
+                pending = None
+                if not chunk:
+                    break  # shorter than recorded: the response ends short, never hangs
+                remaining -= len(chunk)
+                if remaining > 0:
+                    pending = self.io.start(reader.read, min(_STREAM_CHUNK, remaining))
+                yield chunk
+        finally:
+            if pending is not None:  # the client left: let the read finish before close
+                await asyncio.wait([pending])
+
+    async def close(self) -> None:
+        reader, self.reader = self.reader, None
+        if reader is not None:
+            await self.io.run(reader.close)
 
 
 async def delete(ctx: Context, request: Request, name: str, digest_text: str) -> Response:

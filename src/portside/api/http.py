@@ -12,9 +12,16 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    MutableMapping,
+)
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from portside.errors import HeadersTooLarge, RegistryError, SizeInvalid, UriTooLong
@@ -231,12 +238,22 @@ class FileBody:
     whole: bool
 
 
+class BodyStream(Protocol):
+    """A body produced while it is sent (e.g. read from a storage driver on the pool)."""
+
+    def chunks(self) -> AsyncGenerator[bytes, None]: ...
+
+    async def close(self) -> None:
+        """Release what it holds; called once however the response ended (even unsent)."""
+
+
 @dataclass(slots=True)
 class Response:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
     file: FileBody | None = None
+    stream: BodyStream | None = None
     sent_bytes: int = 0
 
     def header(self, name: str, value: str) -> Response:
@@ -276,11 +293,47 @@ def send_rsgi(protocol: Any, response: Response, *, head: bool) -> None:
     response.sent_bytes = file.length
 
 
+async def stream_rsgi(protocol: Any, response: Response, *, head: bool) -> None:
+    """send_rsgi for a response with a stream body."""
+    stream = response.stream
+    assert stream is not None
+    try:
+        if head:
+            protocol.response_bytes(response.status, response.headers, b"")
+            return
+        transport = protocol.response_stream(response.status, response.headers)
+        chunks = stream.chunks()
+        try:
+            async for chunk in chunks:
+                await transport.send_bytes(chunk)
+                response.sent_bytes += len(chunk)
+        finally:
+            await chunks.aclose()
+    finally:
+        await stream.close()
+
+
 async def send_asgi(scope: Scope, send_message: Send, response: Response, *, head: bool) -> None:
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
     await send_message(
         {"type": "http.response.start", "status": response.status, "headers": headers}
     )
+    if response.stream is not None:
+        try:
+            if not head:
+                chunks = response.stream.chunks()
+                try:
+                    async for chunk in chunks:
+                        await send_message(
+                            {"type": "http.response.body", "body": chunk, "more_body": True}
+                        )
+                        response.sent_bytes += len(chunk)
+                finally:
+                    await chunks.aclose()
+            await send_message({"type": "http.response.body", "body": b""})
+        finally:
+            await response.stream.close()
+        return
     file = response.file
     if head or file is None:
         body = b"" if head else response.body
