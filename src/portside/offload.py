@@ -17,9 +17,10 @@ import asyncio
 import contextvars
 import functools
 import threading
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -30,6 +31,10 @@ class Offloader:
         self.threads = threads
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        # Calls in flight by key, per event loop (a future belongs to one loop).
+        self._flights: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[Hashable, asyncio.Future[Any]]
+        ] = weakref.WeakKeyDictionary()
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -55,6 +60,31 @@ class Offloader:
         other work on the loop, e.g. receiving the next chunk while this one is written)."""
         call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
         return asyncio.get_running_loop().run_in_executor(self.executor, call)
+
+    async def shared(
+        self, key: Hashable, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """run(), but callers passing an equal key while a call is in flight wait for
+        that call's answer (or exception) instead of starting another: after a cache is
+        emptied, the requests already queued on one key cost one query, not one each.
+        Only for calls whose answer is the same for all of them (the key must say
+        everything that matters, such as the cache version read before the call)."""
+        loop = asyncio.get_running_loop()
+        flights = self._flights.get(loop)
+        if flights is None:
+            flights = self._flights[loop] = {}
+        future = flights.get(key)
+        if future is None:
+            future = flights[key] = self.start(function, *args, **kwargs)
+
+            def landed(done: asyncio.Future[Any], flights: dict[Hashable, Any] = flights) -> None:
+                if flights.get(key) is done:
+                    del flights[key]
+
+            future.add_done_callback(landed)
+        # shield: one caller going away (client disconnect) must not cancel the others.
+        result: T = await asyncio.shield(future)
+        return result
 
     def submit(self, function: Callable[[], object]) -> Future[object]:
         """Fire and forget (from any thread): the caller handles its own errors."""

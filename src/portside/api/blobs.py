@@ -55,7 +55,11 @@ async def get(ctx: Context, request: Request, name: str, digest_text: str) -> Re
     # A validated cache hit is memory only (content.hotpath); a miss queries on the pool.
     version, info = ctx.blobs.cached(name, digest)
     if info is None:
-        info = await ctx.io.run(ctx.blobs.stat, name, digest, version)
+        if version is None:  # no cache (PostgreSQL): each request queries
+            info = await ctx.io.run(ctx.blobs.stat, name, digest)
+        else:  # requests missing under the same version share one query
+            key = ("blob", name, digest, version)
+            info = await ctx.io.shared(key, ctx.blobs.stat, name, digest, version)
     digest_text = str(digest)
     headers = [
         ("docker-content-digest", digest_text),

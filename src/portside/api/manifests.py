@@ -37,7 +37,12 @@ async def get(ctx: Context, request: Request, name: str, reference: str) -> Resp
     # A validated cache hit is memory only (content.hotpath); a miss queries on the pool.
     version, manifest = ctx.manifests.cached(name, reference)
     if manifest is None:
-        manifest = await ctx.io.run(ctx.manifests.lookup, name, reference, version)
+        lookup = ctx.manifests.lookup
+        if version is None:  # no cache (PostgreSQL): each request queries
+            manifest = await ctx.io.run(lookup, name, reference)
+        else:  # requests missing under the same version share one query
+            key = ("manifest", name, reference, version)
+            manifest = await ctx.io.shared(key, lookup, name, reference, version)
     if not accepts(request.header("accept"), manifest.media_type):
         raise ManifestUnknown(
             f"manifest is {manifest.media_type}, which the request's Accept header excludes",

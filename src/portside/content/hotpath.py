@@ -72,6 +72,7 @@ class HotQueries:
         self._lock = threading.Lock()
         self._open: list[Any] = []  # every thread's connection, for close()
         self._probe: Any = None
+        self._probe_cursor: Any = None
         self._probe_lock = threading.Lock()
         self._cache: dict[tuple[str, str, str], Any] = {}
         self._cache_version: int | None = None
@@ -150,8 +151,10 @@ class HotQueries:
                 if self._probe is None:
                     self._probe = self.engine.raw_connection()
                     self._probe.driver_connection.execute("PRAGMA busy_timeout=0")
-                probe = self._probe.driver_connection
-                return int(probe.execute("PRAGMA data_version").fetchone()[0])
+                    self._probe_cursor = self._probe.driver_connection.cursor()
+                cursor = self._probe_cursor
+                cursor.execute("PRAGMA data_version")
+                return int(cursor.fetchone()[0])
             except self.engine.dialect.loaded_dbapi.Error:
                 if self._probe is not None:
                     with contextlib.suppress(Exception):
