@@ -126,3 +126,25 @@ def test_prune_keeps_what_a_consumer_has_not_handled(db: Database) -> None:
     slow.catch_up(lambda conn, events: None, limit=1)
     assert outbox.prune(db, timedelta(days=7)) == 1
     assert len(outbox.recent(db)) == 2
+
+
+def test_hostile_names_never_fail_the_change(db: Database) -> None:
+    """A NUL (PostgreSQL text refuses it) in a name typed by a client is replaced, not
+    allowed to turn the change that records it into an error."""
+    with db.write() as conn:
+        outbox.emit(
+            conn,
+            outbox.TAG_MOVED,
+            Actor("a\x00b", "src\x00"),
+            resource="acme/app:\x00",
+            repository="acme/\x00",
+            data={"tag": "\x00"},
+        )
+    [event] = outbox.recent(db)
+    assert (event.actor, event.source, event.resource, event.repository) == (
+        "a\ufffdb",
+        "src\ufffd",
+        "acme/app:\ufffd",
+        "acme/\ufffd",
+    )
+    assert event.data == {"tag": "\x00"}

@@ -499,12 +499,11 @@ def _set_tag(
     lookup. The row stays locked (PostgreSQL) until the write commits."""
     t, m = s.tags, s.manifests
     where = (t.c.repository_id == repo_id, t.c.name == tag)
-    current = conn.execute(
-        select(t.c.manifest_id, m.c.digest)
-        .join(m, m.c.id == t.c.manifest_id)
-        .where(*where)
-        .with_for_update(of=t)
-    ).first()
+    # The tag row alone is locked: a join to manifests here would, on PostgreSQL, re-check
+    # a row moved meanwhile by another push against this statement's snapshot, in which
+    # that push's new manifest does not exist yet, drop the row and try to INSERT a tag
+    # that exists (a 500 when several pushes raced for one tag).
+    current = conn.execute(select(t.c.manifest_id).where(*where).with_for_update()).scalar()
     if current is None:
         conn.execute(
             t.insert().values(
@@ -512,10 +511,11 @@ def _set_tag(
             )
         )
         return None
-    if current.manifest_id != manifest_id:
+    if current != manifest_id:
         check_move(conn, repo, tag)
+    previous = conn.execute(select(m.c.digest).where(m.c.id == current)).scalar_one()
     conn.execute(t.update().where(*where).values(manifest_id=manifest_id, updated_at=now))
-    return str(current.digest)
+    return str(previous)
 
 
 def _tag_moved(

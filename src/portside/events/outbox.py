@@ -119,19 +119,25 @@ def event_row(
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The row `emit` inserts; built separately for callers that batch (pulls)."""
+    """The row `emit` inserts; built separately for callers that batch (pulls). Names
+    may come from hostile input (a failed sign-in records the username as typed), so NUL,
+    which PostgreSQL text refuses, becomes U+FFFD rather than failing the change."""
     if project is None and repository is not None:
         project = repository.split("/", 1)[0]
     return {
         "occurred_at": at or utcnow(),
         "type": type_,
-        "actor": (actor.name or "anonymous")[:255],
-        "source": (actor.source or "")[:64] or None,
-        "project": project[:255] if project else None,
-        "repository": repository,
-        "resource": resource,
-        "data": json.dumps(data or {}, sort_keys=True),
+        "actor": _text(actor.name or "anonymous")[:255],
+        "source": _text(actor.source or "")[:64] or None,
+        "project": _text(project)[:255] if project else None,
+        "repository": _text(repository) if repository is not None else None,
+        "resource": _text(resource),
+        "data": json.dumps(data or {}, sort_keys=True),  # JSON escapes NUL as \u0000
     }
+
+
+def _text(value: str) -> str:
+    return value.replace("\x00", "\ufffd")
 
 
 def emit(
