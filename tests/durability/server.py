@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,40 @@ def portside_env(database_url: str, **extra: str) -> dict[str, str]:
     env["PORTSIDE_LOG__LEVEL"] = "info"
     env.update(extra)
     return env
+
+
+StartWorker = Callable[[], subprocess.Popen[bytes]]
+
+
+@contextlib.contextmanager
+def worker_processes(
+    tmp_path: Path, database_url: str, env: dict[str, str]
+) -> Iterator[StartWorker]:
+    """`start()` runs a `portside worker` on the test's data directory and database with
+    `env` (its output in tmp_path/worker-N.log); every one still running is killed at
+    the end."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        log = tmp_path / f"worker-{len(started)}.log"
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "portside", "worker", "--data-dir", str(tmp_path / "data")],
+                env=portside_env(database_url, **env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        started.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
 
 
 def run_fsck(

@@ -16,7 +16,7 @@ import pytest
 from portside.jobs.store import JobRecord, Jobs
 from portside.metadata.db import Database
 from portside.metadata.engine import make_engine
-from tests.durability.server import ServerProcess, portside_env
+from tests.durability.server import ServerProcess, StartWorker, portside_env, worker_processes
 from tests.jobs.conftest import messages
 
 pytestmark = pytest.mark.slow
@@ -26,8 +26,6 @@ JOB_ENV = {
     "PORTSIDE_JOBS__LOST_AFTER_SECONDS": "3",
     "PORTSIDE_JOBS__POLL_SECONDS": "0.2",
 }
-
-StartWorker = Callable[[], subprocess.Popen[bytes]]
 
 
 @pytest.fixture
@@ -41,26 +39,8 @@ def process_jobs(database_url: str) -> Iterator[Jobs]:
 def start_worker(tmp_path: Path, database_url: str) -> Iterator[StartWorker]:
     """`start_worker()`: a `portside worker` process on this test's data directory and
     database; every one still running is killed afterwards."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start() -> subprocess.Popen[bytes]:
-        log = tmp_path / f"worker-{len(started)}.log"
-        with open(log, "wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "portside", "worker", "--data-dir", str(tmp_path / "data")],
-                env=portside_env(database_url, **JOB_ENV),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+    with worker_processes(tmp_path, database_url, JOB_ENV) as start:
+        yield start
 
 
 def wait_for(

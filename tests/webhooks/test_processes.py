@@ -4,8 +4,6 @@ pushes to a real `portside serve`, each producing exactly one delivery."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +22,7 @@ from portside.webhooks.policies import PolicyStore, WebhookPolicy
 from tests.clients.conftest import containers_config
 from tests.clients.images import build_image, write_layout
 from tests.clients.tooling import Skopeo, require_binary
-from tests.durability.server import ServerProcess, portside_env
+from tests.durability.server import ServerProcess, StartWorker, worker_processes
 from tests.webhooks.receiver import Receiver, receiving
 
 WEBHOOK_ENV = {
@@ -68,31 +66,12 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-StartWorker = Callable[[], subprocess.Popen[bytes]]
-
-
 @pytest.fixture
 def start_worker(tmp_path: Path, database_url: str) -> Iterator[StartWorker]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start() -> subprocess.Popen[bytes]:
-        log = tmp_path / f"worker-{len(started)}.log"
-        with open(log, "wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "portside", "worker", "--data-dir", str(tmp_path / "data")],
-                env=portside_env(database_url, **WEBHOOK_ENV),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+    """`start_worker()`: a `portside worker` process on this test's data directory and
+    database; every one still running is killed afterwards."""
+    with worker_processes(tmp_path, database_url, WEBHOOK_ENV) as start:
+        yield start
 
 
 @pytest.mark.slow
