@@ -19,6 +19,7 @@ from portside.config import Settings
 from portside.content import quota
 from portside.content.usage import UsageReports, project_used
 from portside.digest import Digest
+from portside.events import outbox
 from portside.metadata import schema as s
 from portside.storage import paths
 from tests.api.helpers import (
@@ -77,6 +78,15 @@ def assert_nothing_left(app: PortsideApp, digest: str) -> None:
     assert not uploads.exists() or list(uploads.iterdir()) == []
 
 
+def refusals(app: PortsideApp) -> list[tuple[str, str, int]]:
+    """(kind, resource, requested bytes) of each quota.exceeded event, oldest first."""
+    return [
+        (e.data["kind"], e.resource, e.data["requested_bytes"])
+        for e in outbox.recent(app.ctx.db, limit=1000)
+        if e.type == outbox.QUOTA_EXCEEDED
+    ]
+
+
 def amount(size: int) -> str:
     """How the message spells a size (the tests stay under 1 MiB)."""
     assert size < 1024 * 1024
@@ -107,6 +117,7 @@ def test_monolithic_upload_over_quota_leaves_nothing(app: PortsideApp, client: T
     assert_quota_error(response, "team", 101, 100)
     assert_nothing_left(app, digest)
     assert client.head(f"/v2/team/app/blobs/{digest}").status_code == 404
+    assert refusals(app) == [("blob", f"team/app@{digest}", 41)]
     # Exactly reaching the quota is allowed.
     push_blob(client, "team/app", blob(40, "third"))
     assert used(app, "team") == 100
@@ -141,6 +152,7 @@ def test_chunked_upload_over_quota_is_refused_at_the_final_put(
     assert_quota_error(response, "team", 1001, 1000)
     assert_nothing_left(app, digest)
     assert_error(client.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert refusals(app) == [("blob", f"team/app@{digest}", 1001)]
     # The same bytes fit once the quota allows them.
     set_quota(app, "team", 1001)
     push_blob(client, "team/app", data)
@@ -172,6 +184,7 @@ def test_mount_over_quota_is_refused(app: PortsideApp, client: TestClient) -> No
     response = client.post(f"/v2/team/app/blobs/uploads/?mount={digest}&from=free/src")
     assert_quota_error(response, "team", 110, 100)
     assert linked(app, digest) == ["free/src"]
+    assert refusals(app) == [("mount", f"team/app@{digest}", 50)]
     with app.ctx.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(s.uploads)).scalar_one() == 0
     # A blob that fits is mounted.

@@ -151,6 +151,7 @@ def test_a_quota_refusal_leaves_quota_exceeded_and_no_manifest(
         "used_bytes": used,
         "requested_bytes": image.size,
         "digest": image.digest,
+        "kind": "manifest",
         "tag": "v1",
     }
     assert of_type(app, outbox.ARTIFACT_PUSHED, outbox.TAG_MOVED) == []

@@ -52,7 +52,9 @@ async def post(ctx: Context, request: Request, name: str) -> Response:
         digest_text = request.query("digest")
         if digest_text is not None:
             digest = Digest.parse(digest_text)
-            await ctx.uploads.monolithic(name, digest, request.stream(), request.content_length())
+            await ctx.uploads.monolithic(
+                name, digest, request.stream(), request.content_length(), request.actor
+            )
             return _created(ctx, name, digest)
     upload_id = await ctx.io.run(ctx.uploads.start, name, request.caller.owner)
     return _progress(ctx, name, upload_id, 0, 202)
@@ -88,6 +90,7 @@ async def put(ctx: Context, request: Request, name: str, upload_id: str) -> Resp
         request.stream(),
         content_range=_content_range(request),
         length=request.content_length(),
+        actor=request.actor,
         owner=request.caller.owner,
     )
     return _created(ctx, name, digest)

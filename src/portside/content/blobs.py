@@ -9,8 +9,9 @@ from sqlalchemy import Connection, and_, delete, select
 
 from portside.content import quota
 from portside.content.hotpath import MISS, HotQueries
+from portside.content.refusals import record_refusal
 from portside.digest import Digest
-from portside.errors import BlobUnknown, Conflict
+from portside.errors import BlobUnknown, Conflict, QuotaExceeded
 from portside.events import outbox
 from portside.events.outbox import Actor
 from portside.metadata import schema as s
@@ -69,7 +70,9 @@ class BlobService:
                 conn, link, {"repository_id": repo_id, "digest": str(digest), "linked_at": now}
             )
 
-    def commit_upload(self, repo: str, upload_path: str, digest: Digest, size: int) -> None:
+    def commit_upload(
+        self, repo: str, upload_path: str, digest: Digest, size: int, actor: Actor
+    ) -> None:
         """Make verified upload bytes the blob `digest` and link it to `repo`.
 
         The caller has made the bytes durable already (the upload writer's commit, an
@@ -82,9 +85,16 @@ class BlobService:
         crash in that window can lose the rename of a committed blob: the client got no
         201 and retries, and the retry's commit moves its bytes into place; `portside
         fsck` reports the blob as missing meanwhile.) A blob that would take the project
-        past its quota is refused (QuotaExceeded) before anything is written; the caller
-        discards the upload's bytes.
+        past its quota is refused (QuotaExceeded, recorded as a quota.exceeded event)
+        before anything is written; the caller discards the upload's bytes.
         """
+        try:
+            self._commit_upload(repo, upload_path, digest, size)
+        except QuotaExceeded as refused:
+            record_refusal(self.db, actor, repo, str(digest), refused, kind="blob")
+            raise
+
+    def _commit_upload(self, repo: str, upload_path: str, digest: Digest, size: int) -> None:
         destination = paths.blob_path(digest)
         moved = False
         with self.db.write() as conn:
@@ -117,7 +127,15 @@ class BlobService:
 
     def try_mount(self, repo: str, digest: Digest, source: str, actor: Actor) -> int | None:
         """Link a blob readable from `source` into `repo`; its size, or None if not readable.
-        QuotaExceeded if the blob is new to the project and would exceed its quota."""
+        QuotaExceeded (recorded as a quota.exceeded event) if the blob is new to the
+        project and would exceed its quota."""
+        try:
+            return self._mount(repo, digest, source, actor)
+        except QuotaExceeded as refused:
+            record_refusal(self.db, actor, repo, str(digest), refused, kind="mount")
+            raise
+
+    def _mount(self, repo: str, digest: Digest, source: str, actor: Actor) -> int | None:
         link = s.repository_blobs
         with self.db.write() as conn:
             source_id = repository_id(conn, source)

@@ -21,6 +21,7 @@ from portside.content import quota
 from portside.content.deletion import Policy, delete_manifest
 from portside.content.hotpath import MISS, HotQueries
 from portside.content.immutability import check_delete, check_move
+from portside.content.refusals import record_refusal
 from portside.digest import Digest, is_digest, is_valid_digest
 from portside.errors import (
     DigestInvalid,
@@ -191,7 +192,7 @@ class ManifestService:
                     raise
             except QuotaExceeded as refused:
                 # The push rolled back; its refusal is recorded in a transaction of its own.
-                self._refused(repo, str(digest), tag, actor, refused)
+                record_refusal(self.db, actor, repo, str(digest), refused, kind="manifest", tag=tag)
                 raise
         return PutResult(str(digest), str(parsed.subject.digest) if parsed.subject else None)
 
@@ -274,20 +275,6 @@ class ManifestService:
         )
         if tag is not None and previous != digest:
             _tag_moved(conn, actor, repo=repo, tag=tag, digest=digest, previous=previous, push=True)
-
-    def _refused(
-        self, repo: str, digest: str, tag: str | None, actor: Actor, refused: QuotaExceeded
-    ) -> None:
-        data = {**(refused.detail or {}), "digest": digest, "tag": tag}
-        with self.db.write() as conn:
-            outbox.emit(
-                conn,
-                outbox.QUOTA_EXCEEDED,
-                actor,
-                resource=f"{repo}@{digest}",
-                repository=repo,
-                data=data,
-            )
 
     def add_tag(self, repo: str, tag: str, digest: str, actor: Actor) -> None:
         """Point a tag at a manifest already in the repository (management API)."""

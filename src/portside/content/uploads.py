@@ -29,6 +29,7 @@ from portside.errors import (
     RangeNotSatisfiable,
     SizeInvalid,
 )
+from portside.events.outbox import Actor
 from portside.metadata import schema as s
 from portside.metadata.db import Database, utcnow
 from portside.offload import Offloader
@@ -259,6 +260,7 @@ class UploadService:
         *,
         content_range: ContentRange | None,
         length: int | None,
+        actor: Actor,
         owner: str | None = None,
     ) -> int:
         """Append an optional last chunk, verify the digest, commit the blob; return its size."""
@@ -271,10 +273,10 @@ class UploadService:
             owner=owner,
             durable=True,
         )
-        await self.io.run(self._finish, repo, upload_id, digest, size)
+        await self.io.run(self._finish, repo, upload_id, digest, size, actor)
         return size
 
-    def _finish(self, repo: str, upload_id: str, digest: Digest, size: int) -> None:
+    def _finish(self, repo: str, upload_id: str, digest: Digest, size: int, actor: Actor) -> None:
         """Verify and commit a complete upload whose data is already durable."""
         try:
             self._verify(upload_id, size, digest)
@@ -286,25 +288,32 @@ class UploadService:
         with self.db.write() as conn:
             conn.execute(delete(s.uploads).where(s.uploads.c.id == upload_id))
         try:
-            self._commit(repo, upload_id, digest, size)
+            self._commit(repo, upload_id, digest, size, actor)
         finally:
             self._discard(upload_id)
 
     async def monolithic(
-        self, repo: str, digest: Digest, body: AsyncIterator[bytes], length: int | None
+        self,
+        repo: str,
+        digest: Digest,
+        body: AsyncIterator[bytes],
+        length: int | None,
+        actor: Actor,
     ) -> int:
         """POST ?digest=: the whole blob in one request, no upload row needed."""
         upload_id = str(uuid.uuid4())
         try:
             size = await self._write(upload_id, 0, body, length, durable=True)
-            await self.io.run(self._verify_and_commit, repo, upload_id, digest, size)
+            await self.io.run(self._verify_and_commit, repo, upload_id, digest, size, actor)
         finally:
             await self.io.run(self._discard, upload_id)
         return size
 
-    def _verify_and_commit(self, repo: str, upload_id: str, digest: Digest, size: int) -> None:
+    def _verify_and_commit(
+        self, repo: str, upload_id: str, digest: Digest, size: int, actor: Actor
+    ) -> None:
         self._verify(upload_id, size, digest)
-        self._commit(repo, upload_id, digest, size)
+        self._commit(repo, upload_id, digest, size, actor)
 
     def _verify(self, upload_id: str, size: int, digest: Digest) -> None:
         actual = self._digest_of(upload_id, size, digest.algorithm)
@@ -314,9 +323,9 @@ class UploadService:
                 detail={"digest": str(digest)},
             )
 
-    def _commit(self, repo: str, upload_id: str, digest: Digest, size: int) -> None:
+    def _commit(self, repo: str, upload_id: str, digest: Digest, size: int, actor: Actor) -> None:
         """Move verified bytes to their content address and link them to the repository."""
-        self.blobs.commit_upload(repo, paths.upload_data_path(upload_id), digest, size)
+        self.blobs.commit_upload(repo, paths.upload_data_path(upload_id), digest, size, actor)
 
     def cancel(self, repo: str, upload_id: str, owner: str | None = None) -> None:
         self.size(repo, upload_id, owner)
