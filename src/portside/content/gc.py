@@ -38,6 +38,7 @@ from sqlalchemy import Connection, delete, select, tuple_
 
 from portside.content.deletion import Locked, Node, Outcome, Policy, delete_manifest, plan_unneeded
 from portside.digest import Digest
+from portside.events import outbox
 from portside.events.outbox import Actor
 from portside.metadata import schema as s
 from portside.metadata.db import Database, as_utc, utcnow
@@ -107,10 +108,13 @@ class GarbageCollector:
         storage: StorageDriver,
         record: Recorder | None = None,
         check: Callable[[], None] | None = None,
+        job_id: int | None = None,
     ) -> None:
         self.db = db
         self.storage = storage
         self.record = record
+        # Named in the events of link and blob deletions (the job that made them).
+        self.job_id = job_id
         # Called between batches; may raise to stop the run (each batch is complete).
         self.check = check or (lambda: None)
 
@@ -306,8 +310,16 @@ class GarbageCollector:
             doomed = sorted(locked - used)
             if doomed:
                 conn.execute(delete(link).where(key.in_(doomed)))
-        chosen = set(doomed)
-        return [i for i in items if (i.repository_id, i.digest) in chosen]
+            chosen = set(doomed)
+            deleted = [i for i in items if (i.repository_id, i.digest) in chosen]
+            outbox.emit_rows(
+                conn,
+                [
+                    self._event(f"{i.repository}@{i.digest}", i.digest, i.reason, i.repository)
+                    for i in deleted
+                ],
+            )
+        return deleted
 
     def _delete_blobs(self, items: list[BlobItem]) -> list[BlobItem]:
         """Delete the blobs of `items` that nothing links or lists: rows, then files,
@@ -336,12 +348,36 @@ class GarbageCollector:
             doomed = locked - used
             if doomed:
                 conn.execute(delete(b).where(b.c.digest.in_(sorted(doomed))))
+            outbox.emit_rows(
+                conn,
+                [
+                    self._event(i.digest, i.digest, i.reason, None, size=i.size)
+                    for i in items
+                    if i.digest in doomed
+                ],
+            )
             # Files go while the rows are still locked, so an upload of the same content
             # waits and then finds neither (and stores its own copy). Deletions are
             # latency-bound (a busy disk takes milliseconds per unlink, an object store
             # a round trip), so they run side by side.
             list(_deleter().map(self._delete_file, sorted(doomed)))
         return [i for i in items if i.digest in doomed]
+
+    def _event(
+        self, resource: str, digest: str, reason: str, repository: str | None, **extra: Any
+    ) -> dict[str, Any]:
+        """A `blob.deleted` row for the deleting transaction (`link`: only a repository's
+        link went, the bytes stay for other repositories)."""
+        data = {"digest": digest, "by": "gc", "link": repository is not None, "reason": reason}
+        if self.job_id is not None:
+            data["job"] = self.job_id
+        return outbox.event_row(
+            outbox.BLOB_DELETED,
+            ACTOR,
+            resource=resource,
+            repository=repository,
+            data={**data, **extra},
+        )
 
     def _delete_file(self, digest: str) -> None:
         with contextlib.suppress(PathNotFound):

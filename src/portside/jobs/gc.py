@@ -8,12 +8,8 @@ from typing import Any
 
 from portside.content.gc import GarbageCollector, Plan
 from portside.content.purge import purge_uploads
-from portside.events import outbox
-from portside.events.outbox import Actor
 from portside.jobs.context import JobContext
 from portside.units import format_size
-
-GC = Actor("gc")
 
 
 def plan_lines(plan: Plan, *, dry_run: bool) -> list[str]:
@@ -28,25 +24,10 @@ def run_gc(job: JobContext) -> dict[str, Any]:
     services = job.services
     dry_run = bool(job.params["dry_run"])
     grace = timedelta(seconds=float(job.params["grace_period_seconds"]))
-    events = services.events
-
-    def record(kind: str, resource: str, reason: str, detail: dict[str, object]) -> None:
-        # A manifest's `artifact.deleted` is raised by content.deletion in the deleting
-        # transaction. Links and blobs: written in batches after each batch's commit
-        # (a crash in between loses their record, never a deletion's effect).
-        if kind == "manifest":
-            return
-        digest = resource.rsplit("@", 1)[-1]
-        repository = resource.split("@", 1)[0] if kind == "link" else None
-        data = {"digest": digest, "by": "gc", "link": kind == "link", "reason": reason}
-        data |= {"job": job.job_id, **detail}
-        events.add(
-            outbox.event_row(
-                outbox.BLOB_DELETED, GC, resource=resource, repository=repository, data=data
-            )
-        )
-
-    collector = GarbageCollector(services.db, services.storage, record, check=job.check_stop)
+    # Deletions raise their events in their own transactions (content.gc, content.deletion).
+    collector = GarbageCollector(
+        services.db, services.storage, check=job.check_stop, job_id=job.job_id
+    )
     job.progress(0, None, "planning")
     plan = collector.plan(grace, delete_untagged=bool(job.params["delete_untagged"]))
     for line in plan_lines(plan, dry_run=dry_run):
@@ -71,7 +52,6 @@ def run_gc(job: JobContext) -> dict[str, Any]:
         services.storage,
         timedelta(hours=services.settings.registry.upload_expiry_hours),
     )
-    events.flush()
     summary = (
         f"deleted {result.manifests} manifests, {result.links} links and {result.blobs} "
         f"blobs, freed {result.bytes} bytes ({format_size(result.bytes)}); "
