@@ -102,12 +102,32 @@ def test_pulls_are_written_in_batches(app: PortsideApp, client: TestClient) -> N
     while not (pulls := of_type(app, outbox.ARTIFACT_PULLED)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [p.data for p in pulls] == [
-        {"digest": image.digest, "reference": "v1"},
-        {"digest": image.digest, "reference": image.digest},
+        {"digest": image.digest, "reference": "v1", "count": 1},
+        {"digest": image.digest, "reference": image.digest, "count": 1},
     ]
     assert {(p.resource, p.actor, p.source) for p in pulls} == {
         (f"{REPO}@{image.digest}", "anonymous", "testclient")
     }
+
+
+def test_identical_pulls_in_one_batch_are_one_counted_event(
+    app: PortsideApp, client: TestClient
+) -> None:
+    """A fleet pulling one tag costs one row per batch window, not one per request; the
+    audit log says how many pulls the row stands for."""
+    image = push_image(client, REPO, "v1")
+    for _ in range(25):
+        assert client.get(f"/v2/{REPO}/manifests/v1").status_code == 200
+    assert client.get(f"/v2/{REPO}/manifests/{image.digest}").status_code == 200
+    app.ctx.events.flush()
+    pulls = of_type(app, outbox.ARTIFACT_PULLED)
+    assert sorted((p.data["reference"], p.data["count"]) for p in pulls) == sorted(
+        [("v1", 25), (image.digest, 1)]
+    )
+    entries, _ = app.ctx.audit.find(action="pull")
+    assert sorted(str(e.detail) for e in entries) == sorted(
+        [str({"reference": "v1", "count": 25}), "None"]
+    )
 
 
 def test_no_pull_events_when_pulls_are_not_recorded(tmp_path: Path, database_url: str) -> None:

@@ -103,16 +103,19 @@ class ManifestService:
         it later, on the pool) and say whether last_pulled_at is due a write
         (record_pull, on the pool). Never blocks."""
         if self.pulls is not None:
-            data = {"digest": manifest.digest, "reference": reference}
-            self.pulls.add(
-                outbox.event_row(
+            digest = manifest.digest
+
+            def build(count: int, at: datetime) -> dict[str, Any]:
+                return outbox.event_row(
                     outbox.ARTIFACT_PULLED,
                     actor,
-                    resource=f"{repo}@{manifest.digest}",
+                    resource=f"{repo}@{digest}",
                     repository=repo,
-                    data=data,
+                    data={"digest": digest, "reference": reference, "count": count},
+                    at=at,
                 )
-            )
+
+            self.pulls.count((repo, reference, digest, actor), build)
         return self.pull_write_due(manifest)
 
     def pull_write_due(self, manifest: StoredManifest) -> bool:

@@ -55,9 +55,15 @@ def _data(*leave_out: str) -> Detail:
 
 
 def _reference(e: Event) -> dict[str, Any] | None:
-    """Pushes and pulls name the artifact by digest; a tag used is the detail."""
+    """Pushes and pulls name the artifact by digest; a tag used is the detail, and so is
+    how many pulls one row stands for when a batch counted several (events.batch)."""
+    detail: dict[str, Any] = {}
     reference = e.data.get("tag") or e.data.get("reference")
-    return {"reference": reference} if reference and reference != e.data["digest"] else None
+    if reference and reference != e.data["digest"]:
+        detail["reference"] = reference
+    if e.data.get("count", 1) > 1:
+        detail["count"] = e.data["count"]
+    return detail or None
 
 
 def _nothing(e: Event) -> None:
