@@ -36,7 +36,7 @@ class Context:
     hot: HotQueries
     auth: AuthService
     audit: AuditLog
-    events: EventBuffer  # events written in batches: pulls, and GC's and retention's deletions
+    events: EventBuffer  # pull events, counted and written in batches (events.batch)
     browser: Browser
     io: Offloader  # blocking work off the event loop (HTTP handlers)
 

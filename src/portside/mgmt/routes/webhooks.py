@@ -21,7 +21,7 @@ from portside.mgmt.paging import Paging, describe_page
 from portside.mgmt.schemas import _In
 from portside.mgmt.security import Caller, Ctx, Principal, require
 from portside.webhooks.deliveries import Deliveries, Delivery, Status
-from portside.webhooks.dispatcher import Dispatcher, retry_of
+from portside.webhooks.dispatcher import Dispatcher, egress_policy, retry_of
 from portside.webhooks.payloads import EVENT_TYPES, PayloadFormat
 from portside.webhooks.policies import MAX_SECRET, MAX_URL, PolicyStore, WebhookPolicy
 
@@ -130,7 +130,7 @@ def delivery_out(delivery: Delivery) -> DeliveryOut:
 
 
 def _policies(ctx: Context) -> PolicyStore:
-    return Dispatcher(ctx.db, ctx.settings, "api").policies
+    return PolicyStore(ctx.db, egress_policy(ctx.settings))
 
 
 def _read(ctx: Context, caller: Principal, project: str) -> None:
