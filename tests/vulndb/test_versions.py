@@ -1,0 +1,241 @@
+"""Version orderings: known pairs from the upstream tools' own test suites and docs,
+the order properties (hypothesis), and differential checks against the real `dpkg`
+and `rpm` installed on the test machine."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from portside.vulndb.versions import CannotCompare, VersionError, apk, dpkg, ordering, rpm, semver
+
+Compare = Callable[[str, str], int]
+
+# (smaller, larger) or (equal, equal) pairs, from dpkg's t/t-version.c, rpm's
+# tests/rpmvercmp.at, apk-tools' test/version.data, semver.org and Go's semver tests.
+DPKG_LESS = [
+    ("1.0~rc1", "1.0"),
+    ("1.0~~", "1.0~~a"),
+    ("1.0~~a", "1.0~"),
+    ("1.0~", "1.0"),
+    ("1.0", "1.0a"),
+    ("1.0a", "1.0+"),  # letters sort before non-letters
+    ("1.0a", "1.0.1"),
+    ("1.0", "1.0-1"),
+    ("1.0-1", "1.0-1+b1"),
+    ("1.0-1", "1.0-1.1"),
+    ("9.9", "1:0.1"),  # the epoch decides first
+    ("1:1.0", "2:0"),
+    ("2.30-1", "2.30.1-1"),
+    ("0.9", "0.10"),
+    ("1.2.3-1~deb12u1", "1.2.3-1"),
+    ("3.0.11-1~deb12u2", "3.0.13-1~deb12u1"),
+    ("1-1-1", "1-1-2"),  # the revision is after the last hyphen
+]
+DPKG_EQUAL = [("1.0", "1.0-0"), ("0:1.0", "1.0"), ("1.001", "1.1"), ("1.0-00", "1.0")]
+
+RPM_LESS = [
+    ("1.0", "1.0.1"),
+    ("1.0a", "1.0.1"),  # numbers beat letters
+    ("1.0~rc1", "1.0"),
+    ("1.0~rc1", "1.0~rc2"),
+    ("1.0~~", "1.0~"),
+    ("1.0", "1.0^"),
+    ("1.0", "1.0^git1"),
+    ("1.0^git1", "1.0.1"),
+    ("1.0^git1", "1.0^git2"),
+    ("1.0~rc1^git1", "1.0~rc1^git2"),
+    ("1.0^", "1.0.a"),
+    ("2.0", "10"),
+    ("a", "b"),
+    ("1.0-1.el9", "1.0-2.el9"),
+    ("5:1.0-1", "6:0.1-1"),
+    ("1.0-1", "1.0-1.el9_1"),
+    ("abc", "1"),
+]
+RPM_EQUAL = [("1.0", "1.0"), ("1.001", "1.1"), ("1.0_1", "1.0.1"), ("1..0", "1.0"), ("0:2.0", "2.0")]
+
+APK_LESS = [
+    ("1.0_alpha", "1.0_beta"),
+    ("1.0_beta", "1.0_pre"),
+    ("1.0_pre", "1.0_rc"),
+    ("1.0_rc", "1.0_rc1"),
+    ("1.0_rc1", "1.0"),
+    ("1.0", "1.0-r1"),
+    ("1.0-r1", "1.0_cvs"),
+    ("1.0_cvs", "1.0_svn"),
+    ("1.0_svn", "1.0_git"),
+    ("1.0_git", "1.0_hg"),
+    ("1.0_hg", "1.0_p1"),
+    ("1.0_p1", "1.0a"),
+    ("1.0a", "1.0.1"),
+    ("1.0-r9", "1.0-r10"),
+    ("1.01", "1.1"),  # a leading zero makes the part compare as a string
+    ("1.001", "1.01"),
+    ("1.09", "1.1"),
+    ("2.0", "10.0"),
+    ("1.0_rc1_p1", "1.0_rc2"),
+    ("3.0.11-r0", "3.0.12-r0"),
+    ("1.0-r1", "1.0~abc123-r1"),
+]
+APK_EQUAL = [("1.0", "1.0"), ("1.0-r0", "1.0-r0"), ("1.0_p1", "1.0_p01")]
+
+SEMVER_LESS = [  # semver.org item 11
+    ("1.0.0-alpha", "1.0.0-alpha.1"),
+    ("1.0.0-alpha.1", "1.0.0-alpha.beta"),
+    ("1.0.0-alpha.beta", "1.0.0-beta"),
+    ("1.0.0-beta", "1.0.0-beta.2"),
+    ("1.0.0-beta.2", "1.0.0-beta.11"),
+    ("1.0.0-beta.11", "1.0.0-rc.1"),
+    ("1.0.0-rc.1", "1.0.0"),
+    ("1.9.0", "1.10.0"),
+    ("1.10.0", "1.11.0"),
+    ("2.0.0", "2.1.0"),
+    ("2.1.0", "2.1.1"),
+]
+SEMVER_EQUAL = [("1.0.0+build.1", "1.0.0+build.2"), ("1.0.0", "v1.0.0")]
+GO_LESS = [
+    ("v0.0.0-20200101000000-abcdefabcdef", "v0.0.1"),
+    ("v1.2", "v1.2.1"),
+    ("v1.9.0", "v1.10.0"),
+    ("v2.0.0+incompatible", "v2.0.1+incompatible"),
+    ("v1.0.0-rc.1", "1.0.0"),
+]
+GO_EQUAL = [("v1.2", "v1.2.0"), ("v1", "v1.0.0"), ("v2.0.0+incompatible", "2.0.0")]
+
+CASES: list[tuple[str, Compare, list[tuple[str, str]], list[tuple[str, str]]]] = [
+    ("dpkg", dpkg.compare, DPKG_LESS, DPKG_EQUAL),
+    ("rpm", rpm.compare, RPM_LESS, RPM_EQUAL),
+    ("apk", apk.compare, APK_LESS, APK_EQUAL),
+    ("semver", semver.compare, SEMVER_LESS, SEMVER_EQUAL),
+    ("go", semver.compare_go, GO_LESS, GO_EQUAL),
+    ("pypi", ordering("PyPI"), [("1.0rc1", "1.0"), ("1.0", "1.0.post1"), ("2.0", "1!0.1")], []),
+]
+
+
+@pytest.mark.parametrize(("name", "compare", "less", "equal"), CASES, ids=[c[0] for c in CASES])
+def test_known_pairs(
+    name: str, compare: Compare, less: list[tuple[str, str]], equal: list[tuple[str, str]]
+) -> None:
+    for a, b in less:
+        assert compare(a, b) == -1, (name, a, b)
+        assert compare(b, a) == 1, (name, b, a)
+    for a, b in equal:
+        assert compare(a, b) == 0, (name, a, b)
+        assert compare(b, a) == 0, (name, b, a)
+
+
+def test_invalid_versions_are_errors_not_answers() -> None:
+    for compare, bad in [
+        (dpkg.compare, "x:1.0"),
+        (apk.compare, "1.0-beta"),
+        (apk.compare, "1.0_foo"),
+        (apk.compare, "abc"),
+        (semver.compare, "1.0"),
+        (semver.compare, "1.0.0-01"),
+        (ordering("PyPI"), "not a version"),
+        (rpm.compare, "x:1"),
+    ]:
+        with pytest.raises(VersionError):
+            compare(bad, "1.0.0")
+
+
+def test_unknown_ecosystem_and_git_ranges_cannot_compare() -> None:
+    with pytest.raises(CannotCompare, match="Hackage"):
+        ordering("Hackage")
+    with pytest.raises(CannotCompare, match="GIT"):
+        ordering("PyPI", "GIT")
+    assert ordering("Debian:12") is dpkg.compare
+    assert ordering("Alpine:v3.19") is apk.compare
+    assert ordering("Maven", "SEMVER") is semver.compare
+
+
+# Version-like strings built from the characters that matter to each grammar.
+def _text(alphabet: str, max_size: int = 8) -> st.SearchStrategy[str]:
+    return st.text(alphabet=alphabet, min_size=1, max_size=max_size)
+
+
+DPKG_VERSIONS = st.builds(
+    lambda epoch, up, rev: f"{epoch}{up}{rev}",
+    st.sampled_from(["", "1:", "2:"]),
+    st.builds(lambda d, rest: d + rest, _text("0123456789", 2), st.text("0123456789.~+ab", max_size=6)),
+    st.sampled_from(["", "-1", "-1~deb12u1", "-0", "-2+b1", "-a~"]),
+)
+RPM_VERSIONS = st.builds(
+    lambda epoch, v, rel: f"{epoch}{v}{rel}",
+    st.sampled_from(["", "1:"]),
+    _text("0123456789.~^ab_", 8),
+    st.sampled_from(["", "-1", "-1.el9", "-2~rc", "-1^git"]),
+)
+APK_VERSIONS = st.builds(
+    lambda n, parts, letter, suffix, rev: n + parts + letter + suffix + rev,
+    _text("0123456789", 2),
+    st.lists(_text("0123456789", 2).map(lambda d: "." + d), max_size=3).map("".join),
+    st.sampled_from(["", "a", "z"]),
+    st.lists(
+        st.sampled_from(["_alpha", "_beta", "_pre", "_rc", "_p", "_git", "_rc1", "_p2"]),
+        max_size=2,
+    ).map("".join),
+    st.sampled_from(["", "-r0", "-r1", "-r10"]),
+)
+SEMVER_VERSIONS = st.builds(
+    lambda a, b, c, pre: f"{a}.{b}.{c}{pre}",
+    st.integers(0, 3),
+    st.integers(0, 3),
+    st.integers(0, 3),
+    st.sampled_from(["", "-alpha", "-alpha.1", "-1", "-beta.2", "-beta.11", "-rc.1", "-0.a"]),
+)
+STRATEGIES = [
+    ("dpkg", dpkg.compare, DPKG_VERSIONS),
+    ("rpm", rpm.compare, RPM_VERSIONS),
+    ("apk", apk.compare, APK_VERSIONS),
+    ("semver", semver.compare, SEMVER_VERSIONS),
+]
+
+
+@pytest.mark.parametrize(("name", "compare", "versions"), STRATEGIES, ids=[s[0] for s in STRATEGIES])
+def test_total_order(name: str, compare: Compare, versions: st.SearchStrategy[str]) -> None:
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(versions, versions, versions)
+    def check(a: str, b: str, c: str) -> None:
+        assert compare(a, a) == 0
+        assert compare(a, b) == -compare(b, a)  # antisymmetry
+        if compare(a, b) <= 0 and compare(b, c) <= 0:
+            assert compare(a, c) <= 0, (a, b, c)  # transitivity
+        if compare(a, b) == 0:
+            assert compare(a, c) == compare(b, c)
+
+    check()
+
+
+@pytest.mark.skipif(shutil.which("dpkg") is None, reason="dpkg is not installed")
+@settings(max_examples=150, deadline=None)
+@given(DPKG_VERSIONS, DPKG_VERSIONS)
+def test_dpkg_agrees_with_dpkg(a: str, b: str) -> None:
+    ours = dpkg.compare(a, b)
+    less = subprocess.run(["dpkg", "--compare-versions", a, "lt", b], check=False).returncode
+    equal = subprocess.run(["dpkg", "--compare-versions", a, "eq", b], check=False).returncode
+    theirs = -1 if less == 0 else 0 if equal == 0 else 1
+    assert ours == theirs, (a, b)
+
+
+def _rpm_vercmp(pairs: list[tuple[str, str]]) -> list[int]:
+    """rpm.vercmp through the real rpm (its Lua interpreter), many pairs in one run."""
+    calls = " ".join(f'print(rpm.vercmp("{a}", "{b}") .. " ")' for a, b in pairs)
+    out = subprocess.run(
+        ["rpm", "--eval", f"%{{lua: {calls} }}"], check=True, capture_output=True, text=True
+    ).stdout
+    return [int(line) for line in out.split()]
+
+
+@pytest.mark.skipif(shutil.which("rpm") is None, reason="rpm is not installed")
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(RPM_VERSIONS, RPM_VERSIONS), min_size=1, max_size=20))
+def test_rpm_agrees_with_rpm(pairs: list[tuple[str, str]]) -> None:
+    # rpm.vercmp compares whole EVR strings (epoch, version, release) as rpm does.
+    assert [rpm.compare(a, b) for a, b in pairs] == _rpm_vercmp(pairs)
