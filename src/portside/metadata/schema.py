@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -454,4 +455,73 @@ webhook_deliveries = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("policy_id", "event_id"),
     Index(None, "status", "next_attempt_at"),
+)
+
+# --- vulnerability database ------------------------------------------------------------
+
+# Each import of a source (an OSV export, the Debian security tracker) writes a new
+# generation of rows under a new `vulndb_imports.id`, in batched transactions, and only
+# then points `vulndb_sources.import_id` at it, in one transaction: readers, which only
+# read rows of the imports the sources point at, see the old or the new data, never
+# half (portside.vulndb.store). No foreign keys to the imports: rows of a failed or
+# superseded import are deleted in batches, after the switch.
+vulndb_imports = Table(
+    "vulndb_imports",
+    metadata,
+    Column("id", Integer, primary_key=True),  # the generation: grows with every import
+    Column("source", Text, nullable=False),  # a path or URL, as configured or given
+    Column("format", String(32), nullable=False),  # "osv" or "debian-tracker"
+    Column("status", String(16), nullable=False),  # running, complete, failed, superseded
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("advisories", Integer, nullable=False),
+    Column("packages", Integer, nullable=False),  # affected (ecosystem, name) entries
+    Column("fingerprint", Text),  # ETag, Last-Modified or mtime+size it was read at
+    Column("error", Text),
+    sqlite_autoincrement=True,
+)
+
+vulndb_sources = Table(
+    "vulndb_sources",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(1024), nullable=False, unique=True),
+    Column("import_id", Integer, nullable=False),  # the generation readers use
+    Column("format", String(32), nullable=False),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+    Column("advisories", Integer, nullable=False),
+    Column("packages", Integer, nullable=False),
+    Column("fingerprint", Text),
+)
+
+vulndb_advisories = Table(
+    "vulndb_advisories",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("import_id", Integer, nullable=False, index=True),
+    Column("vuln_id", String(255), nullable=False),  # "CVE-2024-1234", "GHSA-...", "DSA-..."
+    Column("aliases", Text, nullable=False),  # JSON list of the other ids of the same flaw
+    Column("summary", Text, nullable=False),
+    Column("severity", Integer, nullable=False),  # scanning.model.Severity value
+    Column("cvss_score", Float),
+    Column("cvss_vector", String(255)),
+    Column("links", Text, nullable=False),  # JSON list of URLs
+)
+
+# One row per affected (ecosystem, package name) of an advisory, with its ranges as OSV
+# writes them: JSON [{"type": "ECOSYSTEM"|"SEMVER"|"GIT", "events": [{"introduced": v},
+# {"fixed": v}, {"last_affected": v}, {"limit": v}]}], and the explicit `versions` list.
+vulndb_affected = Table(
+    "vulndb_affected",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("advisory_id", Integer, nullable=False, index=True),
+    Column("import_id", Integer, nullable=False),
+    Column("ecosystem", String(100), nullable=False),  # "Debian:12", "PyPI"
+    Column("name", String(255), nullable=False),
+    Column("ranges", Text, nullable=False),
+    Column("versions", Text, nullable=False),
+    Column("severity", Integer),  # per package (Debian urgency per release), else null
+    Index(None, "ecosystem", "name", "import_id"),
+    Index(None, "import_id"),
 )
