@@ -58,7 +58,13 @@ RPM_LESS = [
     ("1.0-1", "1.0-1.el9_1"),
     ("abc", "1"),
 ]
-RPM_EQUAL = [("1.0", "1.0"), ("1.001", "1.1"), ("1.0_1", "1.0.1"), ("1..0", "1.0"), ("0:2.0", "2.0")]
+RPM_EQUAL = [
+    ("1.0", "1.0"),
+    ("1.001", "1.1"),
+    ("1.0_1", "1.0.1"),
+    ("1..0", "1.0"),
+    ("0:2.0", "2.0"),
+]
 
 APK_LESS = [
     ("1.0_alpha", "1.0_beta"),
@@ -163,7 +169,9 @@ def _text(alphabet: str, max_size: int = 8) -> st.SearchStrategy[str]:
 DPKG_VERSIONS = st.builds(
     lambda epoch, up, rev: f"{epoch}{up}{rev}",
     st.sampled_from(["", "1:", "2:"]),
-    st.builds(lambda d, rest: d + rest, _text("0123456789", 2), st.text("0123456789.~+ab", max_size=6)),
+    st.builds(
+        lambda d, rest: d + rest, _text("0123456789", 2), st.text("0123456789.~+ab", max_size=6)
+    ),
     st.sampled_from(["", "-1", "-1~deb12u1", "-0", "-2+b1", "-a~"]),
 )
 RPM_VERSIONS = st.builds(
@@ -198,7 +206,9 @@ STRATEGIES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "compare", "versions"), STRATEGIES, ids=[s[0] for s in STRATEGIES])
+@pytest.mark.parametrize(
+    ("name", "compare", "versions"), STRATEGIES, ids=[s[0] for s in STRATEGIES]
+)
 def test_total_order(name: str, compare: Compare, versions: st.SearchStrategy[str]) -> None:
     @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(versions, versions, versions)

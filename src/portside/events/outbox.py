@@ -82,6 +82,9 @@ ACCOUNT_LOGIN = "account.login"  # a sign-in attempt (data: result, via; never a
 SCAN_COMPLETED = "scan.completed"  # reserved for scanning
 SCAN_FAILED = "scan.failed"
 REPLICATION_COMPLETED = "replication.completed"  # reserved for replication
+# An import switched a vulnerability database source to new data (data: source, import_id,
+# generation, advisories, packages): scanners rescan what the change may affect.
+VULNDB_UPDATED = "vulndb.updated"
 
 
 @dataclass(frozen=True, slots=True)

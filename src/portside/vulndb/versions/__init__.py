@@ -39,7 +39,7 @@ _BY_ECOSYSTEM: dict[str, Compare] = {
 
 
 def base_ecosystem(ecosystem: str) -> str:
-    """"Debian:12" -> "Debian" (OSV separates the release with the first colon)."""
+    """ "Debian:12" -> "Debian" (OSV separates the release with the first colon)."""
     return ecosystem.split(":", 1)[0]
 
 

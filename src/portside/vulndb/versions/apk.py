@@ -95,9 +95,7 @@ def validate(version: str) -> list[_Token]:
 
 
 def _compare_token(a: _Token, b: _Token) -> int:
-    if a.kind == LETTER or a.kind == HASH or (
-        a.kind == DIGIT and (a.text[0] == "0" or b.text[0] == "0")
-    ):
+    if a.kind in (LETTER, HASH) or (a.kind == DIGIT and (a.text[0] == "0" or b.text[0] == "0")):
         return (a.text > b.text) - (a.text < b.text)
     if a.kind == SUFFIX:
         na, nb = a.rank, b.rank
