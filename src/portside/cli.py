@@ -141,6 +141,7 @@ def _register_account_commands() -> None:
     from portside.commands.robots import robot
     from portside.commands.usage import usage
     from portside.commands.users import admin, user
+    from portside.commands.vulndb import vulndb
     from portside.commands.webhooks import webhook
 
     for command in (admin, user, project, robot, gc, job, schedule, worker, webhook):
@@ -148,6 +149,7 @@ def _register_account_commands() -> None:
     project.add_command(immutability)
     main.add_command(usage)
     main.add_command(retention)
+    main.add_command(vulndb)
 
 
 _register_account_commands()

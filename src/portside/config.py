@@ -325,6 +325,84 @@ class WebhookSettings(_Section):
         return self
 
 
+class VulndbSourceSettings(_Section):
+    url: str | None = Field(
+        default=None,
+        description="An http(s) URL to download the source from (an OSV export zip such as "
+        "`https://osv-vulnerabilities.storage.googleapis.com/Debian/all.zip`, or the Debian "
+        "tracker's JSON), through the SSRF-safe client (see `vulndb.allowed_networks`).",
+    )
+    path: Path | None = Field(
+        default=None,
+        description="A local file or directory to import instead of a URL.",
+    )
+    format: Literal["auto", "osv", "debian-tracker"] = Field(
+        default="auto", description="`auto` tells OSV (zip, directory, JSON) from the tracker."
+    )
+
+    @model_validator(mode="after")
+    def _one_location(self) -> VulndbSourceSettings:
+        if (self.url is None) == (self.path is None):
+            raise ValueError("give exactly one of url or path")
+        if self.url is not None:
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError("url must be an absolute http:// or https:// URL")
+        return self
+
+    @property
+    def name(self) -> str:
+        """The source's name in the database: its URL, or its absolute path."""
+        return self.url if self.url is not None else str(Path(str(self.path)).absolute())
+
+
+class VulndbSettings(_Section):
+    sources: tuple[VulndbSourceSettings, ...] = Field(
+        default=(),
+        description="Sources the scheduled `vulndb_import` job imports (only those that "
+        "changed: ETag/Last-Modified for URLs, modification time and size for paths).",
+    )
+    schedule: str = Field(
+        default="0 3 * * *",
+        description="When the import runs (cron, 5 fields, UTC). Kept in the job schedule "
+        "`vulndb-import`, set at start-up while `vulndb.sources` is not empty.",
+    )
+    timeout_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="Connect and read timeout of a download."
+    )
+    max_download_bytes: int = Field(
+        default=4 * 1024**3, ge=1024, description="Largest file a source may download."
+    )
+    allow_private_sources: bool = Field(
+        default=False,
+        description="Let source URLs be loopback, private, link-local or unique-local "
+        "addresses (a mirror on the local network).",
+    )
+    allowed_networks: tuple[str, ...] = Field(
+        default=(),
+        description="Networks (CIDR) source URLs may be in even when they would be refused.",
+    )
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network such as 10.1.2.0/24") from None
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a cron expression of 5 fields, e.g. '0 3 * * *'")
+        return value
+
+
 class Settings(BaseModel):
     """All settings. A plain model: reading the environment and the YAML file
     (pydantic-settings, PyYAML) happens only in `load_settings`, so the worker processes,
@@ -359,6 +437,7 @@ class Settings(BaseModel):
     jobs: JobSettings = JobSettings()
     webhooks: WebhookSettings = WebhookSettings()
     ui: UiSettings = UiSettings()
+    vulndb: VulndbSettings = VulndbSettings()
     ldap: LdapSettings | None = Field(default=None, description="LDAP / Active Directory users.")
 
     @field_validator("listen")

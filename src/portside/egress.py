@@ -27,6 +27,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import httpx
 
@@ -140,9 +141,27 @@ def send(
     or a redirect's) is not allowed, or too many redirects; httpx.HTTPError: the
     request failed (connection, TLS, timeout)."""
     started = time.monotonic()
+    status, body, final, _headers = _follow(policy, method, url, content, headers, verify, _kept)
+    return Sent(status, body, final, time.monotonic() - started)
+
+
+Reader = Callable[[httpx.Response], bytes]
+
+
+def _follow(
+    policy: EgressPolicy,
+    method: str,
+    url: str,
+    content: bytes,
+    headers: Mapping[str, str] | None,
+    verify: bool,
+    read: Reader,
+) -> tuple[int, bytes, str, httpx.Headers]:
+    """Send, following redirects (each target checked); the final answer's status, what
+    `read` made of its body, its URL and headers."""
     for _hop in range(policy.max_redirects + 1):
         target, addresses = policy.check(url)
-        status, body, location = _send_once(
+        status, body, answer = _send_once(
             policy,
             method=method,
             target=target,
@@ -150,13 +169,77 @@ def send(
             content=content,
             headers=headers or {},
             verify=verify,
+            read=read,
         )
+        location = answer.get("location")
         if status not in _REDIRECTS or location is None:
-            return Sent(status, body, str(target), time.monotonic() - started)
+            return status, body, str(target), answer
         url = str(target.join(location))
         if status == 303 or (status in (301, 302) and method == "POST"):
             method, content = "GET", b""  # what browsers and HTTP clients do
     raise Refused(f"more than {policy.max_redirects} redirects")
+
+
+def _kept(response: httpx.Response) -> bytes:
+    """The start of a response's body (up to _BODY_KEPT bytes)."""
+    body = b""
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) >= _BODY_KEPT:
+            return body[:_BODY_KEPT]
+    return body
+
+
+class TooLarge(Exception):
+    """A download larger than the caller allowed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    """A GET whose body went to a file: status 200 (written), 304 (not modified) or
+    another status (nothing written; `error` holds the start of the body)."""
+
+    status: int
+    url: str
+    size: int
+    etag: str | None
+    last_modified: str | None
+    error: bytes = b""
+
+
+def download(
+    policy: EgressPolicy,
+    url: str,
+    sink: BinaryIO,
+    *,
+    headers: Mapping[str, str] | None = None,
+    max_bytes: int,
+) -> Downloaded:
+    """GET `url` under `policy` and stream a 200's body into `sink` (memory stays
+    bounded). Send If-None-Match/If-Modified-Since in `headers` for a conditional GET.
+    Refused, httpx.HTTPError as `send`; TooLarge past `max_bytes`."""
+    written = 0
+
+    def read(response: httpx.Response) -> bytes:
+        nonlocal written
+        if response.status_code != 200:
+            return b"" if response.status_code in _REDIRECTS else _kept(response)
+        for chunk in response.iter_bytes():
+            written += len(chunk)
+            if written > max_bytes:
+                raise TooLarge(f"{url}: larger than {max_bytes} bytes")
+            sink.write(chunk)
+        return b""
+
+    status, body, final, answer = _follow(policy, "GET", url, b"", headers, True, read)
+    return Downloaded(
+        status=status,
+        url=final,
+        size=written,
+        etag=answer.get("etag"),
+        last_modified=answer.get("last-modified"),
+        error=body,
+    )
 
 
 def _send_once(
@@ -168,7 +251,8 @@ def _send_once(
     content: bytes,
     headers: Mapping[str, str],
     verify: bool,
-) -> tuple[int, bytes, str | None]:
+    read: Reader,
+) -> tuple[int, bytes, httpx.Headers]:
     """Connect to the checked addresses in turn (the next only if connecting failed)."""
     host_header = target.netloc.decode("ascii")
     extensions = {}
@@ -197,15 +281,10 @@ def _send_once(
                 failure = error
                 continue
             try:
-                body = b""
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) >= _BODY_KEPT:
-                        body = body[:_BODY_KEPT]
-                        break
+                body = read(response)
             finally:
                 response.close()
-            return response.status_code, body, response.headers.get("location")
+            return response.status_code, body, response.headers
     assert failure is not None
     raise failure
 

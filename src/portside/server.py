@@ -40,6 +40,18 @@ def _purge_abandoned_uploads(settings: Settings) -> None:
         )
 
 
+def _sync_vulndb_schedule(settings: Settings) -> None:
+    from portside.jobs.vulndb import sync_schedule
+    from portside.metadata.db import Database
+    from portside.metadata.engine import make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        sync_schedule(Database(engine), settings)
+    finally:
+        engine.dispose()
+
+
 def _read_tls_file(key: str, path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -175,6 +187,7 @@ def serve(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
     prepare_auth(settings)
+    _sync_vulndb_schedule(settings)
     _purge_abandoned_uploads(settings)
     workers = settings.server.workers or os.cpu_count() or 1
     # Workers are separate processes: they rebuild Settings from this variable, and sum

@@ -229,6 +229,8 @@ REGISTRY: list[Row] = [
 #   webhook-test      POST /api/v1/projects/acme/webhooks/<id>/test (the receiver answers)
 #   webhook-redeliver POST /api/v1/projects/acme/webhooks/<id>/deliveries/<id>/redeliver
 #                     (a fresh dead delivery: the admin's test event to a target answering 500)
+#   vulndb            GET /api/v1/vulndb (the vulnerability database's status: any
+#                     signed-in caller)
 MANAGEMENT: list[Row] = [
     # -- projects
     R("anonymous", "projects", 200, PUB),
@@ -422,6 +424,18 @@ MANAGEMENT: list[Row] = [
     R("robot-ci", "audit", 403),
     R("robot-pull", "audit", 403),
     R("disabled", "audit", 401),
+    # -- vulndb
+    R("anonymous", "vulndb", 401),
+    R("admin", "vulndb", 200),
+    R("project-admin", "vulndb", 200),
+    R("maintainer", "vulndb", 200),
+    R("developer", "vulndb", 200),
+    R("guest", "vulndb", 200),
+    R("limited-guest", "vulndb", 200),
+    R("outsider", "vulndb", 200),
+    R("robot-ci", "vulndb", 200),
+    R("robot-pull", "vulndb", 200),
+    R("disabled", "vulndb", 401),
     # -- project-audit
     R("anonymous", "project-audit", 404),
     R("admin", "project-audit", 200),
@@ -1029,6 +1043,7 @@ MANAGEMENT_ACTIONS: dict[str, ManagementAction] = {
     "webhook-delete": _webhook_delete,
     "webhook-test": _webhook_test,
     "webhook-redeliver": _webhook_redeliver,
+    "vulndb": _get("/vulndb"),
 }
 
 # What an allowed listing must contain (beyond `sees`).
@@ -1048,6 +1063,7 @@ _CONTENT: dict[str, Callable[[World, Any], None]] = {
     ),
     "webhook": lambda w, body: _assert(body["id"] == w.webhook and "secret" not in body),
     "webhook-deliveries": lambda w, body: _assert(isinstance(body, list)),
+    "vulndb": lambda w, body: _assert(body["generation"] is None and body["sources"] == []),
 }
 
 

@@ -52,6 +52,11 @@ def _retention_params(params: dict[str, Any]) -> dict[str, Any]:
     return {"dry_run": _flag(params, "dry_run")}
 
 
+def _vulndb_params(params: dict[str, Any]) -> dict[str, Any]:
+    _only(params, {"force"})
+    return {"force": _flag(params, "force")}
+
+
 def _probe_params(params: dict[str, Any]) -> dict[str, Any]:
     _only(params, {"seconds"})
     return {"seconds": _number(params, "seconds", 0, 3600)}
@@ -102,6 +107,14 @@ KINDS: dict[str, Kind] = {
             _retention_params,
             per_project=True,
             description="apply a project's retention policy",
+        ),
+        Kind(
+            "vulndb_import",
+            "portside.jobs.vulndb:run_vulndb_import",
+            _vulndb_params,
+            per_project=False,
+            description="import the vulnerability database sources that changed "
+            "(vulndb.sources; force: all of them)",
         ),
         Kind(
             "probe",

@@ -30,6 +30,7 @@ from portside.mgmt.routes import (
     tokens,
     usage,
     users,
+    vulndb,
     webhooks,
 )
 
@@ -129,6 +130,7 @@ def create_management_app(ctx: Context) -> FastAPI:
         usage,
         retention,
         webhooks,
+        vulndb,
     )
     for module in routers:
         app.include_router(module.router, prefix=PREFIX)

@@ -65,6 +65,28 @@ class Status:
     def advisories(self) -> int:
         return sum(source.advisories for source in self.sources)
 
+    def document(self) -> dict[str, Any]:
+        """As JSON: what `portside vulndb status --json` and GET /api/v1/vulndb show."""
+        return {
+            "generation": self.generation,
+            "advisories": self.advisories,
+            "sources": [
+                {
+                    "name": s.name,
+                    "format": s.format,
+                    "import_id": s.import_id,
+                    "imported_at": s.imported_at.isoformat(),
+                    "advisories": s.advisories,
+                    "packages": s.packages,
+                }
+                for s in self.sources
+            ],
+            "failures": [
+                {"source": f.source, "at": f.at.isoformat(), "error": f.error}
+                for f in self.failures
+            ],
+        }
+
 
 def _ranges(affected: Any) -> str:
     return json.dumps(
