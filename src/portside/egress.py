@@ -141,7 +141,9 @@ def send(
     or a redirect's) is not allowed, or too many redirects; httpx.HTTPError: the
     request failed (connection, TLS, timeout)."""
     started = time.monotonic()
-    status, body, final, _headers = _follow(policy, method, url, content, headers, verify, _kept)
+    status, body, final, _headers = _follow(
+        policy, method, url, content=content, headers=headers, verify=verify, read=_kept
+    )
     return Sent(status, body, final, time.monotonic() - started)
 
 
@@ -152,6 +154,7 @@ def _follow(
     policy: EgressPolicy,
     method: str,
     url: str,
+    *,
     content: bytes,
     headers: Mapping[str, str] | None,
     verify: bool,
@@ -231,7 +234,9 @@ def download(
             sink.write(chunk)
         return b""
 
-    status, body, final, answer = _follow(policy, "GET", url, b"", headers, True, read)
+    status, body, final, answer = _follow(
+        policy, "GET", url, content=b"", headers=headers, verify=True, read=read
+    )
     return Downloaded(
         status=status,
         url=final,

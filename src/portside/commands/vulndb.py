@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
 import click
 
 from portside.commands.common import CONFIG_OPTION, DATA_DIR_OPTION, echo_table, migrated_settings
