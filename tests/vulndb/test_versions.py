@@ -12,7 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portside.vulndb.versions import CannotCompare, VersionError, apk, dpkg, ordering, rpm, semver
+from portside.vulndb.versions import (
+    CannotCompare,
+    VersionError,
+    apk,
+    dpkg,
+    maven,
+    ordering,
+    rpm,
+    semver,
+)
 
 Compare = Callable[[str, str], int]
 
@@ -114,12 +123,42 @@ GO_LESS = [
 ]
 GO_EQUAL = [("v1.2", "v1.2.0"), ("v1", "v1.0.0"), ("v2.0.0+incompatible", "2.0.0")]
 
+# Maven's own ComparableVersionTest: each list ascending; then equal spellings.
+MAVEN_ASCENDING = [
+    ["1-alpha2snapshot", "1-alpha2", "1-alpha-123", "1-beta-2", "1-beta123", "1-m2", "1-m11"]
+    + ["1-rc", "1-cr2", "1-rc123", "1-SNAPSHOT", "1", "1-sp", "1-sp2", "1-sp123", "1-abc"]
+    + ["1-def", "1-pom-1", "1-1-snapshot", "1-1", "1-2", "1-123"],
+    ["2.0", "2.0.a", "2-1", "2.0.2", "2.0.123", "2.1.0", "2.1-a", "2.1b", "2.1-c", "2.1-1"]
+    + ["2.1.0.1", "2.2", "2.123", "11.a2", "11.a11", "11.b2", "11.b11", "11.m2", "11.m11"]
+    + ["11", "11.a", "11b", "11c", "11m"],
+]
+MAVEN_LESS = [
+    (a, b) for series in MAVEN_ASCENDING for a, b in zip(series, series[1:], strict=False)
+]
+MAVEN_EQUAL = [
+    ("1", "1.0.0"),
+    ("1", "1-0"),
+    ("1.0", "1.0-0"),
+    ("1a", "1.0.0-a"),
+    ("1x", "1.0-x"),
+    ("1ga", "1"),
+    ("1release", "1"),
+    ("1final", "1"),
+    ("1cr", "1rc"),
+    ("1a1", "1-alpha-1"),
+    ("1b2", "1-beta-2"),
+    ("1m3", "1-milestone-3"),
+    ("1X", "1x"),
+    ("1SNAPSHOT", "1snapshot"),
+]
+
 CASES: list[tuple[str, Compare, list[tuple[str, str]], list[tuple[str, str]]]] = [
     ("dpkg", dpkg.compare, DPKG_LESS, DPKG_EQUAL),
     ("rpm", rpm.compare, RPM_LESS, RPM_EQUAL),
     ("apk", apk.compare, APK_LESS, APK_EQUAL),
     ("semver", semver.compare, SEMVER_LESS, SEMVER_EQUAL),
     ("go", semver.compare_go, GO_LESS, GO_EQUAL),
+    ("maven", maven.compare, MAVEN_LESS, MAVEN_EQUAL),
     ("pypi", ordering("PyPI"), [("1.0rc1", "1.0"), ("1.0", "1.0.post1"), ("2.0", "1!0.1")], []),
 ]
 
@@ -198,11 +237,17 @@ SEMVER_VERSIONS = st.builds(
     st.integers(0, 3),
     st.sampled_from(["", "-alpha", "-alpha.1", "-1", "-beta.2", "-beta.11", "-rc.1", "-0.a"]),
 )
+MAVEN_VERSIONS = st.lists(
+    st.sampled_from(["1", "0", "2", "10", ".", "-", "a", "b1", "rc", "sp", "ga", "snapshot", "x"]),
+    min_size=1,
+    max_size=6,
+).map("".join)
 STRATEGIES = [
     ("dpkg", dpkg.compare, DPKG_VERSIONS),
     ("rpm", rpm.compare, RPM_VERSIONS),
     ("apk", apk.compare, APK_VERSIONS),
     ("semver", semver.compare, SEMVER_VERSIONS),
+    ("maven", maven.compare, MAVEN_VERSIONS),
 ]
 
 

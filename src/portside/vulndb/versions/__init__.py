@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from portside.vulndb.versions import apk, dpkg, pep440, rpm, semver
+from portside.vulndb.versions import apk, dpkg, maven, pep440, rpm, semver
 from portside.vulndb.versions.errors import CannotCompare, VersionError
 
 Compare = Callable[[str, str], int]
@@ -35,6 +35,7 @@ _BY_ECOSYSTEM: dict[str, Compare] = {
     "npm": semver.compare,
     "crates.io": semver.compare,
     "Go": semver.compare_go,
+    "Maven": maven.compare,
 }
 
 
