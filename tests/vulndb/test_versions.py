@@ -126,18 +126,58 @@ GO_EQUAL = [("v1.2", "v1.2.0"), ("v1", "v1.0.0"), ("v2.0.0+incompatible", "2.0.0
 
 # Maven's own ComparableVersionTest: each list ascending; then equal spellings.
 MAVEN_ASCENDING = [
-    (
-        "1-alpha2snapshot 1-alpha2 1-alpha-123 1-beta-2 1-beta123 1-m2 1-m11 1-rc 1-cr2 "
-        "1-rc123 1-SNAPSHOT 1 1-sp 1-sp2 1-sp123 1-abc 1-def 1-pom-1 1-1-snapshot 1-1 1-2 1-123"
-    ).split(),
-    (
-        "2.0 2.0.a 2-1 2.0.2 2.0.123 2.1.0 2.1-a 2.1b 2.1-c 2.1-1 2.1.0.1 2.2 2.123 11.a2 "
-        "11.a11 11.b2 11.b11 11.m2 11.m11 11 11.a 11b 11c 11m"
-    ).split(),
+    [
+        "1-alpha2snapshot",
+        "1-alpha2",
+        "1-alpha-123",
+        "1-beta-2",
+        "1-beta123",
+        "1-m2",
+        "1-m11",
+        "1-rc",
+        "1-cr2",
+        "1-rc123",
+        "1-SNAPSHOT",
+        "1",
+        "1-sp",
+        "1-sp2",
+        "1-sp123",
+        "1-abc",
+        "1-def",
+        "1-pom-1",
+        "1-1-snapshot",
+        "1-1",
+        "1-2",
+        "1-123",
+    ],
+    [
+        "2.0",
+        "2.0.a",
+        "2-1",
+        "2.0.2",
+        "2.0.123",
+        "2.1.0",
+        "2.1-a",
+        "2.1b",
+        "2.1-c",
+        "2.1-1",
+        "2.1.0.1",
+        "2.2",
+        "2.123",
+        "11.a2",
+        "11.a11",
+        "11.b2",
+        "11.b11",
+        "11.m2",
+        "11.m11",
+        "11",
+        "11.a",
+        "11b",
+        "11c",
+        "11m",
+    ],
 ]
-MAVEN_LESS = [
-    (a, b) for series in MAVEN_ASCENDING for a, b in zip(series, series[1:], strict=False)
-]
+MAVEN_LESS = [pair for series in MAVEN_ASCENDING for pair in itertools.pairwise(series)]
 MAVEN_EQUAL = [
     ("1", "1.0.0"),
     ("1", "1-0"),
