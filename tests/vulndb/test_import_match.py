@@ -3,6 +3,8 @@ findings for the fixture inventory."""
 
 from __future__ import annotations
 
+import json
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -223,3 +225,57 @@ def test_severity_of_cvss_v4(db: Database, tmp_path: Path) -> None:
     (finding,) = match(db, [pkg("Alpine:v3.18", "busybox", "1.36.1-r6")])
     assert finding.severity == Severity.CRITICAL
     assert finding.fixed_version == "1.36.1-r7"
+
+
+def test_json_array_file(db: Database, tmp_path: Path) -> None:
+    array = tmp_path / "records.json"
+    array.write_text(json.dumps(fixtures.OSV))
+    result = import_path(db, array)
+    assert (result.format, result.advisories) == ("osv", 8)
+
+
+def _synthetic(count: int) -> list[dict[str, object]]:
+    return [
+        {
+            "id": f"SYN-{index}",
+            "modified": "2024-01-01T00:00:00Z",
+            "details": "x" * 400,
+            "affected": [
+                {
+                    "package": {"ecosystem": "npm", "name": f"pkg-{index}"},
+                    "ranges": [
+                        {"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.0.0"}]}
+                    ],
+                }
+            ],
+        }
+        for index in range(count)
+    ]
+
+
+def test_memory_stays_bounded_however_big_the_export(db: Database, tmp_path: Path) -> None:
+    """The import holds one batch of advisories at a time (tracemalloc, Python
+    allocations): a JSON array four times as long takes about the same memory; a zip
+    adds only its directory (zipfile keeps one entry object per member)."""
+
+    def peak(path: Path) -> int:
+        tracemalloc.start()
+        try:
+            import_path(db, path, source=path.name)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    def array(count: int) -> Path:
+        path = tmp_path / f"syn{count}.json"
+        path.write_text(json.dumps(_synthetic(count)))
+        return path
+
+    peak(array(100))  # one-time allocations (statement caches, imports) out of the way
+    small, large = peak(array(1500)), peak(array(6000))
+    assert large < 1.3 * small, (small, large)
+    zipped_small = peak(fixtures.osv_zip(tmp_path / "syn1500.zip", _synthetic(1500)))
+    zipped_large = peak(fixtures.osv_zip(tmp_path / "syn6000.zip", _synthetic(6000)))
+    assert (zipped_large - zipped_small) / 4500 < 1024, (zipped_small, zipped_large)
+    (finding,) = match(db, [pkg("npm", "pkg-5999", "0.9.0")])
+    assert finding.vulnerability_id == "SYN-5999"

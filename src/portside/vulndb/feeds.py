@@ -1,5 +1,6 @@
 """Reading a source's files into Advisories, one record at a time (memory stays bounded
-however big the export): an OSV record file, an OSV JSON array, a directory of OSV
+however big the export, apart from a zip's directory, which zipfile keeps as one small
+object per member): an OSV record file, an OSV JSON array, a directory of OSV
 files, an OSV ecosystem zip export (https://osv-vulnerabilities.storage.googleapis.com/
 <ecosystem>/all.zip), or the Debian security tracker's JSON. `detect` tells which.
 
