@@ -29,6 +29,16 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _networks(value: tuple[str, ...]) -> tuple[str, ...]:
+    """CIDR networks (`*.allowed_networks` of the outgoing-request policies)."""
+    for network in value:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"{network!r} is not a network such as 10.1.2.0/24") from None
+    return value
+
+
 class DatabaseSettings(_Section):
     url: str | None = Field(
         default=None,
@@ -311,12 +321,7 @@ class WebhookSettings(_Section):
     @field_validator("allowed_networks")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for network in value:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"{network!r} is not a network such as 10.1.2.0/24") from None
-        return value
+        return _networks(value)
 
     @model_validator(mode="after")
     def _base_below_max(self) -> WebhookSettings:
@@ -386,12 +391,7 @@ class VulndbSettings(_Section):
     @field_validator("allowed_networks")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for network in value:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"{network!r} is not a network such as 10.1.2.0/24") from None
-        return value
+        return _networks(value)
 
     @field_validator("schedule")
     @classmethod

@@ -280,29 +280,40 @@ SEMVER_VERSIONS = st.builds(
     st.integers(0, 3),
     st.sampled_from(["", "-alpha", "-alpha.1", "-1", "-beta.2", "-beta.11", "-rc.1", "-0.a"]),
 )
-MAVEN_VERSIONS = st.lists(
-    st.sampled_from(["1", "0", "2", "10", ".", "-", "a", "b1", "rc", "sp", "ga", "snapshot", "x"]),
-    min_size=1,
-    max_size=6,
-).map("".join)
+# Maven's ComparableVersion is not transitive for odd mixes of qualifiers and lists
+# ("2.spb1" < "2rc" < "2ga-" < "2.spb1": a qualifier is below any list, a list is
+# compared with a missing item by its first element). Ours is Maven's, so for Maven only
+# reflexivity and antisymmetry are checked, on versions that start with a number.
+MAVEN_VERSIONS = st.builds(
+    lambda first, rest: first + "".join(rest),
+    st.sampled_from(["0", "1", "2", "10"]),
+    st.lists(
+        st.sampled_from(["1", "0", "2", "10", ".", "-", "a", "b1", "rc", "sp", "ga", "x"]),
+        max_size=5,
+    ),
+)
 STRATEGIES = [
-    ("dpkg", dpkg.compare, DPKG_VERSIONS),
-    ("rpm", rpm.compare, RPM_VERSIONS),
-    ("apk", apk.compare, APK_VERSIONS),
-    ("semver", semver.compare, SEMVER_VERSIONS),
-    ("maven", maven.compare, MAVEN_VERSIONS),
+    ("dpkg", dpkg.compare, DPKG_VERSIONS, True),
+    ("rpm", rpm.compare, RPM_VERSIONS, True),
+    ("apk", apk.compare, APK_VERSIONS, True),
+    ("semver", semver.compare, SEMVER_VERSIONS, True),
+    ("maven", maven.compare, MAVEN_VERSIONS, False),
 ]
 
 
 @pytest.mark.parametrize(
-    ("name", "compare", "versions"), STRATEGIES, ids=[s[0] for s in STRATEGIES]
+    ("name", "compare", "versions", "transitive"), STRATEGIES, ids=[s[0] for s in STRATEGIES]
 )
-def test_total_order(name: str, compare: Compare, versions: st.SearchStrategy[str]) -> None:
+def test_total_order(
+    name: str, compare: Compare, versions: st.SearchStrategy[str], transitive: bool
+) -> None:
     @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(versions, versions, versions)
     def check(a: str, b: str, c: str) -> None:
         assert compare(a, a) == 0
         assert compare(a, b) == -compare(b, a)  # antisymmetry
+        if not transitive:
+            return
         if compare(a, b) <= 0 and compare(b, c) <= 0:
             assert compare(a, c) <= 0, (a, b, c)  # transitivity
         if compare(a, b) == 0:

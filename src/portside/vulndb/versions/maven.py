@@ -8,6 +8,10 @@ after those, alphabetically. A number beats a qualifier or a list; a list beats 
 qualifier. Trailing zeros and release qualifiers are dropped from each list
 (`1.0.0 == 1`, `1-ga == 1`), and a missing item compares as such a "null" item: so
 `1-alpha < 1 < 1-sp < 1.0.1` and `1.0-rc1 < 1.0`.
+
+Like Maven's, this ordering is not transitive for odd mixes of qualifiers and nested
+lists ("2.spb1" < "2rc" < "2ga-" < "2.spb1"); for the versions artifacts really carry it
+is the order Maven resolves dependencies by, which is what advisories assume.
 """
 
 from __future__ import annotations
@@ -63,50 +67,42 @@ def _normalize(items: list[object]) -> None:
 
 def parse(version: str) -> list[object]:
     text = version.strip().lower()
-    root: list[object] = []
-    current = root
-    stack = [root]
+    stack: list[list[object]] = [[]]
+
+    def nest() -> None:
+        """Start a list inside the current one (at `-`, and where digits meet letters)."""
+        nested: list[object] = []
+        stack[-1].append(nested)
+        stack.append(nested)
+
     digits = False
     start = 0
     for index, char in enumerate(text):
-        if char == ".":
-            current.append(_Int(0) if index == start else _item(text[start:index], digits, False))
+        if char in ".-":
+            segment = text[start:index]
+            stack[-1].append(_item(segment, digits, False) if segment else _Int(0))
             start = index + 1
-        elif char == "-":
-            current.append(_Int(0) if index == start else _item(text[start:index], digits, False))
-            start = index + 1
-            nested: list[object] = []
-            current.append(nested)
-            current = nested
-            stack.append(nested)
+            if char == "-":
+                nest()
         elif "0" <= char <= "9":
             if not digits and index > start:
-                current.append(_string_item(text[start:index], True))
+                stack[-1].append(_string_item(text[start:index], True))
                 start = index
-                nested = []
-                current.append(nested)
-                current = nested
-                stack.append(nested)
+                nest()
             digits = True
         else:
             if digits and index > start:
-                current.append(_Int(int(text[start:index])))
+                stack[-1].append(_Int(int(text[start:index])))
                 start = index
-                nested = []
-                current.append(nested)
-                current = nested
-                stack.append(nested)
+                nest()
             digits = False
     if len(text) > start:
-        if not digits and current:  # a trailing ".X" counts as "-X": 1.0.0.x1 < 1.0.0-x2
-            nested = []
-            current.append(nested)
-            current = nested
-            stack.append(nested)
-        current.append(_item(text[start:], digits, False))
+        if not digits and stack[-1]:  # a trailing ".X" counts as "-X": 1.0.0.x1 < 1.0.0-x2
+            nest()
+        stack[-1].append(_item(text[start:], digits, False))
     for items in reversed(stack):
         _normalize(items)
-    return root
+    return stack[0]
 
 
 def _compare(a: object, b: object) -> int:
