@@ -42,6 +42,7 @@ ROUTES = {
     ("get", "/api/v1/projects/{name}/members"),
     ("get", "/api/v1/projects/{name}/usage"),
     ("get", "/api/v1/usage"),
+    ("get", "/api/v1/vulndb"),
     ("put", "/api/v1/projects/{name}/members/{member:path}"),
     ("delete", "/api/v1/projects/{name}/members/{member:path}"),
     ("get", "/api/v1/projects/{name}/audit-logs"),

@@ -256,3 +256,25 @@ class AccessTokenSecretOut(AccessTokenOut):
         description="Shown only in this response; use it as the password for Basic "
         "credentials (docker login, /v2, /api/v1)."
     )
+
+
+class VulndbSourceOut(BaseModel):
+    name: str  # a URL, or an absolute path
+    format: Literal["osv", "debian-tracker"]
+    import_id: int  # the generation this source's data belongs to
+    imported_at: datetime
+    advisories: int
+    packages: int
+
+
+class VulndbFailureOut(BaseModel):
+    source: str
+    at: datetime
+    error: str
+
+
+class VulndbStatusOut(BaseModel):
+    generation: int | None  # null until something is imported; scans record it
+    advisories: int
+    sources: list[VulndbSourceOut]
+    failures: list[VulndbFailureOut]  # sources whose latest import failed

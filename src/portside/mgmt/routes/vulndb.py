@@ -5,22 +5,21 @@ scans use, nothing about projects); anonymous callers only while authentication 
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from portside.auth.errors import Unauthenticated
+from portside.mgmt.schemas import VulndbStatusOut
 from portside.mgmt.security import Caller, Ctx
 from portside.vulndb import status
 
 router = APIRouter(tags=["vulndb"])
 
 
-@router.get("/vulndb")
-def vulndb_status(ctx: Ctx, caller: Caller) -> dict[str, Any]:
+@router.get("/vulndb", response_model=VulndbStatusOut)
+def vulndb_status(ctx: Ctx, caller: Caller) -> VulndbStatusOut:
     """`generation` (null until something is imported), total `advisories`, `sources`
     (name, format, import_id, imported_at, advisories, packages) and `failures` (sources
     whose latest import failed, with the error)."""
     if not caller.signed_in and ctx.auth.enabled():
         raise Unauthenticated("sign in first")
-    return status(ctx.db).document()
+    return VulndbStatusOut.model_validate(status(ctx.db).document())
