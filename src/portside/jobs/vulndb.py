@@ -31,7 +31,14 @@ def run_vulndb_import(job: JobContext) -> dict[str, Any]:
     for index, source in enumerate(sources):
         job.check_stop()
         job.progress(index, len(sources), source.name)
-        outcome = import_source(job.services.db, settings, source, force=bool(job.params["force"]))
+
+        def read(count: int, done: int = index, name: str = source.name) -> None:
+            job.check_stop()  # a stop abandons the import: the source keeps its data
+            job.progress(done, len(sources), f"{name}: {count} advisories read")
+
+        outcome = import_source(
+            job.services.db, settings, source, force=bool(job.params["force"]), progress=read
+        )
         if outcome.result is not None:
             r = outcome.result
             job.log(
