@@ -279,3 +279,31 @@ def test_memory_stays_bounded_however_big_the_export(db: Database, tmp_path: Pat
     assert (zipped_large - zipped_small) / 4500 < 1024, (zipped_small, zipped_large)
     (finding,) = match(db, [pkg("npm", "pkg-5999", "0.9.0")])
     assert finding.vulnerability_id == "SYN-5999"
+
+
+def test_ubuntu_lts_releases_and_no_other_release(db: Database, tmp_path: Path) -> None:
+    record = {
+        "id": "UBUNTU-CVE-2024-3000",
+        "upstream": ["CVE-2024-3000"],
+        "affected": [
+            {
+                "package": {"ecosystem": "Ubuntu:22.04:LTS", "name": "curl"},
+                "ranges": [
+                    {
+                        "type": "ECOSYSTEM",
+                        "events": [{"introduced": "0"}, {"fixed": "7.81.0-1ubuntu1.16"}],
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "ubuntu.json"
+    path.write_text(json.dumps(record))
+    import_path(db, path)
+    (found,) = match(db, [pkg("Ubuntu:22.04", "libcurl4", "7.81.0-1ubuntu1.15", "curl")])
+    assert (found.vulnerability_id, found.fixed_version) == (
+        "UBUNTU-CVE-2024-3000",
+        "7.81.0-1ubuntu1.16",
+    )
+    assert found.aliases == ("CVE-2024-3000",)
+    assert match(db, [pkg("Ubuntu:24.04", "libcurl4", "7.81.0-1ubuntu1.15", "curl")]) == []

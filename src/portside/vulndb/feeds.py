@@ -20,8 +20,26 @@ from portside.vulndb.model import Advisory
 
 Format = Literal["osv", "debian-tracker"]
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # one OSV record; the largest real ones are ~1 MB
+# Every top-level field of an OSV record (https://ossf.github.io/osv-schema/); the
+# tracker's top-level keys are source package names.
 _OSV_KEYS = frozenset(
-    {"id", "schema_version", "modified", "published", "withdrawn", "aliases", "affected"}
+    {
+        "schema_version",
+        "id",
+        "modified",
+        "published",
+        "withdrawn",
+        "aliases",
+        "upstream",
+        "related",
+        "summary",
+        "details",
+        "severity",
+        "affected",
+        "references",
+        "credits",
+        "database_specific",
+    }
 )
 
 

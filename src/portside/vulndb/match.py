@@ -6,9 +6,10 @@ ordering (portside.vulndb.ranges) and merges reports of the same flaw.
 
 Lookups: a package is looked up in its own ecosystem ("Debian:12") and, for advisories
 whose data names no release, in the ecosystem without release ("Debian"); never in
-another release. Distributions whose advisories name source packages (names.SOURCE_KEYED)
-are looked up by binary name (with `version`) and by `source_name` (with
-`source_version`, else `version`).
+another release. OSV names Ubuntu's LTS releases "Ubuntu:22.04:LTS": an "Ubuntu:22.04"
+package is looked up there too. Distributions whose advisories name source packages
+(names.SOURCE_KEYED) are looked up by binary name (with `version`) and by `source_name`
+(with `source_version`, else `version`).
 
 Merging (one finding per flaw and package): two candidates for the same package are the
 same flaw when their ids or aliases share an id (an OSV DEBIAN-CVE-2024-1 record whose
@@ -66,8 +67,11 @@ def match(db: Database, packages: Iterable[Package]) -> list[Finding]:
 def _lookups(package: Package) -> list[tuple[str, str, str]]:
     """(ecosystem, key name, version to compare) to look the package up by."""
     ecosystems = [package.ecosystem]
-    if base_ecosystem(package.ecosystem) != package.ecosystem:
-        ecosystems.append(base_ecosystem(package.ecosystem))
+    base = base_ecosystem(package.ecosystem)
+    if base == "Ubuntu" and package.ecosystem.count(":") == 1:
+        ecosystems.append(package.ecosystem + ":LTS")  # OSV names LTS releases so
+    if base != package.ecosystem:
+        ecosystems.append(base)
     pairs = [(package.name, package.version)]
     if names.source_keyed(package.ecosystem) and package.source_name:
         pairs.append((package.source_name, package.source_version or package.version))
