@@ -20,6 +20,7 @@ from portside.config import Settings, load_settings
 from portside.context import Context, build_context
 from portside.events import outbox
 from portside.jobs.idle import work_waiting
+from portside.jobs.kinds import KINDS
 from portside.jobs.runner import Worker
 from portside.jobs.schedules import Schedules
 from portside.jobs.store import JobRecord, Jobs
@@ -215,3 +216,15 @@ def test_schedule_follows_configuration_and_wakes_idle_worker(
     # Without sources the schedule goes away.
     sync_schedule(db, _settings(tmp_path, database_url))
     assert Schedules(db).get(SCHEDULE) is None
+
+
+def test_a_queued_import_wakes_the_idle_worker(db: Database) -> None:
+    """The idle state watches the kinds the full worker runs (sorted(KINDS))."""
+    Jobs(db).enqueue("vulndb_import", {"force": False}, created_by="test")
+    with db.read() as conn:
+
+        def query(sql: str) -> list[tuple[Any, ...]]:
+            return [tuple(r) for r in conn.exec_driver_sql(sql).fetchall()]
+
+        assert work_waiting(query, sorted(KINDS), timedelta(seconds=60))
+        assert not work_waiting(query, ["gc"], timedelta(seconds=60))
