@@ -228,3 +228,16 @@ def test_a_queued_import_wakes_the_idle_worker(db: Database) -> None:
 
         assert work_waiting(query, sorted(KINDS), timedelta(seconds=60))
         assert not work_waiting(query, ["gc"], timedelta(seconds=60))
+
+
+def test_download_larger_than_allowed_fails_cleanly(context_for: Any, served: Served) -> None:
+    assert len(served.body) > 1024
+    ctx = context_for(
+        sources=[{"url": served.url()}], allowed_networks=["127.0.0.1/32"], max_download_bytes=1024
+    )
+    record = _run(ctx)
+    assert record.status == "failed"
+    assert record.error is not None
+    assert "larger than 1024 bytes" in record.error
+    assert status(ctx.db).sources == ()
+    assert list((Path(ctx.settings.data_dir) / "tmp").iterdir()) == []  # no download left
