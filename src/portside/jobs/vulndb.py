@@ -70,6 +70,6 @@ def sync_schedule(db: Database, settings: Settings) -> None:
             schedules.delete(SCHEDULE)
         return
     cron = settings.vulndb.schedule
-    if current is not None and current.kind == KIND and current.cron == cron and current.enabled:
+    if current is not None and current.kind == KIND and current.cron == cron:
         return
     schedules.put(SCHEDULE, kind=KIND, cron=cron, params={"force": False}, created_by="config")
