@@ -12,7 +12,7 @@ import pytest
 from portside.events import outbox
 from portside.metadata.db import Database
 from portside.scanning.model import Severity
-from portside.vulndb import FeedError, import_path, match, match_all, status
+from portside.vulndb import FeedError, generation, import_path, match, match_all, status
 from portside.vulndb.feeds import detect
 from tests.vulndb import fixtures
 from tests.vulndb.fixtures import INVENTORY, pkg
@@ -100,7 +100,7 @@ def test_findings_for_the_fixture_inventory(db: Database, tmp_path: Path, as_zip
     # range of the unknown ecosystem could not be evaluated for aeson 2.1.0.
     assert [(u.package.name, u.package.version) for u in result.uncompared] == [("aeson", "2.1.0")]
     assert "Hackage" in result.uncompared[0].reason
-    assert result.generation == status(db).generation
+    assert result.generation == status(db).generation == generation(db)
 
 
 def test_cvss_score_and_links_are_reported(db: Database, tmp_path: Path) -> None:

@@ -309,6 +309,13 @@ def current_generation(conn: Connection) -> int | None:
     return None if value is None else int(value)
 
 
+def generation(db: Database) -> int | None:
+    """The database's generation now (None: nothing imported): a scan compares it with
+    the one it recorded to know whether the data changed since."""
+    with db.read() as conn:
+        return current_generation(conn)
+
+
 def current_imports(conn: Connection) -> list[int]:
     return [int(v) for v in conn.execute(select(s.vulndb_sources.c.import_id)).scalars()]
 
