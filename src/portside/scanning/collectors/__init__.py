@@ -1,0 +1,1 @@
+"""Package collectors: each reads one kind of package record (see base.py)."""

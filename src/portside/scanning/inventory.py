@@ -1,0 +1,76 @@
+"""The package inventory of one image: read its layers with every collector, then turn
+what was found into `Package`s for the image's OS.
+
+    inventory([(layer_digest, stream), ...], Limits(...)) -> Inventory
+
+The streams are the layer blobs as stored (the caller opens them through the storage
+driver's reader), lowest layer first. `LayerRejected` if one is hostile or malformed;
+files that only cannot be parsed become `Inventory.warnings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from portside.scanning.collectors.apk import Apk
+from portside.scanning.collectors.base import FileCollector, StreamCollector
+from portside.scanning.collectors.dpkg import Dpkg
+from portside.scanning.collectors.golang import GoBinaries
+from portside.scanning.collectors.java import JavaArchive
+from portside.scanning.collectors.npm import NpmPackage
+from portside.scanning.collectors.osrelease import OsRelease
+from portside.scanning.collectors.python import PythonMetadata
+from portside.scanning.collectors.rpm import RpmSqlite
+from portside.scanning.layers import ImageFiles, read_image
+from portside.scanning.limits import Limits
+from portside.scanning.model import Inventory, Package
+from portside.scanning.purl import finish
+from portside.scanning.streams import ByteSource
+
+FILE_COLLECTORS: Sequence[FileCollector] = (
+    OsRelease(),
+    Dpkg(),
+    Apk(),
+    RpmSqlite(),
+    PythonMetadata(),
+    NpmPackage(),
+    JavaArchive(),
+)
+STREAM_COLLECTORS: Sequence[StreamCollector] = (GoBinaries(),)
+OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
+
+
+def os_release(image: ImageFiles) -> dict[str, str] | None:
+    for path in OS_RELEASE:
+        result = image.lookup(path)
+        if result is not None and result.found.os_release is not None:
+            return dict(result.found.os_release)
+    return None
+
+
+def inventory(layers: Iterable[tuple[str, ByteSource]], limits: Limits | None = None) -> Inventory:
+    limits = limits or Limits()
+    image = read_image(layers, FILE_COLLECTORS, STREAM_COLLECTORS, limits)
+    release = os_release(image)
+    packages: list[Package] = []
+    warnings = list(image.warnings)
+    os_packages = False
+    for path, result in image.results():
+        warnings.extend(result.found.warnings)
+        for draft in result.found.drafts:
+            if len(packages) >= limits.max_packages:
+                warnings.append(f"more than {limits.max_packages} packages: the rest left out")
+                break
+            os_packages = os_packages or draft.kind in ("deb", "apk", "rpm")
+            packages.append(finish(draft, path, result.layer, release))
+    if os_packages and release is None:
+        warnings.append("no etc/os-release: OS packages have no release in their ecosystem")
+    packages.sort(key=lambda p: (p.ecosystem, p.name, p.version, p.path))
+    release = release or {}
+    return Inventory(
+        packages=tuple(packages),
+        os_id=release.get("ID"),
+        os_version=release.get("VERSION_ID"),
+        os_pretty_name=release.get("PRETTY_NAME"),
+        warnings=tuple(dict.fromkeys(warnings)),
+    )
