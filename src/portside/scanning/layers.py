@@ -55,6 +55,8 @@ class Link:
 
 def normalise(name: str) -> str | None:
     """The path inside the image ("" for its root), or None if it climbs above it."""
+    if not name.startswith(("/", ".")) and "/." not in name and "//" not in name:
+        return name[:-1] if name.endswith("/") else name  # already normal: most names
     parts: list[str] = []
     for part in name.split("/"):
         if part in ("", "."):
@@ -172,7 +174,9 @@ class _Reader:
         lower: _Lower,
         current: dict[str, FileResult | Link],
     ) -> None:
-        if len(entry.name.encode()) > self.limits.max_path_bytes:
+        if len(entry.name) * 4 > self.limits.max_path_bytes and (
+            len(entry.name.encode()) > self.limits.max_path_bytes
+        ):
             self.image.warn(f"layer {digest}: skipped an entry whose name is too long")
             return
         path = normalise(entry.name)

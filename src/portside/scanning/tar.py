@@ -14,6 +14,7 @@ a header boundary.
 from __future__ import annotations
 
 import enum
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,6 +22,7 @@ from typing import Protocol
 from portside.scanning.limits import LayerRejected, Limits
 
 BLOCK = 512
+ZERO_BLOCK = bytes(BLOCK)
 CHUNK = 256 * 1024
 _HEADER_ONLY = frozenset((b"1", b"2", b"3", b"4", b"5", b"6"))  # as GNU tar and Go read them
 _KINDS = {b"0": "file", b"\0": "file", b"7": "file", b"1": "hardlink", b"2": "symlink"}
@@ -51,7 +53,7 @@ def looks_like_tar(block: bytes) -> bool:
     """Whether a first block is a tar header (or the end marker of an empty tar)."""
     if len(block) < BLOCK:
         return False
-    return block[257:262] == b"ustar" or block[:BLOCK] == bytes(BLOCK) or _checksum_ok(block)
+    return block[257:262] == b"ustar" or block[:BLOCK] == ZERO_BLOCK or _checksum_ok(block)
 
 
 def _checksum_ok(block: bytes) -> bool:
@@ -59,11 +61,17 @@ def _checksum_ok(block: bytes) -> bool:
         stored = _number(block[148:156])
     except LayerRejected:
         return False
-    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:BLOCK])
+    unsigned = _byte_sum(block[:256]) + _byte_sum(block[256:BLOCK]) - sum(block[148:156]) + 256
     if stored == unsigned:
         return True
     high = sum(1 for b in block[:148] if b >= 128) + sum(1 for b in block[156:BLOCK] if b >= 128)
     return stored == unsigned - 256 * high  # old writers summed signed chars
+
+
+def _byte_sum(data: bytes) -> int:
+    """Sum of at most 256 bytes, in C: Adler-32's first half is 1 + that sum modulo
+    65521, and 256 bytes sum to at most 65280 (ten times faster than sum() here)."""
+    return (zlib.adler32(data) & 0xFFFF) - 1
 
 
 def _number(field: bytes) -> int:
@@ -98,6 +106,11 @@ class TarReader:
 
     def _read(self, size: int) -> bytes:
         """Up to `size` bytes (fewer only at the end of the stream)."""
+        end = self._pos + size
+        if end <= len(self._buf):  # the common case: a header inside the buffer
+            piece = self._buf[self._pos : end]
+            self._pos = end
+            return piece
         out = []
         while size > 0:
             if self._pos >= len(self._buf):
@@ -158,7 +171,7 @@ class TarReader:
         pax: dict[str, str] = {}
         while True:
             block = self._block()
-            if block is None or block == bytes(BLOCK):
+            if block is None or block == ZERO_BLOCK:
                 return None
             if not _checksum_ok(block):
                 raise LayerRejected("has a malformed tar header (bad checksum)")
@@ -192,14 +205,16 @@ class TarReader:
         if block[257:265] == b"ustar\x0000" and block[345]:
             name = _text(block[345:500]) + "/" + name
         name = pax.get("path", long_name if long_name is not None else name)
-        linkname = pax.get(
-            "linkpath", long_link if long_link is not None else _text(block[157:257])
-        )
+        linkname = ""
+        if flag in (b"1", b"2"):
+            link = long_link if long_link is not None else _text(block[157:257])
+            linkname = pax.get("linkpath", link)
         kind = _kind(flag, name)
         if flag in _HEADER_ONLY:  # links, devices, fifos, directories: no data follows
             size = 0
         self._left, self._pad = size, -size % BLOCK
-        return TarEntry(name, kind, size, _number(block[100:108]) & 0o7777, linkname)
+        mode = _number(block[100:108]) & 0o7777 if kind is Kind.FILE else 0
+        return TarEntry(name, kind, size, mode, linkname)
 
 
 def _kind(flag: bytes, name: str) -> Kind:
