@@ -85,9 +85,11 @@ def _namespace(os_release: dict[str, str], kind: str) -> str:
 def finish(draft: Draft, path: str, layer: str, os_release: dict[str, str] | None) -> Package:
     """The package `draft` read from `path`, as the rest of scanning sees it."""
     if draft.kind in LANGUAGE:
-        name = draft.name
+        name, namespace = draft.name, draft.namespace
         if draft.kind == "pypi":
             name = re.sub(r"[-_.]+", "-", name).lower()
+        elif draft.kind == "golang" and not namespace:  # github.com/pkg / errors
+            namespace, _, name = name.rpartition("/")
         full_name = f"{draft.namespace}/{draft.name}" if draft.namespace else draft.name
         if draft.kind == "maven":
             full_name = f"{draft.namespace}:{draft.name}"
@@ -96,7 +98,7 @@ def finish(draft: Draft, path: str, layer: str, os_release: dict[str, str] | Non
             name=full_name,
             version=draft.version,
             path=path,
-            purl=purl(draft.kind, name, draft.version, draft.namespace),
+            purl=purl(draft.kind, name, draft.version, namespace),
             source_name=draft.source_name,
             source_version=draft.source_version,
             licenses=draft.licenses,
