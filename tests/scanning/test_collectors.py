@@ -30,37 +30,38 @@ def test_the_hosts_real_dpkg_database() -> None:
     status, release = Path("/var/lib/dpkg/status"), Path("/usr/lib/os-release")
     if not status.exists() or shutil.which("dpkg-query") is None or not release.exists():
         missing_tool("this test reads the host's real dpkg database (a Debian machine)")
-    fields = "${db:Status-Status}\\t${Package}\\t${Version}\\t${Architecture}\\t${source:Package}\\n"
+    fields = (
+        "${db:Status-Status}\\t${Package}\\t${Version}\\t${Architecture}\\t${source:Package}\\n"
+    )
     listing = subprocess.run(
         ["dpkg-query", "-W", "-f", fields], check=True, capture_output=True, text=True
     ).stdout
-    installed = [line.split("\t") for line in listing.splitlines() if line.startswith("installed\t")]
+    installed = [
+        line.split("\t") for line in listing.splitlines() if line.startswith("installed\t")
+    ]
     layer = [
         file("usr/lib/os-release", release.read_bytes()),
         symlink("etc/os-release", "../usr/lib/os-release"),
         file("var/lib/dpkg/status", status.read_bytes()),
     ]
     found = inventory(image(layer, how="zstd"))
-    os_fields = dict(
-        line.split("=", 1) for line in release.read_text().splitlines() if "=" in line
-    )
+    os_fields = dict(line.split("=", 1) for line in release.read_text().splitlines() if "=" in line)
     version_id = os_fields["VERSION_ID"].strip('"')
     assert found.os_id == os_fields["ID"].strip('"')
     assert found.os_version == version_id
     assert len(found.packages) == len(installed) > 100
     got = {(p.name, p.version, p.purl.split("arch=")[1].split("&")[0]) for p in found.packages}
     assert got == {(name, version, arch) for _, name, version, arch, _ in installed}
-    for _, name, version, arch, source in installed:
+    for _, name, _version, _arch, source in installed:
         if name in ("dpkg", "libc6", "bash"):
             package = next(p for p in found.packages if p.name == name)
             assert package.ecosystem == f"Debian:{version_id.split('.')[0]}"
             assert package.purl.startswith(f"pkg:deb/debian/{name}@")
-            assert package.source_name == (source if source != name else None) or (
-                package.source_name == source
-            )
+            assert package.source_name in (source if source != name else None, source)
             assert package.path == "var/lib/dpkg/status"
     libc = by_name(found.packages).get("libc6")
-    assert libc is not None and libc.source_name == "glibc"
+    assert libc is not None
+    assert libc.source_name == "glibc"
 
 
 def test_dpkg_keeps_only_installed_packages_and_reads_source_versions() -> None:
@@ -103,8 +104,14 @@ def test_distroless_status_d_files() -> None:
             [
                 file("etc/os-release", DEBIAN),
                 file("var/lib/dpkg/status.d/base-files", base),
-                file("var/lib/dpkg/status.d/base-files.md5sums", "d41d8cd98f00b204e9800998ecf8427e  x\n"),
-                file("var/lib/dpkg/status.d/libc6", "Package: libc6\nVersion: 2.36-9+deb12u4\nSource: glibc\n"),
+                file(
+                    "var/lib/dpkg/status.d/base-files.md5sums",
+                    "d41d8cd98f00b204e9800998ecf8427e  x\n",
+                ),
+                file(
+                    "var/lib/dpkg/status.d/libc6",
+                    "Package: libc6\nVersion: 2.36-9+deb12u4\nSource: glibc\n",
+                ),
             ]
         )
     )
@@ -139,7 +146,9 @@ A:x86_64
 L:Apache-2.0
 o:openssl
 """
-    release = 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME="Alpine Linux v3.19"\n'
+    release = (
+        'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME="Alpine Linux v3.19"\n'
+    )
     found = inventory(image([file("etc/os-release", release), file("lib/apk/db/installed", db)]))
     packages = by_name(found.packages)
     assert found.os_pretty_name == "Alpine Linux v3.19"
@@ -150,7 +159,10 @@ o:openssl
     assert crypto.purl == (
         "pkg:apk/alpine/libcrypto3@3.1.4-r5?arch=x86_64&distro=alpine-3.19.1&upstream=openssl"
     )
-    assert packages["musl"].purl == "pkg:apk/alpine/musl@1.2.4_git20230717-r4?arch=x86_64&distro=alpine-3.19.1"
+    assert (
+        packages["musl"].purl
+        == "pkg:apk/alpine/musl@1.2.4_git20230717-r4?arch=x86_64&distro=alpine-3.19.1"
+    )
 
 
 def test_python_distributions() -> None:
@@ -161,9 +173,15 @@ def test_python_distributions() -> None:
     found = inventory(
         image(
             [
-                file("usr/lib/python3/site-packages/requests_oauthlib-1.3.1.dist-info/METADATA", metadata),
+                file(
+                    "usr/lib/python3/site-packages/requests_oauthlib-1.3.1.dist-info/METADATA",
+                    metadata,
+                ),
                 file("opt/venv/lib/x.egg-info/PKG-INFO", "Name: x\nVersion: 0.1\nLicense: MIT\n"),
-                file("usr/lib/python3/dist-packages/six-1.16.0.egg-info", "Name: six\nVersion: 1.16.0\n"),
+                file(
+                    "usr/lib/python3/dist-packages/six-1.16.0.egg-info",
+                    "Name: six\nVersion: 1.16.0\n",
+                ),
                 file("usr/lib/python3/dist-packages/broken.dist-info/METADATA", "Version: 1\n"),
             ]
         )
@@ -181,9 +199,18 @@ def test_npm_packages() -> None:
     found = inventory(
         image(
             [
-                file("app/node_modules/@babel/core/package.json", '{"name":"@babel/core","version":"7.23.0","license":"MIT"}'),
-                file("app/node_modules/a/package.json", '{"name":"a","version":"1.0.0","licenses":[{"type":"ISC"}]}'),
-                file("app/node_modules/a/node_modules/b/package.json", '{"name":"b","version":"2.0.0"}'),
+                file(
+                    "app/node_modules/@babel/core/package.json",
+                    '{"name":"@babel/core","version":"7.23.0","license":"MIT"}',
+                ),
+                file(
+                    "app/node_modules/a/package.json",
+                    '{"name":"a","version":"1.0.0","licenses":[{"type":"ISC"}]}',
+                ),
+                file(
+                    "app/node_modules/a/node_modules/b/package.json",
+                    '{"name":"b","version":"2.0.0"}',
+                ),
                 file("app/node_modules/a/lib/package.json", '{"name":"inner","version":"9"}'),
                 file("app/package.json", '{"name":"my-app","version":"1.0.0"}'),
                 file("app/node_modules/c/package.json", '["not an object"]'),
@@ -296,7 +323,9 @@ def test_java_archives_and_nested_jars() -> None:
             "BOOT-INF/lib/jackson-core-2.15.2.jar": nested,
         }
     )
-    found = inventory(image([file("app/app.jar", app), file("app/broken.jar", b"PK\x03\x04 no zip")]))
+    found = inventory(
+        image([file("app/app.jar", app), file("app/broken.jar", b"PK\x03\x04 no zip")])
+    )
     packages = by_name(found.packages)
     assert sorted(packages) == [
         "com.fasterxml.jackson.core:jackson-core",

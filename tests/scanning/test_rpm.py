@@ -4,6 +4,7 @@ leaves it), read from memory; and the header-blob parser on malformed blobs."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import struct
@@ -58,9 +59,18 @@ def rpmdb(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     for name, spec in SPECS.items():
         (work / name).write_text(spec)
         subprocess.run(
-            ["rpmbuild", "-bb", "--quiet", "--define", f"_topdir {work}/top",
-             "--define", f"_rpmdir {work}/out", str(work / name)],
-            check=True, capture_output=True,
+            [
+                "rpmbuild",
+                "-bb",
+                "--quiet",
+                "--define",
+                f"_topdir {work}/top",
+                "--define",
+                f"_rpmdir {work}/out",
+                str(work / name),
+            ],
+            check=True,
+            capture_output=True,
         )
     packages = sorted(str(p) for p in (work / "out").rglob("*.rpm"))
     assert len(packages) == 3
@@ -68,14 +78,17 @@ def rpmdb(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     subprocess.run(["rpm", "--dbpath", str(db), "--initdb"], check=True, capture_output=True)
     subprocess.run(
         ["rpm", "--dbpath", str(db), "-i", "--justdb", "--nodeps", "--noscripts", *packages],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     data = (db / "rpmdb.sqlite").read_bytes()
     assert data[18:20] == b"\x02\x02"  # WAL mode, as rpm leaves it
     return data
 
 
-ROCKY = 'NAME="Rocky Linux"\nID="rocky"\nVERSION_ID="9.3"\nPRETTY_NAME="Rocky Linux 9.3 (Blue Onyx)"\n'
+ROCKY = (
+    'NAME="Rocky Linux"\nID="rocky"\nVERSION_ID="9.3"\nPRETTY_NAME="Rocky Linux 9.3 (Blue Onyx)"\n'
+)
 
 
 def test_a_real_rpm_database(rpmdb: bytes) -> None:
@@ -100,7 +113,7 @@ def test_the_usr_lib_sysimage_location(rpmdb: bytes) -> None:
     layer = [
         file("usr/lib/sysimage/rpm/rpmdb.sqlite", rpmdb),
         symlink("var/lib/rpm", "../../usr/lib/sysimage/rpm"),
-        file("etc/os-release", "NAME=\"Fedora Linux\"\nID=fedora\nVERSION_ID=39\n"),
+        file("etc/os-release", 'NAME="Fedora Linux"\nID=fedora\nVERSION_ID=39\n'),
     ]
     found = inventory(image(layer))
     assert {p.ecosystem for p in found.packages} == {"Fedora Linux:39"}
@@ -154,10 +167,8 @@ def test_header_blob_parsing() -> None:
 @settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=512))
 def test_random_header_blobs_raise_only_header_errors(data: bytes) -> None:
-    try:
+    with contextlib.suppress(HeaderError):
         parse_header(data)
-    except HeaderError:
-        pass
 
 
 def test_source_rpm_names() -> None:

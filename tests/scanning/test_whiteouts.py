@@ -29,7 +29,10 @@ def test_a_whiteout_removes_the_lower_file() -> None:
 
 
 def test_a_whiteout_of_a_directory_removes_everything_under_it() -> None:
-    lower = [*BASE, file("usr/lib/python3/site-packages/a-1.dist-info/METADATA", "Name: a\nVersion: 1\n")]
+    lower = [
+        *BASE,
+        file("usr/lib/python3/site-packages/a-1.dist-info/METADATA", "Name: a\nVersion: 1\n"),
+    ]
     assert names(lower) == ["a", "bash", "curl"]
     assert names(lower, [file("usr/lib/.wh.python3", b"")]) == ["bash", "curl"]
     assert names(lower, [file("usr/.wh.lib", b"")]) == ["bash", "curl"]
@@ -60,7 +63,10 @@ def test_a_replaced_database_reports_the_new_packages_and_layer() -> None:
 
 
 def test_a_file_replacing_a_directory_removes_what_was_under_it() -> None:
-    lower = [*BASE, file("app/node_modules/left-pad/package.json", '{"name":"left-pad","version":"1.3.0"}')]
+    lower = [
+        *BASE,
+        file("app/node_modules/left-pad/package.json", '{"name":"left-pad","version":"1.3.0"}'),
+    ]
     assert names(lower) == ["bash", "curl", "left-pad"]
     assert names(lower, [file("app/node_modules", b"not a directory any more")]) == ["bash", "curl"]
     assert names(lower, [symlink("app", "/elsewhere")]) == ["bash", "curl"]
@@ -88,7 +94,11 @@ def test_hard_links_to_lower_and_same_layer_files_are_read() -> None:
     lower = [file("usr/lib/os-release", DEBIAN)]
     upper = [hardlink("etc/os-release", "usr/lib/os-release"), file("usr/lib/.wh.os-release", b"")]
     assert inventory(image(lower, upper)).os_id == "debian"
-    same = [file("opt/status", b""), file("var/lib/dpkg/status", status("a")), hardlink("var/lib/dpkg/status.d/b", "var/lib/dpkg/status")]
+    same = [
+        file("opt/status", b""),
+        file("var/lib/dpkg/status", status("a")),
+        hardlink("var/lib/dpkg/status.d/b", "var/lib/dpkg/status"),
+    ]
     found = inventory(image(same))
     assert sorted((p.name, p.path) for p in found.packages) == [
         ("a", "var/lib/dpkg/status"),

@@ -1,7 +1,8 @@
 """Package drafts to `Package`s: the OSV ecosystem and the package URL, in one place.
 
-Package URLs follow purl-spec (pkg:type/namespace/name@version?qualifiers): every
-component percent-encoded except that `:` stays, qualifiers sorted by key. OS packages
+Package URLs follow purl-spec (pkg:type/namespace/name@version?qualifiers) in its
+canonical form: every component percent-encoded except that `:` stays (and `/` in
+qualifier values, as in repository_url=docker.io/library/debian), qualifiers sorted. OS packages
 carry the distribution as namespace (debian, ubuntu, alpine, rocky...) and the
 qualifiers arch, epoch (rpm) and distro (e.g. debian-12). PyPI names are normalised as
 the spec says (lower case, `_` to `-`).
@@ -43,7 +44,7 @@ def purl(
         out += "@" + _q(version)
     pairs = sorted((k, v) for k, v in (qualifiers or {}).items() if v)
     if pairs:
-        out += "?" + "&".join(f"{k}={_q(v)}" for k, v in pairs)
+        out += "?" + "&".join(f"{k}={quote(v, safe='/:')}" for k, v in pairs)
     return out
 
 

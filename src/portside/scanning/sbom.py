@@ -152,7 +152,7 @@ def _package_id(package: Package) -> str:
 
 def _uuid(kind: str, inventory: Inventory, subject: Subject, created: datetime) -> uuid.UUID:
     content = hashlib.sha256()
-    for package in inventory.packages:
+    for package in _sorted(inventory):
         content.update(f"{package.purl}\0{package.path}\0{package.layer}\n".encode())
     name = f"{kind}|{subject.registry}|{subject.repository}|{subject.digest}|{_time(created)}"
     return uuid.uuid5(uuid.NAMESPACE_URL, f"{name}|{content.hexdigest()}")
