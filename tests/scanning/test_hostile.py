@@ -8,9 +8,12 @@ import contextlib
 import gzip
 import io
 import os
+import sys
 import tarfile
+import threading
 import tracemalloc
 import zlib
+from pathlib import Path
 
 import pytest
 import zstandard
@@ -363,3 +366,45 @@ class _TinyEntries:
 def test_a_million_tiny_entries_are_capped_by_default() -> None:
     with pytest.raises(LayerRejected, match="more than 1000000 tar entries"):
         read_image([(DIGEST, _TinyEntries(1_000_001))], [OsRelease()])
+
+
+_EVENTS: list[tuple[str, tuple[object, ...]]] = []
+_RECORDING = threading.Event()
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if _RECORDING.is_set() and (
+        event == "open" or event.startswith(("os.", "shutil.", "tempfile."))
+    ):
+        _EVENTS.append((event, args))
+
+
+def test_a_scan_never_touches_the_filesystem(tmp_path: Path) -> None:
+    """Python's audit events for every file open and os/shutil/tempfile call stay silent
+    while hostile links, traversal and every collector run: the reader has no path to
+    the host at all (the hook cannot be removed, so it records only while enabled)."""
+    sys.addaudithook(_audit)
+    layers = image(
+        [
+            symlink("etc/os-release", "/etc/os-release"),
+            symlink("var/lib/dpkg/status", "../../../../../var/lib/dpkg/status"),
+            hardlink("lib/apk/db/installed", "../../../../etc/passwd"),
+            file("../../../../tmp/evil", b"x"),
+            file(str(tmp_path / "absolute"), b"x"),
+            file("usr/lib/os-release", DEBIAN),
+            file("var/lib/dpkg/status.d/a", STATUS),
+            file("app/node_modules/a/package.json", '{"name":"a","version":"1"}'),
+            file("app/a.jar", b"PK\x05\x06" + bytes(18)),
+            file("var/lib/rpm/rpmdb.sqlite", b"SQLite format 3\0" + bytes(100)),
+            file("bin/tool", b"\x7fELF" + bytes(100), mode=0o755),
+        ],
+        [file("usr/lib/python3/x.dist-info/METADATA", "Name: x\nVersion: 1\n")],
+    )
+    _RECORDING.set()
+    try:
+        found = inventory(layers)
+    finally:
+        _RECORDING.clear()
+    assert _EVENTS == []
+    assert not (tmp_path / "absolute").exists()
+    assert sorted(p.name for p in found.packages) == ["a", "x", "zlib1g"]
