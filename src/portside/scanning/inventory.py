@@ -4,8 +4,11 @@ what was found into `Package`s for the image's OS.
     inventory([(layer_digest, stream), ...], Limits(...)) -> Inventory
 
 The streams are the layer blobs as stored (the caller opens them through the storage
-driver's reader), lowest layer first. `LayerRejected` if one is hostile or malformed;
-files that only cannot be parsed become `Inventory.warnings`.
+driver's reader), lowest layer first; `layers` may be a generator, so each blob is
+opened only when its turn comes (and the caller closes it after). Layers are read
+one after another, each once, in the calling thread: run it off the event loop.
+`LayerRejected` if one is hostile or malformed; files that only cannot be parsed
+become `Inventory.warnings`.
 """
 
 from __future__ import annotations
