@@ -408,3 +408,54 @@ def test_a_scan_never_touches_the_filesystem(tmp_path: Path) -> None:
     assert _EVENTS == []
     assert not (tmp_path / "absolute").exists()
     assert sorted(p.name for p in found.packages) == ["a", "x", "zlib1g"]
+
+
+def test_remembered_links_are_bounded_by_bytes() -> None:
+    links = [symlink(f"usr/share/l{n}", "x" * 100) for n in range(100)]
+    found = inventory(image([*links, file("etc/os-release", DEBIAN)]), Limits(max_link_bytes=2000))
+    assert any("of symbolic links: later ones are not followed" in w for w in found.warnings)
+    assert found.os_id == "debian"
+
+
+def test_files_read_are_bounded_per_image() -> None:
+    manifests = [
+        file(f"app/node_modules/p{n}/package.json", f'{{"name":"p{n}","version":"1"}}')
+        for n in range(10)
+    ]
+    found = inventory(image(manifests), Limits(max_read_files=5))
+    assert len(found.packages) == 5
+    assert any("more than 5 package files" in w for w in found.warnings)
+
+
+def test_pax_records_other_than_path_and_size_are_not_kept() -> None:
+    blocks = []
+    for number in range(40):  # distinct keys in each header: none overwrites another
+        body = b"".join(_pax_record(f"xattr.k{number}.{n}", "v" * 900) for n in range(1000))
+        pax = header(name=b"PaxHeader", typeflag=b"x", size=b"%011o" % len(body))
+        blocks.append(pax + body.ljust(-(-len(body) // 512) * 512, b"\0"))
+    data = b"".join(blocks) + tar([file("etc/os-release", DEBIAN)])
+    tracemalloc.start()
+    try:
+        found = inventory([(DIGEST, io.BytesIO(data))])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found.os_id == "debian"
+    assert peak < len(data) // 2  # 36 MB of records never held together
+
+
+def _pax_record(key: str, value: str) -> bytes:
+    rest = f" {key}={value}\n".encode()
+    length = len(rest) + len(str(len(rest)))
+    if len(str(length)) != len(str(len(rest))):
+        length += 1
+    return str(length).encode() + rest
+
+
+def test_deep_paths_and_repeated_whiteouts_stay_cheap() -> None:
+    deep = "/".join(["d"] * 1000)
+    lower = [symlink(f"{deep}/l{n}", "x") for n in range(200)]
+    upper = [file(f"{deep}/.wh.l{n % 200}", b"") for n in range(5000)]
+    upper += [file("d/.wh..wh..opq", b"") for _ in range(1000)]
+    files = read_image(image(lower, upper), [OsRelease()])
+    assert files.files == {}

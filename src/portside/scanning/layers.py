@@ -26,6 +26,7 @@ filesystem is never touched: the reader has no path to it.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -120,24 +121,33 @@ class ImageFiles:
 
 
 class _Lower:
-    """The tree of the layers below the one being read, with cheap subtree deletion."""
+    """What the layers below the one being read left, with subtree deletion in
+    O(log n + deleted): `keys` is kept sorted (a stale key, whose file went already,
+    is only ever skipped), and a deleted range leaves it, so each key costs one
+    deletion at most, whatever a hostile layer repeats. No ancestor directories are
+    stored: memory stays proportional to the kept paths, however deep they are."""
 
-    def __init__(self, files: dict[str, FileResult | Link]) -> None:
+    def __init__(self, files: dict[str, FileResult | Link], keys: list[str]) -> None:
         self.files = files
-        self._dirs: set[str] = set()
-        self.reindex()
-
-    def reindex(self) -> None:
-        self._dirs = {p[:i] for p in self.files for i, c in enumerate(p) if c == "/"}
+        self.keys = keys
 
     def hide(self, path: str, *, itself: bool = True) -> None:
         if itself:
             self.files.pop(path, None)
-        if path in self._dirs or path == "":
-            prefix = path + "/" if path else ""
-            for key in [k for k in self.files if k.startswith(prefix)]:
-                del self.files[key]
-            self.reindex()
+        prefix = path + "/" if path else ""
+        low = high = bisect.bisect_left(self.keys, prefix)
+        while high < len(self.keys) and self.keys[high].startswith(prefix):
+            self.files.pop(self.keys[high], None)
+            high += 1
+        if high > low:
+            del self.keys[low:high]
+
+    def merge(self, current: dict[str, FileResult | Link]) -> None:
+        """Add the finished layer's entries (sorting merges the two sorted runs)."""
+        new = sorted(k for k in current if k not in self.files)
+        self.files.update(current)
+        self.keys.extend(new)
+        self.keys.sort()  # two sorted runs: a linear merge
 
 
 class _Reader:
@@ -154,17 +164,19 @@ class _Reader:
             "|".join(f"(?P<c{i}>{c.pattern})" for i, c in enumerate(collectors)) or "(?!)"
         )
         self.image = ImageFiles(max_link_depth=limits.max_link_depth)
-        self.links = 0
+        self.keys: list[str] = []  # of image.files, sorted
+        self.link_bytes = 0
+        self.read_files = 0
 
     def layer(self, digest: str, source: ByteSource) -> None:
-        lower = _Lower(self.image.files)
+        lower = _Lower(self.image.files, self.keys)
         current: dict[str, FileResult | Link] = {}
         stream = LayerStream(source, self.limits)
         tar = TarReader(stream, self.limits)
         while (entry := tar.next()) is not None:
             self._entry(digest, entry, tar, lower, current)
         stream.drain()
-        lower.files.update(current)
+        lower.merge(current)
 
     def _entry(
         self,
@@ -202,17 +214,29 @@ class _Reader:
         elif entry.kind is Kind.FILE:
             self._file(digest, path, entry, tar, current)
 
+    def _count_read(self) -> bool:
+        """Whether one more file may be read (and its result kept) in this image."""
+        self.read_files += 1
+        if self.read_files == self.limits.max_read_files + 1:
+            self.image.warn(
+                f"more than {self.limits.max_read_files} package files: later ones are not read"
+            )
+        return self.read_files <= self.limits.max_read_files
+
     def _symlink(self, path: str, target: str, current: dict[str, FileResult | Link]) -> None:
         if len(target.encode()) > self.limits.max_path_bytes:
             self.image.warn(f"skipped the symbolic link {path}: its target is too long")
             return
-        self.links += 1
-        if self.links > self.limits.max_links:
-            if self.links == self.limits.max_links + 1:
+        size = len(path) + len(target) + 64
+        if self.link_bytes + size > self.limits.max_link_bytes:
+            if self.link_bytes <= self.limits.max_link_bytes:
                 self.image.warn(
-                    f"more than {self.limits.max_links} symbolic links: later ones are not followed"
+                    f"more than {format_size(self.limits.max_link_bytes)} of symbolic links: "
+                    "later ones are not followed"
                 )
+                self.link_bytes = self.limits.max_link_bytes + 1
             return
+        self.link_bytes += size
         current[path] = Link(target)
 
     def _hardlink(
@@ -256,11 +280,15 @@ class _Reader:
                     f"{format_size(self.limits.max_file_bytes)})"
                 )
                 return
+            if not self._count_read():
+                return
             found = _guarded(path, lambda: collector.collect(path, tar.data(), self.limits))
             current[path] = FileResult(digest, found)
             return
         for scanner in self.scanners:
             if scanner.wants(path, entry.mode, entry.size, self.limits):
+                if not self._count_read():
+                    return
                 scan = scanner.start(path, self.limits)
                 for chunk in tar.chunks():
                     if not scan.feed(chunk):

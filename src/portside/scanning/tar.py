@@ -24,6 +24,7 @@ from portside.scanning.limits import LayerRejected, Limits
 BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)
 CHUNK = 256 * 1024
+PAX_KEYS = frozenset(("path", "linkpath", "size"))
 _HEADER_ONLY = frozenset((b"1", b"2", b"3", b"4", b"5", b"6"))  # as GNU tar and Go read them
 _KINDS = {b"0": "file", b"\0": "file", b"7": "file", b"1": "hardlink", b"2": "symlink"}
 
@@ -229,7 +230,7 @@ def _pax(data: bytes) -> dict[str, str]:
     records: dict[str, str] = {}
     pos = 0
     while pos < len(data):
-        if data[pos:].strip(b"\0") == b"":
+        if data[pos] == 0:  # NUL padding after the last record
             break
         space = data.find(b" ", pos, pos + 20)
         try:
@@ -242,6 +243,8 @@ def _pax(data: bytes) -> dict[str, str]:
         key, sep, value = record[space - pos + 1 : -1].partition(b"=")
         if not sep:
             raise LayerRejected("has a malformed pax header record")
-        records[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+        name = key.decode("utf-8", "replace")
+        if name in PAX_KEYS:  # others (times, owners, xattrs) are not kept: bounded memory
+            records[name] = value.decode("utf-8", "replace")
         pos += length
     return records
