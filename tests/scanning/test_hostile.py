@@ -459,3 +459,12 @@ def test_deep_paths_and_repeated_whiteouts_stay_cheap() -> None:
     upper += [file("d/.wh..wh..opq", b"") for _ in range(1000)]
     files = read_image(image(lower, upper), [OsRelease()])
     assert files.files == {}
+
+
+def test_the_whole_image_is_bounded_too() -> None:
+    layers = image(*[[file(f"f{n}", os.urandom(300 * 1024))] for n in range(4)])
+    with pytest.raises(
+        LayerRejected, match=r"takes the image past 1\.0 MiB uncompressed"
+    ) as caught:
+        inventory(layers, Limits(max_image_bytes=1 * MiB))
+    assert caught.value.layer == layers[3][0]

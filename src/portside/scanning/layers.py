@@ -166,6 +166,7 @@ class _Reader:
         self.image = ImageFiles(max_link_depth=limits.max_link_depth)
         self.keys: list[str] = []  # of image.files, sorted
         self.link_bytes = 0
+        self.expanded = 0  # bytes of every layer read before this one
         self.read_files = 0
 
     def layer(self, digest: str, source: ByteSource) -> None:
@@ -177,6 +178,10 @@ class _Reader:
             self._entry(digest, entry, tar, lower, current)
         stream.drain()
         lower.merge(current)
+        self.expanded += stream.expanded
+        if self.expanded > self.limits.max_image_bytes:
+            limit = format_size(self.limits.max_image_bytes)
+            raise LayerRejected(f"takes the image past {limit} uncompressed")
 
     def _entry(
         self,

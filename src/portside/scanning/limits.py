@@ -41,6 +41,7 @@ class Limits:
     ratio_grace_bytes: int = 128 * MiB  # ... checked once this much has been expanded
     max_entries: int = 1_000_000  # tar entries in one layer
     max_layers: int = 512
+    max_image_bytes: int = 32 * GiB  # uncompressed tar streams of all layers together
     max_header_bytes: int = 1 * MiB  # one pax extended header or GNU long name
     max_path_bytes: int = 4096  # one entry's name or link target
     # Bounding what is kept: crossing one of these skips a file (with a warning).
