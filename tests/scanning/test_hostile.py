@@ -410,21 +410,21 @@ def test_a_scan_never_touches_the_filesystem(tmp_path: Path) -> None:
     assert sorted(p.name for p in found.packages) == ["a", "x", "zlib1g"]
 
 
-def test_remembered_links_are_bounded_by_bytes() -> None:
+def test_kept_links_and_records_are_bounded_by_bytes() -> None:
     links = [symlink(f"usr/share/l{n}", "x" * 100) for n in range(100)]
-    found = inventory(image([*links, file("etc/os-release", DEBIAN)]), Limits(max_link_bytes=2000))
-    assert any("of symbolic links: later ones are not followed" in w for w in found.warnings)
+    found = inventory(image([file("etc/os-release", DEBIAN), *links]), Limits(max_kept_bytes=2000))
+    assert any("of links and package records: later ones" in w for w in found.warnings)
     assert found.os_id == "debian"
-
-
-def test_files_read_are_bounded_per_image() -> None:
     manifests = [
         file(f"app/node_modules/p{n}/package.json", f'{{"name":"p{n}","version":"1"}}')
         for n in range(10)
     ]
-    found = inventory(image(manifests), Limits(max_read_files=5))
-    assert len(found.packages) == 5
-    assert any("more than 5 package files" in w for w in found.warnings)
+    found = inventory(image(manifests), Limits(max_kept_bytes=2000))
+    assert 0 < len(found.packages) < 10
+    assert any("of links and package records: later ones" in w for w in found.warnings)
+    hardlinks = [hardlink(f"app/node_modules/p{n}/package.json", "p.json") for n in range(1000)]
+    found = inventory(image([symlink("p.json", "x"), *hardlinks]), Limits(max_kept_bytes=20_000))
+    assert any("of links and package records: later ones" in w for w in found.warnings)
 
 
 def test_pax_records_other_than_path_and_size_are_not_kept() -> None:

@@ -165,9 +165,9 @@ class _Reader:
         )
         self.image = ImageFiles(max_link_depth=limits.max_link_depth)
         self.keys: list[str] = []  # of image.files, sorted
-        self.link_bytes = 0
+        self.kept = 0  # estimated bytes of links and results in image.files
+        self.kept_full = False
         self.expanded = 0  # bytes of every layer read before this one
-        self.read_files = 0
 
     def layer(self, digest: str, source: ByteSource) -> None:
         lower = _Lower(self.image.files, self.keys)
@@ -219,30 +219,30 @@ class _Reader:
         elif entry.kind is Kind.FILE:
             self._file(digest, path, entry, tar, current)
 
-    def _count_read(self) -> bool:
-        """Whether one more file may be read (and its result kept) in this image."""
-        self.read_files += 1
-        if self.read_files == self.limits.max_read_files + 1:
-            self.image.warn(
-                f"more than {self.limits.max_read_files} package files: later ones are not read"
+    def _keep(self, path: str, *, link: str = "", found: Found | None = None) -> bool:
+        """Whether one more link or file result fits the image's `max_kept_bytes` (an
+        estimate of what it holds in memory); the first refusal leaves a warning."""
+        size = 128 + len(path) + len(link)
+        if found is not None:
+            size += sum(len(w) for w in found.warnings) + sum(
+                160 + len(d.name) + len(d.version) + sum(map(len, d.licenses)) for d in found.drafts
             )
-        return self.read_files <= self.limits.max_read_files
+        if self.kept + size > self.limits.max_kept_bytes:
+            if not self.kept_full:
+                self.kept_full = True
+                self.image.warn(
+                    f"more than {format_size(self.limits.max_kept_bytes)} of links and package "
+                    "records: later ones are left out"
+                )
+            return False
+        self.kept += size
+        return True
 
     def _symlink(self, path: str, target: str, current: dict[str, FileResult | Link]) -> None:
         if len(target.encode()) > self.limits.max_path_bytes:
             self.image.warn(f"skipped the symbolic link {path}: its target is too long")
-            return
-        size = len(path) + len(target) + 64
-        if self.link_bytes + size > self.limits.max_link_bytes:
-            if self.link_bytes <= self.limits.max_link_bytes:
-                self.image.warn(
-                    f"more than {format_size(self.limits.max_link_bytes)} of symbolic links: "
-                    "later ones are not followed"
-                )
-                self.link_bytes = self.limits.max_link_bytes + 1
-            return
-        self.link_bytes += size
-        current[path] = Link(target)
+        elif self._keep(path, link=target):
+            current[path] = Link(target)
 
     def _hardlink(
         self,
@@ -260,9 +260,10 @@ class _Reader:
             return
         node = current.get(target, lower.files.get(target))
         if isinstance(node, FileResult):
-            current[path] = FileResult(digest, node.found)
+            if self._keep(path, found=node.found):
+                current[path] = FileResult(digest, node.found)
         elif isinstance(node, Link):
-            current[path] = node
+            self._symlink(path, node.target, current)  # the same link text, at a new place
         elif self.pattern.fullmatch(path):
             self.image.warn(
                 f"layer {digest}: {path} is a hard link to {target}, which was not read"
@@ -285,21 +286,18 @@ class _Reader:
                     f"{format_size(self.limits.max_file_bytes)})"
                 )
                 return
-            if not self._count_read():
-                return
             found = _guarded(path, lambda: collector.collect(path, tar.data(), self.limits))
-            current[path] = FileResult(digest, found)
+            if self._keep(path, found=found):
+                current[path] = FileResult(digest, found)
             return
         for scanner in self.scanners:
             if scanner.wants(path, entry.mode, entry.size, self.limits):
-                if not self._count_read():
-                    return
                 scan = scanner.start(path, self.limits)
                 for chunk in tar.chunks():
                     if not scan.feed(chunk):
                         break
                 found = _guarded(path, scan.finish)
-                if found.drafts or found.warnings:
+                if (found.drafts or found.warnings) and self._keep(path, found=found):
                     current[path] = FileResult(digest, found)
                 return
 

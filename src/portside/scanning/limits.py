@@ -47,10 +47,9 @@ class Limits:
     # Bounding what is kept: crossing one of these skips a file (with a warning).
     max_file_bytes: int = 64 * MiB  # a package database, METADATA, jar... read in memory
     max_binary_bytes: int = 512 * MiB  # an executable scanned (streamed) for Go build info
-    max_link_bytes: int = 16 * MiB  # symbolic links remembered (path + target bytes)
+    max_kept_bytes: int = 64 * MiB  # links and package records kept for the image (estimated)
     max_link_depth: int = 40  # symbolic links followed for one path (Linux's limit)
-    max_packages: int = 100_000  # packages kept for the whole image
-    max_read_files: int = 100_000  # files handed to collectors in the whole image
+    max_packages: int = 100_000  # packages reported for the whole image
     max_archive_members: int = 20_000  # members of a jar examined
     max_archive_depth: int = 2  # jars inside jars (Spring Boot's BOOT-INF/lib)
 
