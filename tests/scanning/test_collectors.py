@@ -372,3 +372,36 @@ def test_os_ecosystems(release: str, ecosystem: str) -> None:
     from portside.scanning.purl import os_ecosystem
 
     assert os_ecosystem(parse(release)) == ecosystem
+
+
+def test_layers_read_through_the_storage_drivers_reader(tmp_path: Path) -> None:
+    """The scan service opens blobs with the storage driver's `reader`: the scanner
+    takes those streams as they are (here the real filesystem driver)."""
+    import hashlib
+
+    from portside.digest import Digest
+    from portside.storage.filesystem import FilesystemDriver
+    from portside.storage.paths import blob_path
+
+    driver = FilesystemDriver(tmp_path)
+    layers = image(
+        [file("etc/os-release", DEBIAN), file("var/lib/dpkg/status", "Package: a\nVersion: 1\n")],
+        [file("usr/lib/python3/x.dist-info/METADATA", "Name: x\nVersion: 2\n")],
+        how="zstd",
+    )
+    digests = []
+    for _, stream in layers:
+        data = stream.getvalue()
+        digest = Digest.parse("sha256:" + hashlib.sha256(data).hexdigest())
+        driver.put(blob_path(digest), data)
+        digests.append(digest)
+    readers = [(str(d), driver.reader(blob_path(d))) for d in digests]
+    try:
+        found = inventory(readers)
+    finally:
+        for _, reader in readers:
+            reader.close()
+    assert sorted((p.name, p.layer) for p in found.packages) == [
+        ("a", str(digests[0])),
+        ("x", str(digests[1])),
+    ]

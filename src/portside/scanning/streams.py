@@ -43,6 +43,7 @@ class _Counted:
 
     def read(self, size: int = -1) -> bytes:
         if self._head:
+            size = size if size >= 0 else len(self._head)
             data, self._head = self._head[:size], self._head[size:]
             return data
         data = self._source.read(size if size > 0 else CHUNK)
