@@ -1,6 +1,8 @@
 """RPM: a real rpmdb.sqlite made by Debian's rpm tools (rpmbuild builds two tiny
 packages, `rpm --justdb` installs them into a fresh database, left in WAL mode as rpm
-leaves it), read from memory; and the header-blob parser on malformed blobs."""
+leaves it), read from memory; the same header blobs in a real Berkeley DB hash database
+written by Berkeley DB's own db_load (as RHEL 8's var/lib/rpm/Packages); and the
+header-blob parser on malformed blobs."""
 
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portside.scanning.collectors.rpm import HeaderError, parse_header, source_rpm
+from portside.scanning.collectors.rpm import HeaderError, parse_header, read_bdb, source_rpm
 from portside.scanning.inventory import inventory
+from portside.scanning.limits import Limits
 from tests.missing import missing_tool
 from tests.scanning.build import file, image, symlink
 
@@ -120,11 +123,6 @@ def test_the_usr_lib_sysimage_location(rpmdb: bytes) -> None:
     assert len(found.packages) == 3
 
 
-def test_berkeley_db_is_named_as_unsupported() -> None:
-    found = inventory(image([file("var/lib/rpm/Packages", b"\0" * 4096)]))
-    assert any("Berkeley DB or ndb" in w for w in found.warnings)
-
-
 def test_a_corrupt_sqlite_file_is_a_warning(rpmdb: bytes) -> None:
     broken = rpmdb[:100] + bytes(len(rpmdb) - 100)
     found = inventory(image([file("var/lib/rpm/rpmdb.sqlite", broken)]))
@@ -175,3 +173,70 @@ def test_source_rpm_names() -> None:
     assert source_rpm("openssl-3.0.7-24.el9.src.rpm") == ("openssl", "3.0.7-24.el9")
     assert source_rpm("python3.11-3.11.5-1.el9.src.rpm") == ("python3.11", "3.11.5-1.el9")
     assert source_rpm("nonsense") == (None, None)
+
+
+def _bdb(rpmdb: bytes, work: Path, *, pad: int, pagesize: int = 4096) -> bytes:
+    """The rpmdb's header blobs as rpm's Packages file: a Berkeley DB hash keyed by
+    package number (key 0 is rpm's counter), written by db_load; `pad` bytes added to
+    each blob push it onto overflow pages."""
+    load = shutil.which("db5.3_load") or shutil.which("db_load")
+    if load is None:
+        missing_tool("db5.3_load (Debian package db5.3-util) is not installed")
+    sqlite_file = work / "rpmdb.sqlite"
+    sqlite_file.write_bytes(rpmdb)
+    con = sqlite3.connect(f"file:{sqlite_file}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT hnum, blob FROM Packages").fetchall()
+    finally:
+        con.close()
+    lines = ["VERSION=3", "format=bytevalue", "type=hash", f"db_pagesize={pagesize}", "HEADER=END"]
+    lines += [" " + struct.pack("<I", 0).hex(), " " + struct.pack("<I", len(rows) + 1).hex()]
+    for number, header_blob in rows:
+        lines += [" " + struct.pack("<I", number).hex(), " " + (header_blob + bytes(pad)).hex()]
+    lines.append("DATA=END")
+    (work / "dump.txt").write_text("\n".join(lines) + "\n")
+    subprocess.run([load, "-f", str(work / "dump.txt"), str(work / "Packages")], check=True)
+    return (work / "Packages").read_bytes()
+
+
+@pytest.mark.parametrize("pad", [0, 20_000])  # inline items, then overflow chains
+def test_a_berkeley_db_packages_file(rpmdb: bytes, tmp_path: Path, pad: int) -> None:
+    packages_file = _bdb(rpmdb, tmp_path, pad=pad)
+    found = inventory(
+        image([file("etc/os-release", ROCKY), file("var/lib/rpm/Packages", packages_file)])
+    )
+    assert found.warnings == ()
+    packages = {p.name: p for p in found.packages}
+    assert sorted(packages) == ["bash", "openssl", "openssl-libs"]
+    assert packages["openssl-libs"].version == "1:3.0.7-24.el9"
+    assert packages["openssl-libs"].path == "var/lib/rpm/Packages"
+
+
+def test_a_broken_berkeley_db_chain_is_counted_not_followed(rpmdb: bytes, tmp_path: Path) -> None:
+    packages_file = bytearray(_bdb(rpmdb, tmp_path, pad=20_000))
+    size = 4096
+    for number in range(1, len(packages_file) // size):  # point every chain at itself
+        page = number * size
+        if packages_file[page + 25] == 7:
+            packages_file[page + 16 : page + 20] = struct.pack("<I", number)
+    found = inventory(image([file("var/lib/rpm/Packages", bytes(packages_file))]))
+    assert found.packages == ()
+    assert any("3 malformed package headers skipped" in w for w in found.warnings)
+
+
+def test_not_a_berkeley_db_file_is_a_warning() -> None:
+    found = inventory(image([file("var/lib/rpm/Packages", b"\0" * 4096)]))
+    assert any("could not read var/lib/rpm/Packages" in w for w in found.warnings)
+    found = inventory(image([file("var/lib/rpm/Packages.db", b"\0" * 4096)]))
+    assert any("ndb RPM database format is not read" in w for w in found.warnings)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=512, max_size=8192), st.integers(0, 8191), st.integers(0, 255))
+def test_random_berkeley_db_pages_raise_only_header_errors(
+    data: bytes, at: int, value: int
+) -> None:
+    page = bytearray(struct.pack("<I", 0) * 3 + struct.pack("<II", 0x061561, 512)) + bytearray(data)
+    page[at % len(page)] = value
+    with contextlib.suppress(HeaderError):
+        read_bdb(bytes(page), Limits())

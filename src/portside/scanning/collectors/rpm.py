@@ -10,14 +10,20 @@ Each row of its Packages table holds one package's header blob, which we parse h
 
 Every count and offset is checked against the blob before use. A WAL-mode database is
 read as its main file (WAL not merged: rpm checkpoints on close, so images rarely have
-one). The older Berkeley DB (var/lib/rpm/Packages, RHEL 8 and before) and ndb
-(Packages.db, SUSE) formats are not read: a warning says so.
+one).
+
+The older Berkeley DB hash database (var/lib/rpm/Packages: RHEL/CentOS 7 and 8, Amazon
+Linux 2) is read too, page by page: every hash page's data items are header blobs,
+inline (H_KEYDATA) or in a chain of overflow pages (H_OFFPAGE: first page number and
+total length); chains are followed at most once per page, never past the file or the
+stated length. The ndb format (Packages.db, SUSE) is not read: a warning says so.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import struct
+from collections.abc import Iterator
 
 from portside.scanning.collectors.base import Draft, Found
 from portside.scanning.limits import Limits
@@ -101,6 +107,89 @@ def draft(tags: dict[int, str | int]) -> Draft | None:
     )
 
 
+BDB_HASH_MAGIC = 0x061561
+P_HASH_UNSORTED, P_OVERFLOW, P_HASH = 2, 7, 13
+H_KEYDATA, H_OFFPAGE = 1, 3
+PAGE_HEADER = 26
+
+
+def _bdb_blobs(data: bytes) -> Iterator[bytes | None]:
+    """The data items of a Berkeley DB hash database (None for a malformed one)."""
+    if len(data) < 512:
+        raise HeaderError("too short for a Berkeley DB database")
+    for order in "<>":
+        if struct.unpack_from(order + "I", data, 12)[0] == BDB_HASH_MAGIC:
+            break
+    else:
+        raise HeaderError("not a Berkeley DB hash database")
+    size = struct.unpack_from(order + "I", data, 20)[0]
+    if size not in (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536):
+        raise HeaderError(f"Berkeley DB page size {size} out of range")
+    view = memoryview(data)
+    pages = len(data) // size
+    for number in range(1, pages):
+        page = view[number * size : (number + 1) * size]
+        if page[25] not in (P_HASH, P_HASH_UNSORTED):
+            continue
+        entries = struct.unpack_from(order + "H", page, 20)[0]
+        if PAGE_HEADER + 2 * entries > size:
+            yield None
+            continue
+        offsets = struct.unpack_from(f"{order}{entries}H", page, PAGE_HEADER)
+        for index in range(1, entries, 2):  # even items are keys, odd ones their data
+            start, end = offsets[index], offsets[index - 1]
+            if not PAGE_HEADER <= start < end <= size:
+                yield None
+            elif page[start] == H_KEYDATA:
+                yield bytes(page[start + 1 : end])
+            elif page[start] == H_OFFPAGE and end - start >= 12:
+                first, length = struct.unpack_from(order + "II", page, start + 4)
+                yield _overflow(view, order, size=size, pages=pages, number=first, length=length)
+
+
+def _overflow(
+    view: memoryview, order: str, *, size: int, pages: int, number: int, length: int
+) -> bytes | None:
+    """The bytes of an overflow chain, or None if it leaves the file, loops, or does not
+    add up to `length`."""
+    if length > len(view):
+        return None
+    out = bytearray()
+    seen: set[int] = set()
+    while number and len(out) < length:
+        if number >= pages or number in seen:
+            return None
+        seen.add(number)
+        page = view[number * size : (number + 1) * size]
+        used = struct.unpack_from(order + "H", page, 22)[0]
+        if page[25] != P_OVERFLOW or PAGE_HEADER + used > size:
+            return None
+        out += page[PAGE_HEADER : PAGE_HEADER + used]
+        number = struct.unpack_from(order + "I", page, 16)[0]
+    return bytes(out) if len(out) == length else None
+
+
+def read_bdb(data: bytes, limits: Limits) -> tuple[list[Draft], int]:
+    """Drafts of every package in a Berkeley DB Packages file, and how many entries
+    were malformed; HeaderError if it is not such a database."""
+    drafts: list[Draft] = []
+    broken = 0
+    for blob in _bdb_blobs(data):
+        if len(drafts) >= limits.max_packages:
+            break
+        if blob is not None and len(blob) <= 8:
+            continue  # rpm's own counter record (key 0)
+        try:
+            tags = parse_header(blob) if blob is not None else None
+        except HeaderError:
+            tags = None
+        if tags is None:
+            broken += 1
+        elif (found := draft(tags)) is not None:
+            drafts.append(found)
+    return drafts, broken
+
+
 def read_sqlite(data: bytes, limits: Limits) -> tuple[list[Draft], int]:
     """Drafts of every package in an rpmdb.sqlite held in memory, and how many header
     blobs were malformed. sqlite3.Error if it is not such a database."""
@@ -141,10 +230,11 @@ class RpmSqlite:
     pattern = r"(?:var/lib/rpm|usr/lib/sysimage/rpm)/(?:rpmdb\.sqlite|Packages|Packages\.db)"
 
     def collect(self, path: str, data: bytes, limits: Limits) -> Found:
-        if not path.endswith(".sqlite"):
-            return Found(
-                warnings=(f"{path}: this RPM database format (Berkeley DB or ndb) is not read",)
-            )
-        drafts, broken = read_sqlite(data, limits)
+        if path.endswith(".db"):
+            return Found(warnings=(f"{path}: the ndb RPM database format is not read",))
+        if path.endswith("/Packages"):
+            drafts, broken = read_bdb(data, limits)
+        else:
+            drafts, broken = read_sqlite(data, limits)
         warnings = (f"{path}: {broken} malformed package headers skipped",) if broken else ()
         return Found(drafts=tuple(drafts), warnings=warnings)
