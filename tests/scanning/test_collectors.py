@@ -405,3 +405,38 @@ def test_layers_read_through_the_storage_drivers_reader(tmp_path: Path) -> None:
         ("a", str(digests[0])),
         ("x", str(digests[1])),
     ]
+
+
+def test_debian_licences_from_the_hosts_copyright_files() -> None:
+    docs = {name: Path(f"/usr/share/doc/{name}/copyright") for name in ("bash", "zlib1g", "libc6")}
+    status = Path("/var/lib/dpkg/status")
+    if not status.exists() or not all(p.exists() for p in docs.values()):
+        missing_tool("this test reads the host's real dpkg database and copyright files")
+    layer = [file("var/lib/dpkg/status", status.read_bytes())]
+    layer += [file(str(path).lstrip("/"), path.read_bytes()) for path in docs.values()]
+    layer += [symlink("usr/share/doc/libc-bin", "libc6")]
+    packages = by_name(inventory(image(layer)).packages)
+    assert "GPL-3.0-or-later" in packages["bash"].licenses  # "GPL-3+" in DEP-5
+    assert packages["zlib1g"].licenses == ("Zlib",)
+    assert packages["libc6"].licenses == ()  # a free-text copyright file
+    assert packages["dpkg"].licenses == ()  # its copyright file is not in the layer
+
+
+def test_debian_licences_follow_linked_doc_directories() -> None:
+    copyright_ = (
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        "Files: *\nLicense: GPL-2+ or Expat, (BSD-3-clause)\n full text\n\n"
+        "Files: x\nLicense: custom-thing\n"
+    )
+    status = "".join(
+        f"Package: {n}\nStatus: install ok installed\nVersion: 1\n\n" for n in ("libx1", "libx-dev")
+    )
+    layer = [
+        file("etc/os-release", DEBIAN),
+        file("var/lib/dpkg/status", status),
+        file("usr/share/doc/libx1/copyright", copyright_),
+        symlink("usr/share/doc/libx-dev", "libx1"),
+    ]
+    packages = by_name(inventory(image(layer)).packages)
+    expected = ("GPL-2.0-or-later", "MIT", "BSD-3-Clause", "custom-thing")
+    assert packages["libx1"].licenses == packages["libx-dev"].licenses == expected

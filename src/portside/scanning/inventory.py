@@ -14,10 +14,11 @@ become `Inventory.warnings`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 from portside.scanning.collectors.apk import Apk
-from portside.scanning.collectors.base import FileCollector, StreamCollector
-from portside.scanning.collectors.dpkg import Dpkg
+from portside.scanning.collectors.base import Draft, FileCollector, StreamCollector
+from portside.scanning.collectors.dpkg import Dpkg, DpkgCopyright
 from portside.scanning.collectors.golang import GoBinaries
 from portside.scanning.collectors.java import JavaArchive
 from portside.scanning.collectors.npm import NpmPackage
@@ -33,6 +34,7 @@ from portside.scanning.streams import ByteSource
 FILE_COLLECTORS: Sequence[FileCollector] = (
     OsRelease(),
     Dpkg(),
+    DpkgCopyright(),
     Apk(),
     RpmSqlite(),
     PythonMetadata(),
@@ -51,6 +53,15 @@ def os_release(image: ImageFiles) -> dict[str, str] | None:
     return None
 
 
+def _with_licenses(image: ImageFiles, draft: Draft) -> Draft:
+    """A Debian package with the licences of its copyright file (its doc directory may
+    be a link to another package's, which `lookup` follows inside the image)."""
+    if draft.kind != "deb" or draft.licenses:
+        return draft
+    result = image.lookup(f"usr/share/doc/{draft.name}/copyright")
+    return replace(draft, licenses=result.found.licenses) if result is not None else draft
+
+
 def inventory(layers: Iterable[tuple[str, ByteSource]], limits: Limits | None = None) -> Inventory:
     limits = limits or Limits()
     image = read_image(layers, FILE_COLLECTORS, STREAM_COLLECTORS, limits)
@@ -65,7 +76,7 @@ def inventory(layers: Iterable[tuple[str, ByteSource]], limits: Limits | None = 
                 warnings.append(f"more than {limits.max_packages} packages: the rest left out")
                 break
             os_packages = os_packages or draft.kind in ("deb", "apk", "rpm")
-            packages.append(finish(draft, path, result.layer, release))
+            packages.append(finish(_with_licenses(image, draft), path, result.layer, release))
     if os_packages and release is None:
         warnings.append("no etc/os-release: OS packages have no release in their ecosystem")
     packages.sort(key=lambda p: (p.ecosystem, p.name, p.version, p.path))

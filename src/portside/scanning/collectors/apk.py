@@ -1,5 +1,6 @@
-"""Alpine (and Wolfi/Chainguard) packages: lib/apk/db/installed, records of "X:value"
-lines separated by blank lines (P name, V version, A arch, o origin, L license)."""
+"""Alpine (and Wolfi/Chainguard) packages: lib/apk/db/installed (or usr/lib/apk/db/...
+where /lib is merged into /usr), records of "X:value" lines separated by blank lines
+(P name, V version, A arch, o origin, L license)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from portside.scanning.limits import Limits
 
 
 class Apk:
-    pattern = r"lib/apk/db/installed"
+    pattern = r"(?:usr/)?lib/apk/db/installed"  # usr/lib: merged-usr Alpine
 
     def collect(self, path: str, data: bytes, limits: Limits) -> Found:
         drafts: list[Draft] = []

@@ -41,6 +41,7 @@ class Found:
     drafts: tuple[Draft, ...] = ()
     os_release: tuple[tuple[str, str], ...] | None = None
     warnings: tuple[str, ...] = ()
+    licenses: tuple[str, ...] = ()  # a Debian copyright file's, for the package it documents
 
 
 class FileCollector(Protocol):

@@ -41,6 +41,42 @@ def _source(fields: dict[str, str], version: str) -> tuple[str | None, str | Non
     return name, source_version if source_version != version else None
 
 
+# Debian's short licence names (DEP-5) that have an SPDX identifier.
+SPDX_NAMES = {
+    "GPL-1": "GPL-1.0-only", "GPL-1+": "GPL-1.0-or-later",
+    "GPL-2": "GPL-2.0-only", "GPL-2+": "GPL-2.0-or-later",
+    "GPL-3": "GPL-3.0-only", "GPL-3+": "GPL-3.0-or-later",
+    "LGPL-2": "LGPL-2.0-only", "LGPL-2+": "LGPL-2.0-or-later",
+    "LGPL-2.1": "LGPL-2.1-only", "LGPL-2.1+": "LGPL-2.1-or-later",
+    "LGPL-3": "LGPL-3.0-only", "LGPL-3+": "LGPL-3.0-or-later",
+    "AGPL-3": "AGPL-3.0-only", "AGPL-3+": "AGPL-3.0-or-later",
+    "BSD-2-clause": "BSD-2-Clause", "BSD-3-clause": "BSD-3-Clause",
+    "BSD-4-clause": "BSD-4-Clause", "Expat": "MIT", "zlib": "Zlib", "Apache-2": "Apache-2.0",
+    "Artistic": "Artistic-1.0", "MPL-2": "MPL-2.0", "PSF-2": "PSF-2.0",
+}  # fmt: skip
+_OPERATORS = frozenset(("and", "or", "with", "AND", "OR", "WITH"))
+
+
+class DpkgCopyright:
+    """usr/share/doc/<package>/copyright in Debian's machine-readable format (DEP-5):
+    the short names of its License: fields, as SPDX identifiers where one exists
+    ("GPL-2+" -> "GPL-2.0-or-later"). Free-text copyright files give none."""
+
+    pattern = r"usr/share/doc/[^/]+/copyright"
+
+    def collect(self, path: str, data: bytes, limits: Limits) -> Found:
+        text = data[: 1024 * 1024].decode("utf-8", "replace")
+        if not text.startswith("Format:"):
+            return Found()
+        names: dict[str, None] = {}
+        for line in text.splitlines():
+            if line.startswith("License:"):
+                for word in line[8:].replace(",", " ").replace("(", " ").replace(")", " ").split():
+                    if word not in _OPERATORS:
+                        names.setdefault(SPDX_NAMES.get(word, word))
+        return Found(licenses=tuple(names)[:20])
+
+
 class Dpkg:
     pattern = r"var/lib/dpkg/status|var/lib/dpkg/status\.d/[^/]+(?<!\.md5sums)"
 
