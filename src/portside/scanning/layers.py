@@ -224,8 +224,13 @@ class _Reader:
         estimate of what it holds in memory); the first refusal leaves a warning."""
         size = 128 + len(path) + len(link)
         if found is not None:
-            size += sum(len(w) for w in found.warnings) + sum(
-                160 + len(d.name) + len(d.version) + sum(map(len, d.licenses)) for d in found.drafts
+            size += (
+                sum(map(len, found.warnings))
+                + sum(map(len, found.licenses))
+                + sum(
+                    160 + len(d.name) + len(d.version) + sum(map(len, d.licenses))
+                    for d in found.drafts
+                )
             )
         if self.kept + size > self.limits.max_kept_bytes:
             if not self.kept_full:
