@@ -1,8 +1,9 @@
 """A layer's bytes as a bounded stream of its uncompressed tar.
 
 The compression is recognised by its magic bytes (gzip 1f 8b, zstd 28 b5 2f fd, else an
-uncompressed tar, which must show the ustar/GNU magic or a zero block), not by the media
-type a client claimed. Every read counts compressed and expanded bytes and raises
+uncompressed tar, whose first block must carry the ustar/GNU magic, a valid header
+checksum (old v7 tars) or be a zero block; an empty blob is an empty layer), not by the
+media type a client claimed. Every read counts compressed and expanded bytes and raises
 `LayerRejected` when the layer expands past `max_layer_bytes` or, after
 `ratio_grace_bytes`, past `max_ratio` times what was read: so a decompression bomb costs
 at most those bytes of CPU time and one read's worth of memory. Decompressors never get
