@@ -8,7 +8,8 @@ driver's reader), lowest layer first; `layers` may be a generator, so each blob 
 opened only when its turn comes (and the caller closes it after). Layers are read
 one after another, each once, in the calling thread: run it off the event loop.
 `LayerRejected` if one is hostile or malformed; files that only cannot be parsed
-become `Inventory.warnings`.
+become `Inventory.warnings`; errors of the streams themselves (a storage read failing)
+propagate unchanged.
 """
 
 from __future__ import annotations
