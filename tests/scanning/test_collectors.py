@@ -365,6 +365,11 @@ def test_no_os_release_leaves_the_family_and_a_warning() -> None:
         ('ID="rhel"\nVERSION_ID="9.2"\n', "Red Hat:enterprise_linux:9"),
         ('NAME="Fedora Linux"\nID=fedora\nVERSION_ID=39\n', "Fedora Linux:39"),
         ("ID=wolfi\nVERSION_ID=20230201\n", "Wolfi"),
+        ('ID="opensuse-leap"\nVERSION_ID="15.5"\n', "openSUSE:Leap 15.5"),
+        ('ID="opensuse-tumbleweed"\nVERSION_ID="20240101"\n', "openSUSE:Tumbleweed"),
+        ('ID="sles"\nVERSION_ID="15.5"\n', "SUSE:Linux Enterprise Server 15 SP5"),
+        ('ID="sles"\nVERSION_ID="15"\n', "SUSE:Linux Enterprise Server 15"),
+        ('ID=ubuntu\nVERSION_ID="23.10"\nVERSION="23.10 (Mantic Minotaur)"\n', "Ubuntu:23.10"),
     ],
 )
 def test_os_ecosystems(release: str, ecosystem: str) -> None:

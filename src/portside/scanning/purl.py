@@ -8,7 +8,8 @@ qualifiers arch, epoch (rpm) and distro (e.g. debian-12). PyPI names are normali
 the spec says (lower case, `_` to `-`).
 
 OSV ecosystems for OS packages come from os-release: "Debian:12", "Ubuntu:22.04:LTS",
-"Alpine:v3.19", "Rocky Linux:9", "AlmaLinux:9", "Red Hat:enterprise_linux:9"; an ID
+"Alpine:v3.19", "Rocky Linux:9", "AlmaLinux:9", "Red Hat:enterprise_linux:9",
+"openSUSE:Leap 15.5", "SUSE:Linux Enterprise Server 15 SP5"; an ID
 OSV has no name for keeps os-release's NAME and VERSION_ID ("Fedora Linux:39"), and
 an image without os-release gets the bare family ("Debian") and a warning.
 """
@@ -70,8 +71,14 @@ def os_ecosystem(os_release: dict[str, str]) -> str | None:
         return f"Red Hat:enterprise_linux:{major}" if major else "Red Hat"
     if os_id in ("wolfi", "chainguard"):
         return os_id.capitalize()
-    if os_id.startswith("opensuse"):
-        return f"openSUSE:{os_release.get('NAME', 'openSUSE')} {version}".strip()
+    if os_id == "opensuse-tumbleweed":
+        return "openSUSE:Tumbleweed"
+    if os_id == "opensuse-leap":
+        return f"openSUSE:Leap {version}" if version else "openSUSE"
+    if os_id == "sles":
+        service_pack = version.split(".")[1] if "." in version else ""
+        server = f"SUSE:Linux Enterprise Server {major}"
+        return f"{server} SP{service_pack}" if service_pack not in ("", "0") else server
     name = os_release.get("NAME") or os_id
     return f"{name}:{version}" if version else name
 
