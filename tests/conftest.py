@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from portside.app import PortsideApp, create_app
 from portside.config import Settings, load_settings
 from portside.metadata.engine import upgrade
+from tests.s3server import MotoServer, moto_server
 
 POSTGRES_URL = os.environ.get("PORTSIDE_TEST_DATABASE_URL")
 
@@ -85,3 +86,16 @@ def app(settings: Settings) -> Iterator[PortsideApp]:
 def client(app: PortsideApp) -> Iterator[TestClient]:
     with TestClient(app, base_url="http://registry.test") as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """A real S3 API server (moto's server mode) shared by the session's tests; each test
+    takes its own bucket (`s3_bucket`)."""
+    with moto_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server: MotoServer) -> str:
+    return s3_server.new_bucket()

@@ -61,9 +61,95 @@ class FilesystemStorageSettings(_Section):
     )
 
 
+MIB = 1024 * 1024
+
+
+class S3StorageSettings(_Section):
+    """An S3-API bucket (AWS S3, MinIO, Ceph RGW, R2, ...). Credentials are optional here:
+    without them the standard AWS chain is used (AWS_* variables, ~/.aws, instance roles)."""
+
+    bucket: str | None = Field(default=None, description="Bucket name (required).")
+    prefix: str = Field(
+        default="", description="Key prefix: the root directory inside the bucket, e.g. `registry`."
+    )
+    region: str | None = Field(default=None, description="Region, e.g. `eu-west-1`.")
+    endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of an S3-compatible store, e.g. `https://minio.example:9000`. "
+        "Default: AWS.",
+    )
+    access_key_id: str | None = Field(
+        default=None, description="Access key id. Default: the AWS credential chain."
+    )
+    secret_access_key: str | None = Field(
+        default=None, description="Secret access key (with `access_key_id`)."
+    )
+    session_token: str | None = Field(default=None, description="Session token, if any.")
+    path_style: bool = Field(
+        default=False,
+        description="Path-style addressing (`endpoint/bucket/key`), which most "
+        "self-hosted stores need; default: virtual-hosted style where possible.",
+    )
+    encryption: Literal["none", "AES256", "aws:kms"] = Field(
+        default="none", description="Server-side encryption of stored objects."
+    )
+    kms_key_id: str | None = Field(
+        default=None, description="KMS key id or ARN for `encryption: aws:kms` (else the default key)."
+    )
+    redirect: bool = Field(
+        default=False,
+        description="Answer blob GETs with a 307 to a presigned URL (clients fetch from the "
+        "store directly) instead of streaming through Portside.",
+    )
+    redirect_expiry_seconds: int = Field(
+        default=1200, ge=1, le=7 * 24 * 3600, description="Lifetime of a presigned URL."
+    )
+    part_size: int = Field(
+        default=8 * MIB,
+        ge=5 * MIB,
+        le=5 * 1024 * MIB,
+        description="Multipart part size in bytes (S3's minimum is 5 MiB); blobs can have "
+        "at most 10,000 parts.",
+    )
+    concurrency: int = Field(
+        default=4, ge=1, le=64, description="Parts uploaded or copied in parallel per transfer."
+    )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _clean_prefix(cls, value: str) -> str:
+        cleaned = value.strip("/")
+        if any(part in ("", ".", "..") for part in cleaned.split("/")) and cleaned:
+            raise ValueError("must be a plain key prefix such as `registry` or `a/b`")
+        return cleaned
+
+
 class StorageSettings(_Section):
-    driver: Literal["filesystem"] = Field(default="filesystem", description="Storage driver.")
+    driver: Literal["filesystem", "s3"] = Field(
+        default="filesystem", description="Storage driver: `filesystem` or `s3`."
+    )
     filesystem: FilesystemStorageSettings = FilesystemStorageSettings()
+    s3: S3StorageSettings = S3StorageSettings()
+
+    @model_validator(mode="after")
+    def _driver_complete(self) -> StorageSettings:
+        if self.driver == "s3":
+            if not self.s3.bucket:
+                raise ValueError("storage.s3.bucket is required when storage.driver is s3")
+            if (self.s3.access_key_id is None) != (self.s3.secret_access_key is None):
+                raise ValueError(
+                    "storage.s3.access_key_id and storage.s3.secret_access_key go together"
+                )
+            if self.s3.kms_key_id is not None and self.s3.encryption != "aws:kms":
+                raise ValueError("storage.s3.kms_key_id needs storage.s3.encryption: aws:kms")
+        return self
 
 
 class ServerSettings(_Section):

@@ -17,6 +17,7 @@ from portside.auth.bootstrap import prepare_auth
 from portside.config import SERIALIZED_ENV, ConfigError, Settings
 from portside.lifeline import SERVE_PID_ENV
 from portside.metadata.engine import upgrade
+from portside.storage.factory import check_storage
 
 log = structlog.get_logger("portside.server")
 
@@ -175,6 +176,13 @@ def start_job_workers(settings: Settings) -> list[subprocess.Popen[bytes]]:
     ]
 
 
+def _describe_storage(settings: Settings) -> str:
+    if settings.storage.driver == "s3":
+        s3 = settings.storage.s3
+        return f"s3://{s3.bucket}/{s3.prefix}"
+    return str(settings.storage_root)
+
+
 def serve(settings: Settings) -> None:
     """Prepare the data directory and database, then become the granian master.
 
@@ -184,6 +192,7 @@ def serve(settings: Settings) -> None:
     """
     check_tls_files(settings)
     check_listen_address(settings)
+    check_storage(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
     prepare_auth(settings)
@@ -205,7 +214,7 @@ def serve(settings: Settings) -> None:
         tls=settings.tls.certificate is not None,
         workers=workers,
         database=settings.database_url.split("@")[-1],
-        storage=str(settings.storage_root),
+        storage=_describe_storage(settings),
     )
     start_job_workers(settings)
     command = granian_command(settings, workers)

@@ -6,7 +6,7 @@ and return bytes. Every driver must pass tests/storage/test_driver_conformance.p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -85,6 +85,15 @@ class StorageDriver(Protocol):
 
     def delete(self, path: str) -> None:
         """Delete a file or a whole directory tree. Missing paths raise PathNotFound."""
+
+    def delete_many(self, paths: Iterable[str]) -> None:
+        """Delete files (not directories); missing ones are skipped. Object stores do it in
+        batched requests (S3 DeleteObjects: 1,000 keys a call); the filesystem loops."""
+
+    def abort_incomplete(self, prefix: str, older_than: float, keep: Iterable[str] = ()) -> int:
+        """Abort unfinished multipart writes below `prefix` started before `older_than`
+        (Unix time), except below the `keep` paths; how many. Stores that keep no such
+        state (the filesystem) return 0."""
 
     def local_path(self, path: str) -> str | None:
         """A filesystem path the HTTP server may send directly (sendfile), if any."""

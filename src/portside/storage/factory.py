@@ -21,6 +21,20 @@ def open_storage(settings: Settings) -> StorageDriver:
         from portside.storage.filesystem import FilesystemDriver
 
         return FilesystemDriver(settings.storage_root)
+    if driver == "s3":
+        from portside.storage.s3 import S3Driver
+
+        return S3Driver(settings.storage.s3)
     # The settings model only admits known drivers; this guards a new Literal value
     # added there without a branch here.
     raise ValueError(f"storage.driver: unknown driver {driver!r}")
+
+
+def check_storage(settings: Settings) -> None:
+    """At start: fail with a ConfigError naming the key when the configured store cannot
+    be used (for S3: the bucket is missing, the credentials are refused, the endpoint is
+    unreachable)."""
+    if settings.storage.driver == "s3":
+        from portside.storage.s3 import S3Driver
+
+        S3Driver(settings.storage.s3).check()

@@ -7,7 +7,7 @@ import ctypes
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -189,6 +189,15 @@ class FilesystemDriver:
                 full.unlink()
         except FileNotFoundError:
             raise PathNotFound(path) from None
+
+    def delete_many(self, paths: Iterable[str]) -> None:
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                self._full(path).unlink()
+
+    def abort_incomplete(self, prefix: str, older_than: float, keep: Iterable[str] = ()) -> int:
+        _checked_parts(prefix)
+        return 0
 
     def local_path(self, path: str) -> str | None:
         # Hot path (every blob GET): plain string joins, no pathlib objects.
