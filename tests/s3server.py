@@ -21,6 +21,7 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+from mypy_boto3_s3 import S3Client
 
 from tests.durability.server import free_port
 from tests.missing import missing_tool
@@ -36,7 +37,7 @@ class MotoServer:
     endpoint: str
     log: Path
 
-    def client(self):  # type: ignore[no-untyped-def]  # boto3's client type comes from stubs
+    def client(self) -> S3Client:
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint,

@@ -98,6 +98,11 @@ def uploads_purge(
     click.echo(
         f"purged {result.expired_uploads} expired uploads and "
         f"{result.orphan_directories} leftover upload directories"
+        + (
+            f", aborted {result.aborted_multipart} orphaned multipart uploads"
+            if result.aborted_multipart
+            else ""
+        )
     )
 
 
@@ -139,6 +144,7 @@ def _register_account_commands() -> None:
     from portside.commands.projects import project
     from portside.commands.retention import retention
     from portside.commands.robots import robot
+    from portside.commands.storage import storage
     from portside.commands.usage import usage
     from portside.commands.users import admin, user
     from portside.commands.vulndb import vulndb
@@ -150,6 +156,7 @@ def _register_account_commands() -> None:
     main.add_command(usage)
     main.add_command(retention)
     main.add_command(vulndb)
+    main.add_command(storage)
 
 
 _register_account_commands()

@@ -94,7 +94,8 @@ class S3StorageSettings(_Section):
         default="none", description="Server-side encryption of stored objects."
     )
     kms_key_id: str | None = Field(
-        default=None, description="KMS key id or ARN for `encryption: aws:kms` (else the default key)."
+        default=None,
+        description="KMS key id or ARN for `encryption: aws:kms` (else the default key).",
     )
     redirect: bool = Field(
         default=False,

@@ -33,11 +33,12 @@ def _purge_abandoned_uploads(settings: Settings) -> None:
         )
     finally:
         ctx.close()
-    if result.expired_uploads or result.orphan_directories:
+    if result.expired_uploads or result.orphan_directories or result.aborted_multipart:
         log.info(
             "uploads.purged",
             expired=result.expired_uploads,
             leftover_directories=result.orphan_directories,
+            aborted_multipart=result.aborted_multipart,
         )
 
 

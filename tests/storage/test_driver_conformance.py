@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portside.storage.base import FileInfo, InvalidPath, PathNotFound, StorageDriver
 from portside.config import load_settings
+from portside.storage.base import FileInfo, InvalidPath, PathNotFound, StorageDriver
 from portside.storage.filesystem import FilesystemDriver
 from portside.storage.s3 import S3Driver
 from tests.s3server import MotoServer, s3_settings
@@ -41,9 +41,7 @@ def _s3(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageDrive
     server: MotoServer = request.getfixturevalue("s3_server")
     settings = load_settings(
         data_dir=tmp_path,
-        storage=s3_settings(
-            server, server.new_bucket(), prefix="root/dir", part_size=S3_PART_SIZE
-        ),
+        storage=s3_settings(server, server.new_bucket(), prefix="root/dir", part_size=S3_PART_SIZE),
     )
     yield S3Driver(settings.storage.s3)
 

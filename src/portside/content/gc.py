@@ -25,10 +25,8 @@ the plan says (less if something got used meanwhile).
 
 from __future__ import annotations
 
-import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,7 +41,7 @@ from portside.events.outbox import Actor
 from portside.metadata import schema as s
 from portside.metadata.db import Database, as_utc, utcnow
 from portside.storage import paths
-from portside.storage.base import PathNotFound, StorageDriver
+from portside.storage.base import StorageDriver
 
 log = structlog.get_logger(__name__)
 
@@ -357,10 +355,11 @@ class GarbageCollector:
                 ],
             )
             # Files go while the rows are still locked, so an upload of the same content
-            # waits and then finds neither (and stores its own copy). Deletions are
-            # latency-bound (a busy disk takes milliseconds per unlink, an object store
-            # a round trip), so they run side by side.
-            list(_deleter().map(self._delete_file, sorted(doomed)))
+            # waits and then finds neither (and stores its own copy). One batched call
+            # per batch: an object store deletes up to 1,000 keys a request.
+            self.storage.delete_many(
+                paths.blob_path(Digest.parse(digest)) for digest in sorted(doomed)
+            )
         return [i for i in items if i.digest in doomed]
 
     def _event(
@@ -378,18 +377,3 @@ class GarbageCollector:
             repository=repository,
             data={**data, **extra},
         )
-
-    def _delete_file(self, digest: str) -> None:
-        with contextlib.suppress(PathNotFound):
-            self.storage.delete(paths.blob_path(Digest.parse(digest)))
-
-
-_DELETERS = 8
-_pool: ThreadPoolExecutor | None = None
-
-
-def _deleter() -> ThreadPoolExecutor:
-    global _pool  # noqa: PLW0603 - one pool per process, made on first use
-    if _pool is None:
-        _pool = ThreadPoolExecutor(_DELETERS, thread_name_prefix="gc-delete")
-    return _pool

@@ -1,5 +1,8 @@
 """Removing abandoned uploads: rows idle past the expiry, and leftover upload directories
-(from interrupted monolithic uploads or crashes) that no row claims and that are old."""
+(from interrupted monolithic uploads or crashes) that no row claims and that are old.
+Deleting an upload's directory also aborts its multipart upload on an object store; any
+other unfinished multipart upload below the uploads directory that is older than the
+expiry and claimed by no upload is aborted too."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from portside.storage.base import PathNotFound, StorageDriver
 class PurgeResult:
     expired_uploads: int
     orphan_directories: int
+    aborted_multipart: int = 0
 
 
 def purge_uploads(db: Database, storage: StorageDriver, max_idle: timedelta) -> PurgeResult:
@@ -53,7 +57,12 @@ def purge_uploads(db: Database, storage: StorageDriver, max_idle: timedelta) -> 
         if _modified(storage, f"{directory}/data") < oldest_allowed:
             _delete_quietly(storage, directory)
             orphans += 1
-    return PurgeResult(len(expired), orphans)
+    # Multipart uploads an object store still keeps for uploads that are gone (a crash
+    # between starting one and recording it): aborted, or the store bills their parts.
+    aborted = storage.abort_incomplete(
+        paths.UPLOADS, oldest_allowed, keep=[paths.upload_dir(upload_id) for upload_id in live]
+    )
+    return PurgeResult(len(expired), orphans, aborted)
 
 
 def _delete_quietly(storage: StorageDriver, path: str) -> None:

@@ -30,6 +30,7 @@ logical size (only unfinished uploads are append objects).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import threading
@@ -559,7 +560,7 @@ class S3Driver:
     def delete_many(self, paths: Iterable[str]) -> None:
         self._delete_keys([self.key(path) for path in paths])
 
-    def _delete_keys(self, keys: list[str]) -> None:
+    def _delete_keys(self, keys: builtins.list[str]) -> None:
         for start in range(0, len(keys), DELETE_BATCH):
             batch = keys[start : start + DELETE_BATCH]
             result = self._call(
