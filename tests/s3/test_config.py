@@ -11,6 +11,8 @@ from portside.storage.factory import check_storage
 from tests.durability.server import free_port
 from tests.s3server import MotoServer, s3_settings
 
+pytestmark = pytest.mark.s3
+
 
 def test_s3_needs_a_bucket(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"storage\.s3\.bucket is required"):

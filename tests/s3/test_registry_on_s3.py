@@ -10,6 +10,7 @@ import uuid
 from datetime import timedelta
 
 import httpx
+import pytest
 from starlette.testclient import TestClient
 
 from portside.app import PortsideApp, create_app
@@ -21,6 +22,8 @@ from tests.api.helpers import push_blob, sha256, start_upload
 from tests.s3server import MIB, MotoServer
 
 REPO = "acme/app"
+
+pytestmark = pytest.mark.s3
 
 
 def _mark(server: MotoServer, bucket: str) -> int:

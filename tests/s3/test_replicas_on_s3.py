@@ -27,7 +27,7 @@ from tests.s3server import MIB, MotoServer, s3_env
 
 REPO = "replicas/app"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.s3]
 
 
 @pytest.fixture(scope="module")

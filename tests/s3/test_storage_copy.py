@@ -8,17 +8,20 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 from starlette.testclient import TestClient
 
 from portside.app import PortsideApp, create_app
-from portside.config import Settings
+from portside.config import Settings, StorageSettings
 from portside.fsck import run_fsck
 from tests.api.helpers import make_image, push_blob, push_manifest, start_upload
 from tests.durability.server import PORTSIDE, portside_env
 from tests.s3server import MIB, MotoServer, s3_settings
 
 REPO = "acme/moved"
+
+pytestmark = pytest.mark.s3
 
 
 def _copy(settings: Settings, target: Path) -> subprocess.CompletedProcess[str]:
@@ -33,7 +36,7 @@ def _copy(settings: Settings, target: Path) -> subprocess.CompletedProcess[str]:
             str(settings.data_dir),
             "--workers",
             "4",
-        ],  # fmt: skip
+        ],
         env=portside_env(settings.database_url),
         capture_output=True,
         text=True,
@@ -43,6 +46,7 @@ def _copy(settings: Settings, target: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_copy_filesystem_to_s3_then_serve_from_s3(
+    *,
     app: PortsideApp,
     client: TestClient,
     settings: Settings,
@@ -76,7 +80,7 @@ def test_copy_filesystem_to_s3_then_serve_from_s3(
     assert again.returncode == 0, again.stderr + again.stdout
     assert ", 2 copied" in again.stdout, again.stdout
 
-    on_s3 = settings.model_copy(update={"storage": Settings(storage=storage).storage})
+    on_s3 = settings.model_copy(update={"storage": StorageSettings.model_validate(storage)})
     assert run_fsck(on_s3).problems == []
     served = create_app(on_s3)
     try:
