@@ -1,8 +1,9 @@
 """Blob GET through drivers without local files: streamed from the driver's reader, or
 redirected to the URL the driver offers.
 
-No object-storage driver exists yet, so these tests wrap the filesystem driver and hide
-what an object store would not have: `NoLocalPath` answers local_path() with None (the
+These tests wrap the filesystem driver (fast, and the counting wrappers see every call;
+tests/s3 runs the same paths against the S3 driver on a moto server) and hide what an
+object store would not have: `NoLocalPath` answers local_path() with None (the
 bytes must come through reader()), `Redirecting` also offers a URL from redirect_url().
 Everything else is the real filesystem driver, so pushes work unchanged.
 """
