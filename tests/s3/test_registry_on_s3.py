@@ -174,3 +174,36 @@ def test_fsck_detects_a_wrong_size(
         f"blob {bad_digest}: content does not match its digest"
     ]
     assert sha256(good) != bad_digest
+
+
+def test_single_process_upload_is_not_read_back(
+    s3_client: TestClient, s3_server: MotoServer, s3_bucket: str
+) -> None:
+    """Every chunk through one process: the digest comes from the hash kept in memory,
+    so after the multipart upload completes, the upload object is copied, never read."""
+    chunks = [os.urandom(3 * MIB), os.urandom(3 * MIB), os.urandom(MIB)]
+    data = b"".join(chunks)
+    location = start_upload(s3_client, REPO)
+    upload_id = location.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
+    offset = 0
+    for chunk in chunks[:-1]:
+        response = s3_client.patch(
+            location,
+            content=chunk,
+            headers={"content-range": f"{offset}-{offset + len(chunk) - 1}"},
+        )
+        assert response.status_code == 202, response.text
+        offset += len(chunk)
+        location = response.headers["location"]
+    digest = sha256(data)
+    separator = "&" if "?" in location else "?"
+    response = s3_client.put(f"{location}{separator}digest={digest}", content=chunks[-1])
+    assert response.status_code == 201, response.text
+    _mark(s3_server, s3_bucket)
+    requests = [r for r in s3_server.requests(s3_bucket) if upload_id in r]
+    completed = [n for n, r in enumerate(requests) if r.startswith("POST") and "uploadId=" in r]
+    assert len(completed) == 1, requests
+    after = requests[completed[0] + 1 :]
+    assert after, requests  # the copy to the blob's key, the clean-up
+    assert not [r for r in after if r.startswith(f"GET /{s3_bucket}/")], after
+    assert s3_client.get(f"/v2/{REPO}/blobs/{digest}").content == data

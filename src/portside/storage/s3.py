@@ -234,7 +234,7 @@ class S3Driver:
             if config.kms_key_id:
                 self._sse["SSEKMSKeyId"] = config.kms_key_id
         # One client for every thread (boto3 clients are thread-safe; sessions are not),
-        # with a connection for each thread that may use it at once.
+        # with a connection for each thread that may use it at once (below).
         session = boto3.session.Session(
             aws_access_key_id=config.access_key_id,
             aws_secret_access_key=config.secret_access_key,
@@ -245,13 +245,18 @@ class S3Driver:
             "s3",
             endpoint_url=config.endpoint_url,
             config=botocore.config.Config(
-                max_pool_connections=REQUEST_THREADS + 2 * config.concurrency,
+                max_pool_connections=REQUEST_THREADS * (1 + 2 * config.concurrency),
                 s3={"addressing_style": "path" if config.path_style else "auto"},
                 retries={"mode": "standard"},
                 signature_version="s3v4",
             ),
         )
-        self.parts = ThreadPoolExecutor(config.concurrency, thread_name_prefix="s3-part")
+        # Part uploads of every writer in this process (each keeps at most `concurrency`
+        # in flight); a managed copy has `concurrency` threads of its own. Hence the
+        # connections above: the pool's threads, their parts, their copies' parts.
+        self.parts = ThreadPoolExecutor(
+            REQUEST_THREADS * config.concurrency, thread_name_prefix="s3-part"
+        )
         self._transfer = TransferConfig(
             multipart_threshold=config.part_size,
             multipart_chunksize=config.part_size,
