@@ -538,3 +538,20 @@ def test_abort_incomplete_keeps_recent_and_kept(driver: StorageDriver) -> None:
     aborted = driver.abort_incomplete("up", older_than=2**40, keep=["up/kept"])
     assert aborted == (1 if driver.name == "s3" else 0)
     assert driver.get("up/kept/data") == b"y" * S3_PART_SIZE
+
+
+def test_stage_then_move(driver: StorageDriver) -> None:
+    """stage() prepares a move: afterwards the move gives the same result as without it,
+    and staging onto an existing destination leaves that destination alone."""
+    writer = driver.writer("st/upload", append=True)
+    writer.write(b"staged bytes")
+    writer.commit()
+    driver.stage("st/upload", "st/blob")
+    assert driver.get("st/upload") == b"staged bytes"
+    driver.move("st/upload", "st/blob", durable=False)
+    driver.persist("st/blob")
+    assert driver.get("st/blob") == b"staged bytes"
+    assert not driver.exists("st/upload")
+    driver.put("st/other", b"other")
+    driver.stage("st/other", "st/blob")
+    assert driver.get("st/blob") == b"staged bytes"

@@ -96,6 +96,10 @@ class BlobService:
 
     def _commit_upload(self, repo: str, upload_path: str, digest: Digest, size: int) -> None:
         destination = paths.blob_path(digest)
+        # An object store copies instead of renaming: the copy runs here, before the
+        # transaction, so the writer lock is not held for it. Should GC delete that copy
+        # before the blob row is held below, the move in the transaction copies again.
+        self.storage.stage(upload_path, destination)
         moved = False
         with self.db.write() as conn:
             repo_id, limit = self.db.ensure_push_repository(conn, repo)

@@ -519,6 +519,15 @@ class S3Driver:
     def move(self, source: str, destination: str, *, durable: bool = True) -> None:
         """Server-side copy, then delete (S3 has no rename); the destination appears
         whole. An append object is sealed first. `durable` is moot: S3 writes are."""
+        self._copy(source, destination)
+        self._call(source, "delete_object", Key=self.key(source))
+
+    def stage(self, source: str, destination: str) -> None:
+        """The copy half of a move, ahead of it (see StorageDriver.stage)."""
+        if self._head(destination) is None:
+            self._copy(source, destination)
+
+    def _copy(self, source: str, destination: str) -> None:
         source_key, destination_key = self.key(source), self.key(destination)
         head = self._head(source)
         if head is None:
@@ -539,7 +548,6 @@ class S3Driver:
             raise StorageError(f"S3 copy {source} -> {destination}: {error}") from error
         except botocore.exceptions.BotoCoreError as error:
             raise StorageError(f"S3 copy {source} -> {destination}: {error}") from error
-        self._call(source, "delete_object", Key=source_key)
 
     def persist(self, path: str) -> None:
         _checked(path)
