@@ -19,6 +19,7 @@ from portside.content.gc import GarbageCollector
 from portside.content.purge import purge_uploads
 from portside.fsck import run_fsck
 from tests.api.helpers import push_blob, sha256, start_upload
+from tests.api.test_quota import set_quota
 from tests.s3server import MIB, MotoServer
 
 REPO = "acme/app"
@@ -207,3 +208,20 @@ def test_single_process_upload_is_not_read_back(
     assert after, requests  # the copy to the blob's key, the clean-up
     assert not [r for r in after if r.startswith(f"GET /{s3_bucket}/")], after
     assert s3_client.get(f"/v2/{REPO}/blobs/{digest}").content == data
+
+
+def test_refused_commit_leaves_its_copy_to_gc(
+    s3_app: PortsideApp, s3_client: TestClient, s3_server: MotoServer, s3_bucket: str
+) -> None:
+    """On S3 the copy to the blob's key runs before the commit transaction; a commit
+    refused there (over quota) records the blob row unlinked, so GC deletes the copy."""
+    set_quota(s3_app, "acme", 100)
+    data = os.urandom(1000)
+    response = s3_client.post(f"/v2/{REPO}/blobs/uploads/?digest={sha256(data)}", content=data)
+    assert response.status_code == 403, response.text
+    key = f"registry/v1/blobs/sha256/{sha256(data)[7:9]}/{sha256(data)[7:]}"
+    s3 = s3_server.client()
+    assert s3.list_objects_v2(Bucket=s3_bucket, Prefix=key).get("KeyCount") == 1
+    collector = GarbageCollector(s3_app.ctx.db, s3_app.ctx.storage)
+    assert collector.run(collector.plan(timedelta(0))).blobs == 1
+    assert s3.list_objects_v2(Bucket=s3_bucket, Prefix=key).get("KeyCount", 0) == 0

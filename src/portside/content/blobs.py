@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import structlog
 from sqlalchemy import Connection, and_, delete, select
 
 from portside.content import quota
@@ -19,6 +20,8 @@ from portside.metadata.db import Database, repository_id, utcnow
 from portside.reference import project_of
 from portside.storage import paths
 from portside.storage.base import PathNotFound, StorageDriver
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +102,27 @@ class BlobService:
         # An object store copies instead of renaming: the copy runs here, before the
         # transaction, so the writer lock is not held for it. Should GC delete that copy
         # before the blob row is held below, the move in the transaction copies again.
-        self.storage.stage(upload_path, destination)
+        staged = self.storage.stage(upload_path, destination)
+        try:
+            self._link_upload(repo, upload_path, digest, size)
+        except BaseException:
+            if staged:
+                self._leave_to_gc(digest, size)
+            raise
+
+    def _leave_to_gc(self, digest: Digest, size: int) -> None:
+        """A staged copy whose commit failed (quota, conflict): record its blob row, with
+        no link, so garbage collection deletes the copy after its grace period."""
+        try:
+            with self.db.write() as conn:
+                self.db.insert_ignore(
+                    conn, s.blobs, {"digest": str(digest), "size": size, "created_at": utcnow()}
+                )
+        except Exception:
+            log.warning("blob.staged_copy_unrecorded", digest=str(digest))
+
+    def _link_upload(self, repo: str, upload_path: str, digest: Digest, size: int) -> None:
+        destination = paths.blob_path(digest)
         moved = False
         with self.db.write() as conn:
             repo_id, limit = self.db.ensure_push_repository(conn, repo)

@@ -79,12 +79,12 @@ class StorageDriver(Protocol):
         commit) and calls persist(destination) later; the move itself does no fsync, so
         it can run inside a database transaction without holding it for a disk flush."""
 
-    def stage(self, source: str, destination: str) -> None:
+    def stage(self, source: str, destination: str) -> bool:
         """Prepare a later move(source, destination) that will run under the caller's
         locks: where a move copies the bytes (object stores have no rename), copy them
         now, unless the destination exists, so that the move finds the destination in
         place and costs nothing; the source stays until the caller deletes it. A no-op
-        where a move is a rename."""
+        where a move is a rename. True if it wrote the destination."""
 
     def persist(self, path: str) -> None:
         """Make an earlier move(..., durable=False) to `path` durable (a no-op where

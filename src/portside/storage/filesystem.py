@@ -171,10 +171,11 @@ class FilesystemDriver:
         if durable:
             _fsync_dir(dst.parent)
 
-    def stage(self, source: str, destination: str) -> None:
+    def stage(self, source: str, destination: str) -> bool:
         # A rename is cheap under any lock: nothing to prepare.
         _checked_parts(source)
         _checked_parts(destination)
+        return False
 
     def persist(self, path: str) -> None:
         # The new name lives in the parent directory's entries; its fsync records it.

@@ -522,10 +522,12 @@ class S3Driver:
         self._copy(source, destination)
         self._call(source, "delete_object", Key=self.key(source))
 
-    def stage(self, source: str, destination: str) -> None:
+    def stage(self, source: str, destination: str) -> bool:
         """The copy half of a move, ahead of it (see StorageDriver.stage)."""
-        if self._head(destination) is None:
-            self._copy(source, destination)
+        if self._head(destination) is not None:
+            return False
+        self._copy(source, destination)
+        return True
 
     def _copy(self, source: str, destination: str) -> None:
         source_key, destination_key = self.key(source), self.key(destination)
