@@ -536,6 +536,16 @@ class S3Driver:
             raise PathNotFound(source)
         if head.get("Metadata", {}).get(APPEND_META):
             self._seal_path(source)
+            head = self._head(source) or head
+        if int(head["ContentLength"]) <= self.part_size:  # one request, no transfer threads
+            self._call(
+                source,
+                "copy_object",
+                Key=destination_key,
+                CopySource={"Bucket": self.bucket, "Key": source_key},
+                **self._sse,
+            )
+            return
         try:
             self.client.copy(
                 {"Bucket": self.bucket, "Key": source_key},
