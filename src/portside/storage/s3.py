@@ -407,13 +407,18 @@ class S3Driver:
         return state
 
     def _abort_uploads_of(self, key: str, *, exact: bool) -> int:
+        """Abort the multipart uploads of `key` (exact) or below the prefix `key`."""
+        return self._abort(u for u in self._incomplete(key) if not exact or u["Key"] == key)
+
+    def _abort(self, uploads: Iterable[dict[str, Any]]) -> int:
         aborted = 0
-        for upload in self._incomplete(key):
-            if exact and upload["Key"] != key:
-                continue
-            with contextlib.suppress(PathNotFound):
+        for upload in uploads:
+            with contextlib.suppress(PathNotFound):  # finished or aborted meanwhile
                 self._call(
-                    key, "abort_multipart_upload", Key=upload["Key"], UploadId=upload["UploadId"]
+                    upload["Key"],
+                    "abort_multipart_upload",
+                    Key=upload["Key"],
+                    UploadId=upload["UploadId"],
                 )
                 aborted += 1
         return aborted
@@ -605,16 +610,11 @@ class S3Driver:
         """Abort multipart uploads below `prefix` started before `older_than` (a Unix
         time) whose key is not below one of the `keep` paths; how many were aborted."""
         kept = tuple(self.key(path) + "/" for path in keep)
-        aborted = 0
-        for upload in self._incomplete(self.key(prefix) + "/"):
-            if upload["Initiated"].timestamp() >= older_than or upload["Key"].startswith(kept):
-                continue
-            with contextlib.suppress(PathNotFound):
-                self._call(
-                    prefix, "abort_multipart_upload", Key=upload["Key"], UploadId=upload["UploadId"]
-                )
-                aborted += 1
-        return aborted
+        return self._abort(
+            upload
+            for upload in self._incomplete(self.key(prefix) + "/")
+            if upload["Initiated"].timestamp() < older_than and not upload["Key"].startswith(kept)
+        )
 
     def local_path(self, path: str) -> str | None:
         _checked(path)
