@@ -53,13 +53,18 @@ def serve(config_file: Path | None, data_dir: Path | None, listen: str | None) -
 @main.command()
 @CONFIG_OPTION
 @DATA_DIR_OPTION
-@click.option("--no-hash", is_flag=True, help="Skip re-hashing blob contents (faster).")
-def fsck(config_file: Path | None, data_dir: Path | None, no_hash: bool) -> None:
-    """Check tags -> manifests -> blobs, blob hashes and database integrity."""
+@click.option(
+    "--verify-hashes/--no-hash",
+    default=True,
+    help="Re-hash every blob by reading it (the default), or only check sizes (faster; on "
+    "object storage, sizes come from listings and no blob is read).",
+)
+def fsck(config_file: Path | None, data_dir: Path | None, verify_hashes: bool) -> None:
+    """Check tags -> manifests -> blobs, blob sizes and hashes, and database integrity."""
     from portside.fsck import run_fsck
 
     settings = _settings(config_file, data_dir=data_dir)
-    report = run_fsck(settings, verify_hashes=not no_hash)
+    report = run_fsck(settings, verify_hashes=verify_hashes)
     for problem in report.problems:
         click.echo(f"problem: {problem}")
     click.echo(report.summary())
