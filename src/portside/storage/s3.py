@@ -33,7 +33,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
-import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -148,7 +147,9 @@ class S3Writer:
         self._size = self._state.parts_size + len(self._buffer) + self._adopt
         self._dirty = loaded is None
         self._pending: list[Future[tuple[int, str, int]]] = []
-        self._lock = threading.Lock()
+        # Set when a request failed: bytes may be missing from the parts, so the file
+        # keeps the state of its last close (the client resumes from that size).
+        self._failed = False
 
     @property
     def size(self) -> int:
@@ -157,15 +158,21 @@ class S3Writer:
     def write(self, data: bytes | memoryview) -> None:
         if not len(data):
             return
-        self._adopted()
-        self._buffer += data
-        self._size += len(data)
-        self._dirty = True
-        part_size = self._driver.part_size
-        while len(self._buffer) >= part_size:
-            chunk = bytes(self._buffer[:part_size])
-            del self._buffer[:part_size]
-            self._upload_part(chunk)
+        if self._failed:
+            raise StorageError(f"{self._key}: an earlier write failed")
+        try:
+            self._adopted()
+            self._buffer += data
+            self._size += len(data)
+            self._dirty = True
+            part_size = self._driver.part_size
+            while len(self._buffer) >= part_size:
+                chunk = bytes(self._buffer[:part_size])
+                del self._buffer[:part_size]
+                self._upload_part(chunk)
+        except BaseException:
+            self._failed = True
+            raise
 
     def _adopted(self) -> None:
         if self._adopt:
@@ -197,12 +204,20 @@ class S3Writer:
         try:
             for future in pending:
                 self._record(future)
+        except BaseException:
+            self._failed = True
+            raise
         finally:
             for future in pending:
                 future.cancel()
 
     def close(self) -> None:
-        """Record what was written: parts so far, and the tail, in the append object."""
+        """Record what was written: parts so far, and the tail, in the append object
+        (unless a write failed: then the file stays as its last close left it)."""
+        if self._failed:
+            for future in self._pending:
+                future.cancel()
+            return
         self._drain()
         if self._dirty:
             self._driver.put_state(self._key, self._state, self._buffer, self._size)
@@ -210,6 +225,8 @@ class S3Writer:
 
     def commit(self) -> None:
         """Seal: the file becomes a plain object holding every byte written."""
+        if self._failed:
+            raise StorageError(f"{self._key}: an earlier write failed")
         self._drain()
         if self._adopt:  # a plain object nothing was appended to: already sealed
             return
