@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,48 @@ def test_corrupt_source_blob_is_refused(
     )
     listed = s3_server.client().list_objects_v2(Bucket=s3_bucket)
     assert all(digest[7:] not in item["Key"] for item in listed.get("Contents", []))
+
+
+def test_killed_copy_is_resumed(
+    client: TestClient,
+    settings: Settings,
+    s3_server: MotoServer,
+    s3_bucket: str,
+    tmp_path: Path,
+) -> None:
+    """SIGKILL the copy once some blobs have arrived; the rerun skips those, copies the
+    rest, and fsck on S3 is clean."""
+    blobs = [os.urandom(256 * 1024) for _ in range(24)]
+    for data in blobs:
+        push_blob(client, REPO, data)
+    storage = s3_settings(s3_server, s3_bucket)
+    target = tmp_path / "s3.yaml"
+    target.write_text(yaml.safe_dump({"storage": storage}))
+    command = [PORTSIDE, "storage", "copy", "--to", str(target), "--workers", "1"]
+    process = subprocess.Popen(
+        [*command, "--data-dir", str(settings.data_dir)],
+        env=portside_env(settings.database_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    s3 = s3_server.client()
+    try:
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline:
+            listed = s3.list_objects_v2(Bucket=s3_bucket, Prefix="v1/blobs/")
+            if listed.get("KeyCount", 0) >= 3:
+                break
+            time.sleep(0.02)
+    finally:
+        process.kill()
+        process.wait(30)
+    if process.returncode == 0:
+        pytest.skip("the copy finished before it could be interrupted")
+    arrived = s3.list_objects_v2(Bucket=s3_bucket, Prefix="v1/blobs/").get("KeyCount", 0)
+    assert 3 <= arrived < len(blobs)
+    again = _copy(settings, target)
+    assert again.returncode == 0, again.stderr + again.stdout
+    present = int(again.stdout.split(" already present")[0].rsplit(" ", 1)[-1])
+    assert present >= arrived
+    on_s3 = settings.model_copy(update={"storage": StorageSettings.model_validate(storage)})
+    assert run_fsck(on_s3).problems == []
