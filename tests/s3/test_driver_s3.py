@@ -59,3 +59,12 @@ def test_keys_are_below_the_prefix_and_small_files_need_no_multipart(
     assert s3.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
     metadata = s3.head_object(Bucket=s3_bucket, Key="p/a/b").get("Metadata", {})
     assert APPEND_META not in metadata
+
+
+def test_connections_cover_the_blocking_work_pool() -> None:
+    """Every thread of the HTTP worker's blocking-work pool may call the store at once
+    (plus their part uploads): the client's connection pool is sized from that pool."""
+    from portside.metadata.engine import POOL_SIZE
+    from portside.storage.s3 import REQUEST_THREADS
+
+    assert REQUEST_THREADS == POOL_SIZE
