@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from sqlalchemy import text
 
-from portside import metrics
+from portside import metrics, readonly
 from portside.api import dispatch, token
 from portside.api.guard import Guard
 from portside.api.http import (
@@ -65,6 +65,7 @@ class PortsideApp:
         self._management: Any = None
         self._ui: Any = None
         self.ui_enabled = ctx.settings.ui.enabled
+        self.read_only = ctx.settings.registry.read_only
         self.access_log = AccessLog(ctx.settings.log.format) if ctx.settings.log.access else None
 
     async def __call__(self, scope: Scope, receive: Receive, send_message: Send) -> None:
@@ -151,6 +152,9 @@ class PortsideApp:
             too_large = head_error(request.path, request.query_string, request.headers.items())
             if too_large is not None:
                 raise too_large
+            if self.read_only and readonly.refuses(request.method, request.path):
+                # Before routing and auth: the answer depends only on the method.
+                raise Unsupported(readonly.MESSAGE)
             if request.path.startswith("/v2"):
                 request.route, handler, params = dispatch.resolve(request)
                 request.caller = await self.guard.check(request, request.route, params)

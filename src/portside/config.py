@@ -172,6 +172,12 @@ class RegistrySettings(_Section):
     upload_expiry_hours: int = Field(
         default=24, ge=1, description="Incomplete uploads idle this long may be purged."
     )
+    read_only: bool = Field(
+        default=False,
+        description="Maintenance mode: pulls, the token endpoint, sign-in and browsing work; "
+        "every write (push, delete, management change, job start) is refused with 405 "
+        "`UNSUPPORTED`, and no job worker runs. Takes effect at (re)start.",
+    )
 
 
 class LogSettings(_Section):
@@ -251,6 +257,14 @@ class AuthSettings(_Section):
         "`PORTSIDE_AUTH__INITIAL_ADMIN_PASSWORD`, not a file).",
     )
     throttle: ThrottleSettings = ThrottleSettings()
+    cache_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=300,
+        description="How long each process remembers a verified password (HTTP Basic) and "
+        "a role decision: a disabled account or a removed membership is refused by every "
+        "replica within this time (0: check the database on every request).",
+    )
 
 
 class ProjectSettings(_Section):

@@ -64,14 +64,21 @@ def build_context(settings: Settings) -> Context:
     auth = AuthService(settings, db, ldap_source(settings))
     events = EventBuffer(db, io=io)
     audit = AuditLog(db, pending=events)
-    pulls = events if settings.audit.record_pulls else None
+    # Read-only mode (portside.readonly): pulls write nothing, no event, no last_pulled_at.
+    pulls = events if settings.audit.record_pulls and not settings.registry.read_only else None
     return Context(
         settings=settings,
         db=db,
         storage=storage,
         blobs=blobs,
         uploads=UploadService(db, storage, blobs, io),
-        manifests=ManifestService(db, hot, settings.registry.manifest_max_bytes, pulls=pulls),
+        manifests=ManifestService(
+            db,
+            hot,
+            settings.registry.manifest_max_bytes,
+            pulls=pulls,
+            read_only=settings.registry.read_only,
+        ),
         hot=hot,
         auth=auth,
         audit=audit,

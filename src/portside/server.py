@@ -13,6 +13,7 @@ from pathlib import Path
 
 import structlog
 
+from portside import readonly
 from portside.auth.bootstrap import prepare_auth
 from portside.config import SERIALIZED_ENV, ConfigError, Settings
 from portside.lifeline import SERVE_PID_ENV
@@ -168,6 +169,10 @@ def start_job_workers(settings: Settings) -> list[subprocess.Popen[bytes]]:
     running job is queued again for the next worker)."""
     parent = os.getpid()
     os.environ[SERVE_PID_ENV] = str(parent)
+    if settings.registry.read_only:
+        # portside.readonly: nothing runs that would change the registry.
+        log.info("jobs.not_started", reason=readonly.MESSAGE)
+        return []
     return [
         subprocess.Popen(
             [sys.executable, "-m", "portside.jobs", "--parent-pid", str(parent)],
@@ -197,8 +202,9 @@ def serve(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
     prepare_auth(settings)
-    _sync_vulndb_schedule(settings)
-    _purge_abandoned_uploads(settings)
+    if not settings.registry.read_only:  # portside.readonly: start-up changes nothing
+        _sync_vulndb_schedule(settings)
+        _purge_abandoned_uploads(settings)
     workers = settings.server.workers or os.cpu_count() or 1
     # Workers are separate processes: they rebuild Settings from this variable, and sum
     # their Prometheus counters through files in a private directory.

@@ -45,9 +45,10 @@ _ACTIONS: dict[tuple[str, str], str] = {
 _CREATING = frozenset({("upload", "POST"), ("manifest", "PUT")})
 # What a challenge asks for, as Distribution does: a push needs pull too.
 _CHALLENGE_SCOPE = {"pull": "pull", "push": "pull,push", "delete": "delete"}
-# Basic credentials and policy answers are remembered this long: a disabled user or a
-# removed membership stops working within it (shorter than any token lifetime).
-_CACHE_SECONDS = 30.0
+# Basic credentials and policy answers are remembered `auth.cache_seconds` (30 s by
+# default) in each process: a disabled user or a removed membership stops working on
+# every replica within it. (A bearer token's pull grants last until it expires,
+# `auth.token.lifetime_seconds`, as with any token registry; its writes are re-checked.)
 _CACHE_SIZE = 4096
 
 OPEN_REGISTRY = Identity("anonymous", is_admin=True)
@@ -99,12 +100,13 @@ OPEN_CALLER = Caller(OPEN_REGISTRY, "none")
 
 class Guard:
     """Decides on the event loop from what it knows in memory (token claims, answers
-    cached for 30 s); anything that needs the database or a password check runs on the
-    blocking-work pool."""
+    cached for `auth.cache_seconds`); anything that needs the database or a password
+    check runs on the blocking-work pool."""
 
     def __init__(self, auth: AuthService, io: Offloader) -> None:
         self.auth = auth
         self.io = io
+        self.cache_seconds = auth.settings.auth.cache_seconds
         self._basic: dict[str, tuple[Identity, float]] = {}
         self._policy: dict[tuple[str, str], tuple[frozenset[str], float]] = {}
 
@@ -165,7 +167,8 @@ class Guard:
         raise self._challenge(f"repository:{name}:{_CHALLENGE_SCOPE[action]}", caller, name, action)
 
     def _still_allowed(self, caller: Caller, name: str, granted: frozenset[str]) -> frozenset[str]:
-        """Writes with a token are re-checked against current roles (cached 30 s): a token
+        """Writes with a token are re-checked against current roles (cached
+        `auth.cache_seconds`): a token
         granted push into a project that did not exist yet (auto-create) must not push
         into it once someone else has created it, nor outlive a removed membership."""
         if caller.token is None or caller.token.external:
@@ -179,7 +182,7 @@ class Guard:
         cached = self._policy.get(key)
         if cached is None or cached[1] <= now:
             identity = self.auth.accounts.identity_for(caller.identity.name)
-            cached = (self.auth.repository_actions(identity, name), now + _CACHE_SECONDS)
+            cached = (self.auth.repository_actions(identity, name), now + self.cache_seconds)
             _remember(self._policy, key, cached)
         actions: frozenset[str] = cached[0]
         return actions
@@ -197,7 +200,7 @@ class Guard:
         if cached is not None and cached[1] > now:
             return cached[0]
         actions = self.auth.repository_actions(identity, repository)
-        _remember(self._policy, key, (actions, now + _CACHE_SECONDS))
+        _remember(self._policy, key, (actions, now + self.cache_seconds))
         return actions
 
     async def _caller(self, request: Request) -> Caller:
@@ -236,7 +239,7 @@ class Guard:
         identity = await self.io.run(self._authenticate, username, password, request.client)
         if identity is None:
             raise self._challenge(None, None, error="invalid_token")
-        _remember(self._basic, key, (identity, now + _CACHE_SECONDS))
+        _remember(self._basic, key, (identity, now + self.cache_seconds))
         return identity
 
     def _authenticate(self, username: str, password: str, client: str) -> Identity | None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from portside import readonly
 from portside.commands.common import (
     CLI,
     CONFIG_OPTION,
@@ -38,6 +39,9 @@ def run_here(
     from portside.jobs.store import Jobs
     from portside.logs import configure
 
+    if ctx.settings.registry.read_only:
+        click.echo(f"error: {kind_name} does not run: {readonly.MESSAGE}", err=True)
+        sys.exit(2)
     # The job's own lines are the output; the worker's log events would only repeat them.
     configure("warning", ctx.settings.log.format)
     worker = Worker(ctx, echo=_echo)
@@ -87,6 +91,9 @@ def worker(config_file: Path | None, data_dir: Path | None, parent_pid: int | No
         settings = settings_from_environment()  # started by `serve`: its exact settings
     else:
         settings = migrated_settings(config_file, data_dir)
+    if settings.registry.read_only:
+        click.echo(f"error: no jobs run: {readonly.MESSAGE}", err=True)
+        sys.exit(2)
     run_worker(settings, parent_pid)
 
 

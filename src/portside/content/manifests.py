@@ -62,9 +62,16 @@ class PutResult:
 
 class ManifestService:
     def __init__(
-        self, db: Database, hot: HotQueries, max_bytes: int, *, pulls: EventBuffer | None = None
+        self,
+        db: Database,
+        hot: HotQueries,
+        max_bytes: int,
+        *,
+        pulls: EventBuffer | None = None,
+        read_only: bool = False,
     ) -> None:
         self.db = db
+        self.read_only = read_only  # portside.readonly: a pull writes nothing
         self.hot = hot
         self._pull_noted: dict[int, float] = {}
         self.max_bytes = max_bytes
@@ -122,6 +129,8 @@ class ManifestService:
         """Does this pull have to set last_pulled_at? At most once per
         PULL_TIME_RESOLUTION per manifest; the in-process note of recent writes only
         saves work: the database has the truth. Memory only, never blocks."""
+        if self.read_only:
+            return False
         manifest_id, last = manifest.id, manifest.last_pulled_at
         now_seconds = time.monotonic()
         noted = self._pull_noted.get(manifest_id)

@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
+from portside import readonly
 from portside.auth.errors import ManagementError
 from portside.context import Context
 from portside.errors import RegistryError
@@ -99,6 +100,13 @@ async def _refuse_nul(request: Request, call_next: Any) -> Any:
     return await call_next(request)
 
 
+async def _refuse_writes(request: Request, call_next: Any) -> Any:
+    """Read-only mode (portside.readonly): refuse every write, the UI's included."""
+    if readonly.refuses(request.method, request.url.path):
+        return _error(405, "UNSUPPORTED", readonly.MESSAGE)
+    return await call_next(request)
+
+
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     log.exception("api.internal_error", path=request.url.path)
     return _error(500, "UNKNOWN", "internal server error")
@@ -115,6 +123,8 @@ def create_management_app(ctx: Context) -> FastAPI:
         redirect_slashes=False,
     )
     app.middleware("http")(_refuse_nul)
+    if ctx.settings.registry.read_only:
+        app.middleware("http")(_refuse_writes)
     app.state.ctx = ctx
     table = []
     routers = (

@@ -98,6 +98,7 @@ async def _api_error(request: Request, error: Exception) -> Response:
         401: "Sign in required",
         403: "Not allowed",
         404: "Not found",
+        405: "Not allowed",
         409: "Conflict",
         413: "Too large",
         429: "Too many attempts",
@@ -216,5 +217,9 @@ def create_ui_app(ctx: Context, management: Any) -> Any:
             Exception: _unexpected,
         },
     )
-    app.state.ui = UiState(ctx, management, templates())
+    env = templates()
+    # portside.readonly: a banner on every page, and post forms disabled (portside.js);
+    # the management API refuses the writes themselves.
+    env.globals["read_only"] = ctx.settings.registry.read_only
+    app.state.ui = UiState(ctx, management, env)
     return SecurityHeaders(app)

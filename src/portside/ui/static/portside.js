@@ -3,6 +3,8 @@
 // - form[data-confirm]: ask before submitting (deletes)
 // - form[data-busy]: disable the submit button and say what is happening
 // - [data-theme-toggle]: switch light/dark and remember it
+// - body[data-read-only]: disable the post forms (except sign-in/out); the server
+//   refuses those writes anyway
 (function () {
   "use strict";
 
@@ -74,6 +76,15 @@
       }
     }
   });
+
+  if (document.body && document.body.hasAttribute("data-read-only")) {
+    document.querySelectorAll("form[method=post]:not([data-read-only-ok])").forEach(function (form) {
+      form.querySelectorAll("button, input, select, textarea").forEach(function (field) {
+        field.disabled = true;
+        field.title = "The registry is in read-only mode";
+      });
+    });
+  }
 
   // Back/forward cache: a page restored after submitting should not stay busy.
   window.addEventListener("pageshow", function () {
