@@ -143,6 +143,7 @@ def db_upgrade(config_file: Path | None, data_dir: Path | None) -> None:
 
 
 def _register_account_commands() -> None:
+    from portside.commands.db import copy
     from portside.commands.gc import gc
     from portside.commands.immutability import immutability
     from portside.commands.jobs import job, schedule, worker
@@ -158,6 +159,7 @@ def _register_account_commands() -> None:
     for command in (admin, user, project, robot, gc, job, schedule, worker, webhook):
         main.add_command(command)
     project.add_command(immutability)
+    db.add_command(copy)
     main.add_command(usage)
     main.add_command(retention)
     main.add_command(vulndb)

@@ -1,0 +1,267 @@
+"""Several `portside serve` replicas on one PostgreSQL database and one shared storage
+directory, behind a real nginx (Debian's package) using docs/deploy/nginx.conf.
+
+Every test here is PostgreSQL-only (replicas on SQLite would share one file, which is
+not a deployment). The server comes from PORTSIDE_TEST_DATABASE_URL or scripts/postgres;
+each test module gets a database of its own on it. They run ONCE in scripts/test: the
+ones marked `clients` (skopeo) in the first pass, which includes the real clients; the
+others in the PostgreSQL pass (with CI set, the first pass skips them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from portside.metadata.engine import upgrade
+from tests.durability.server import START_TIMEOUT, ServerProcess, free_port
+from tests.missing import missing_tool
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NGINX_CONF = REPO_ROOT / "docs" / "deploy" / "nginx.conf"
+# What replicas remember credentials and role answers for here (auth.cache_seconds).
+CACHE_SECONDS = 2.0
+# The first replica creates `admin` with it (auth.initial_admin_password).
+ADMIN_PASSWORD = "cluster-admin-password"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    in_first_pass = os.environ.get("CI") and not os.environ.get("PORTSIDE_TEST_DATABASE_URL")
+    for item in items:
+        if here not in Path(str(item.fspath)).parents:
+            continue
+        item.add_marker(pytest.mark.postgres)
+        if in_first_pass and item.get_closest_marker("clients") is None:
+            item.add_marker(pytest.mark.skip(reason="PostgreSQL-only: runs in the PostgreSQL pass"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The URL of a PostgreSQL server's maintenance database for the cluster tests."""
+    url = os.environ.get("PORTSIDE_TEST_DATABASE_URL")
+    if url:
+        return url
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        missing_tool("PostgreSQL is not installed (scripts/test-deps installs it)")
+    done = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "postgres")], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        pytest.fail(f"scripts/postgres failed:\n{done.stderr}")
+    return done.stdout.strip()
+
+
+@contextlib.contextmanager
+def postgres_database(server_url: str, *, migrate: bool = True) -> Iterator[str]:
+    """A new database on the server (migrated unless told not to), dropped afterwards."""
+    name = f"portside_c_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server_url.rsplit("/", 1)[0] + f"/{name}"
+    if migrate:
+        upgrade(url)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "")
+    if not found:
+        missing_tool("nginx is not installed (scripts/test-deps installs Debian's nginx)")
+    return found
+
+
+class Replica(ServerProcess):
+    """A ServerProcess whose readiness probe is /healthz: with accounts, /v2/ is 401."""
+
+    def _wait_ready(self) -> bool:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                return False
+            try:
+                ok = httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                ok = False
+            log = self.log_files[-1].read_text(errors="replace")
+            if ok and all(f"Started worker-{n}" in log for n in range(1, self.workers + 1)):
+                return True
+            time.sleep(0.05)
+        return False
+
+
+@dataclass
+class Nginx:
+    """nginx in the foreground with docs/deploy/nginx.conf, on a loopback port."""
+
+    root: Path
+    port: int
+    upstreams: list[str]
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def config(self) -> str:
+        sample = NGINX_CONF.read_text()
+        kept = []
+        servers = "".join(f"    server {u} max_fails=0;\n" for u in self.upstreams)
+        for line in sample.splitlines(keepends=True):
+            stripped = line.strip()
+            if stripped.startswith("server 10.0.0."):
+                if servers:
+                    kept.append(servers)
+                    servers = ""
+                continue
+            if stripped == "listen 80;":
+                kept.append(line.replace("listen 80;", f"listen 127.0.0.1:{self.port};"))
+                continue
+            kept.append(line)
+        root = self.root
+        return (
+            "daemon off;\nworker_processes 1;\n"
+            f"pid {root}/nginx.pid;\nerror_log {root}/error.log warn;\n"
+            "events { worker_connections 1024; }\n"
+            "http {\n"
+            f"access_log {root}/access.log;\n"
+            f"client_body_temp_path {root}/body;\nproxy_temp_path {root}/proxy;\n"
+            f"fastcgi_temp_path {root}/fastcgi;\nuwsgi_temp_path {root}/uwsgi;\n"
+            f"scgi_temp_path {root}/scgi;\n" + "".join(kept) + "}\n"
+        )
+
+    def start(self) -> Nginx:
+        binary = nginx_binary()
+        self.root.mkdir(parents=True, exist_ok=True)
+        conf = self.root / "nginx.conf"
+        conf.write_text(self.config())
+        self.process = subprocess.Popen(
+            [binary, "-c", str(conf), "-p", str(self.root), "-e", str(self.root / "error.log")],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nginx exited:\n{self.error_log()}")
+            with contextlib.suppress(httpx.TransportError):
+                httpx.get(f"{self.url}/v2/", timeout=2)
+                return self
+            time.sleep(0.05)
+        raise RuntimeError(f"nginx did not start:\n{self.error_log()}")
+
+    def error_log(self) -> str:
+        path = self.root / "error.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.process = None
+
+
+@dataclass
+class Cluster:
+    """N replicas (each its own data directory, one shared storage root and database)
+    and nginx round-robin in front."""
+
+    root: Path
+    database_url: str
+    size: int = 3
+    env: dict[str, str] = field(default_factory=dict)
+    replicas: list[ServerProcess] = field(default_factory=list)
+    nginx: Nginx | None = None
+
+    @property
+    def storage(self) -> Path:
+        return self.root / "shared-storage"
+
+    @property
+    def url(self) -> str:
+        assert self.nginx is not None
+        return self.nginx.url
+
+    def replica_env(self, nginx_port: int) -> dict[str, str]:
+        """What every replica shares: database (portside_env), storage, the URL clients
+        use, and (from the database) the token signing key and session store."""
+        return {
+            "PORTSIDE_STORAGE__FILESYSTEM__ROOT": str(self.storage),
+            "PORTSIDE_EXTERNAL_URL": f"http://127.0.0.1:{nginx_port}",
+            "PORTSIDE_JOBS__WORKERS": "1",
+            "PORTSIDE_JOBS__POLL_SECONDS": "0.5",
+            "PORTSIDE_AUTH__CACHE_SECONDS": str(CACHE_SECONDS),
+            "PORTSIDE_AUTH__INITIAL_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            **self.env,
+        }
+
+    def start(self) -> Cluster:
+        self.storage.mkdir(parents=True, exist_ok=True)
+        nginx_port = free_port()
+        for n in range(self.size):
+            data_dir = self.root / f"replica-{n}"
+            log_dir = self.root / f"logs-{n}"
+            log_dir.mkdir(parents=True, exist_ok=True)
+            replica = Replica(
+                data_dir=data_dir,
+                database_url=self.database_url,
+                log_dir=log_dir,
+                workers=1,
+                env=self.replica_env(nginx_port),
+            )
+            self.replicas.append(replica.start())
+        self.nginx = Nginx(
+            self.root / "nginx", nginx_port, [f"127.0.0.1:{r.port}" for r in self.replicas]
+        ).start()
+        return self
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60, **kwargs)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        if self.nginx is not None:
+            self.nginx.stop()
+        for replica in self.replicas:
+            replica.stop()
+
+    def internal_errors(self) -> list[str]:
+        return [line for r in self.replicas for line in r.internal_errors()]
+
+
+@pytest.fixture(scope="module")
+def cluster_database(postgres_server: str) -> Iterator[str]:
+    with postgres_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, cluster_database: str) -> Iterator[Cluster]:
+    """Three replicas and nginx, shared by the tests of a module."""
+    nginx_binary()
+    built = Cluster(tmp_path_factory.mktemp("cluster"), cluster_database)
+    try:
+        yield built.start()
+    finally:
+        built.stop()
