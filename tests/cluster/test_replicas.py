@@ -229,10 +229,9 @@ def test_jobs_and_schedules_run_once_across_replicas(cluster: Cluster) -> None:
                     updated_at=utcnow(),
                 )
             )
-        fired = _wait_for_jobs(db, s.jobs.c.schedule == "probe-once", 1)
+        _wait_for_jobs(db, s.jobs.c.schedule == "probe-once", 1)
         time.sleep(3)  # every worker has looked at the schedule several times by now
-        with db.read() as conn:
-            fired = conn.execute(select(s.jobs).where(s.jobs.c.schedule == "probe-once")).all()
+        fired = _wait_for_jobs(db, s.jobs.c.schedule == "probe-once", 1)
         assert [r.status for r in fired] == ["succeeded"], fired
     finally:
         db.engine.dispose()
