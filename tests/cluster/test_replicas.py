@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,6 +27,9 @@ from portside.jobs.store import Jobs
 from portside.metadata import schema as s
 from portside.metadata.db import Database, utcnow
 from portside.metadata.engine import make_engine
+from tests.clients.conftest import containers_config
+from tests.clients.images import Layout, assert_layout_has_image, build_image, write_layout
+from tests.clients.tooling import Skopeo, require_binary
 from tests.cluster.conftest import ADMIN_PASSWORD, CACHE_SECONDS, Cluster
 from tests.durability.server import (
     OCI_CONFIG,
@@ -353,3 +357,28 @@ def test_a_killed_replica_loses_nothing_it_acknowledged(cluster: Cluster) -> Non
 
 def test_no_replica_logged_an_internal_error(cluster: Cluster) -> None:
     assert not cluster.internal_errors(), cluster.internal_errors()
+
+
+@pytest.mark.clients
+def test_skopeo_pushes_through_nginx_and_pulls_from_each_replica(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A real client: skopeo pushes through the load balancer (its blob uploads spread
+    over the replicas round-robin), then pulls from each replica addressed directly."""
+    (tmp_path / "conf").mkdir()
+    env = containers_config(tmp_path / "conf", insecure=None)
+    skopeo = Skopeo(require_binary("skopeo"), env)
+    image = build_image("cluster", big_layer_kib=512)
+    layout = write_layout(tmp_path / "layout", {"v1": image})
+    creds = f"admin:{ADMIN_PASSWORD}"
+    host = cluster.url.removeprefix("http://")
+    skopeo.push_layout(layout, "v1", f"{host}/team/skopeo:v1", "--dest-creds", creds)
+    for n, replica in enumerate(cluster.replicas):
+        pulled = skopeo.pull_layout(
+            f"{replica.url.removeprefix('http://')}/team/skopeo:v1",
+            tmp_path / f"pulled-{n}",
+            "v1",
+            "--src-creds",
+            creds,
+        )
+        assert_layout_has_image(Layout(pulled), image, "v1")
