@@ -9,11 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from portside import readonly
+from portside.cli import main
+from portside.config import Settings
 from portside.metadata import schema as s
+from portside.server import start_job_workers
 from tests.api.helpers import (
     OCI_LAYER,
     assert_error,
@@ -207,3 +211,24 @@ def test_the_rule_allows_only_reads_and_sign_in() -> None:
     assert readonly.refuses("DELETE", "/api/v1/sessions/5")
     assert readonly.refuses("PUT", "/v2/a/manifests/x")
     assert readonly.refuses("PATCH", "/api/v1/projects/acme")
+
+
+@pytest.mark.parametrize("command", [["gc"], ["worker"], ["retention", "run", "acme"]])
+def test_commands_that_write_refuse(command: list[str], settings: Settings) -> None:
+    runner = CliRunner()
+    env = {"PORTSIDE_DATABASE__URL": settings.database_url}
+    made = runner.invoke(
+        main, ["project", "create", "acme", "--data-dir", str(settings.data_dir)], env=env
+    )
+    assert made.exit_code == 0, made.output
+    env["PORTSIDE_REGISTRY__READ_ONLY"] = "true"
+    result = runner.invoke(main, [*command, "--data-dir", str(settings.data_dir)], env=env)
+    assert result.exit_code == 2, result.output
+    assert readonly.MESSAGE in result.output
+
+
+def test_serve_starts_no_job_worker(settings: Settings) -> None:
+    frozen_settings = settings.model_copy(
+        update={"registry": settings.registry.model_copy(update={"read_only": True})}
+    )
+    assert start_job_workers(frozen_settings) == []
