@@ -50,6 +50,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--quick", action="store_true", help="small sizes, short runs (smoke test)")
     p.add_argument(
+        "--scale",
+        action="store_true",
+        help="instead: Portside alone with 1, 2, 3 replicas behind nginx on PostgreSQL "
+        "(bench/run --scale --help)",
+    )
+    p.add_argument(
         "--only",
         action="append",
         default=[],
@@ -286,6 +292,11 @@ def _run_token_auth(
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if "--scale" in arguments:
+        from bench import scale
+
+        return scale.main(arguments)
     args = parse_args(argv)
     figures = select(args.only)
     settings = QUICK if args.quick else FULL

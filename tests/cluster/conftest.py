@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from bench import nginx
 from sqlalchemy import create_engine, text
 
 from portside.metadata.engine import upgrade
@@ -29,7 +29,6 @@ from tests.durability.server import START_TIMEOUT, ServerProcess, free_port
 from tests.missing import missing_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-NGINX_CONF = REPO_ROOT / "docs" / "deploy" / "nginx.conf"
 # What replicas remember credentials and role answers for here (auth.cache_seconds).
 CACHE_SECONDS = 2.0
 # The first replica creates `admin` with it (auth.initial_admin_password).
@@ -82,7 +81,7 @@ def postgres_database(server_url: str, *, migrate: bool = True) -> Iterator[str]
 
 
 def nginx_binary() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "")
+    found = nginx.binary()
     if not found:
         missing_tool("nginx is not installed (scripts/test-deps installs Debian's nginx)")
     return found
@@ -120,40 +119,10 @@ class Nginx:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def config(self) -> str:
-        sample = NGINX_CONF.read_text()
-        kept = []
-        servers = "".join(f"    server {u} max_fails=0;\n" for u in self.upstreams)
-        for line in sample.splitlines(keepends=True):
-            stripped = line.strip()
-            if stripped.startswith("server 10.0.0."):
-                if servers:
-                    kept.append(servers)
-                    servers = ""
-                continue
-            if stripped == "listen 80;":
-                kept.append(line.replace("listen 80;", f"listen 127.0.0.1:{self.port};"))
-                continue
-            kept.append(line)
-        root = self.root
-        return (
-            "daemon off;\nworker_processes 1;\n"
-            f"pid {root}/nginx.pid;\nerror_log {root}/error.log warn;\n"
-            "events { worker_connections 1024; }\n"
-            "http {\n"
-            f"access_log {root}/access.log;\n"
-            f"client_body_temp_path {root}/body;\nproxy_temp_path {root}/proxy;\n"
-            f"fastcgi_temp_path {root}/fastcgi;\nuwsgi_temp_path {root}/uwsgi;\n"
-            f"scgi_temp_path {root}/scgi;\n" + "".join(kept) + "}\n"
-        )
-
     def start(self) -> Nginx:
-        binary = nginx_binary()
-        self.root.mkdir(parents=True, exist_ok=True)
-        conf = self.root / "nginx.conf"
-        conf.write_text(self.config())
+        nginx_binary()
         self.process = subprocess.Popen(
-            [binary, "-c", str(conf), "-p", str(self.root), "-e", str(self.root / "error.log")],
+            nginx.command(self.root, self.port, self.upstreams),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
