@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -35,9 +36,11 @@ from tests.durability.server import (
     OCI_CONFIG,
     OCI_LAYER,
     OCI_MANIFEST,
+    PORTSIDE,
     ServerProcess,
     finish_upload,
     patch_chunk,
+    portside_env,
     sha256,
     start_upload,
 )
@@ -353,6 +356,19 @@ def test_a_killed_replica_loses_nothing_it_acknowledged(cluster: Cluster) -> Non
     finally:
         victim.start(victim.port)  # later tests (if any) get three replicas again
     assert not cluster.internal_errors()
+    # And the metadata and the shared storage agree (what the killed replica left half
+    # done is an upload, which fsck does not count as a problem).
+    checked = subprocess.run(
+        [PORTSIDE, "fsck", "--no-hash", "--data-dir", str(cluster.root / "fsck")],
+        env=portside_env(
+            cluster.database_url, PORTSIDE_STORAGE__FILESYSTEM__ROOT=str(cluster.storage)
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_no_replica_logged_an_internal_error(cluster: Cluster) -> None:
