@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -315,3 +317,98 @@ def policy_from(
         timeout_seconds=timeout_seconds,
         max_redirects=max_redirects,
     )
+
+
+class GuardedTransport(httpx.BaseTransport):
+    """An httpx transport that applies `policy` to every request, for clients that need
+    what `send` does not give: kept-alive connections, streamed request and response
+    bodies, a CA bundle. Each request's host is checked (`EgressPolicy.check`) and the
+    connection goes to a checked address, carrying the name in `Host` and SNI as `send`
+    does; redirects the client follows come back through here and are checked the same.
+    Each origin (scheme, host, port) gets its own connection pool, so a kept-alive
+    connection is only reused for the name it was opened (and its certificate checked)
+    for. `verify` is True, False or an `ssl.SSLContext` (e.g. from `tls_context`)."""
+
+    def __init__(
+        self,
+        policy: EgressPolicy,
+        *,
+        verify: bool | ssl.SSLContext = True,
+        max_connections: int = 8,
+    ) -> None:
+        self.policy = policy
+        self.verify = verify
+        self.max_connections = max_connections
+        self._pools: dict[tuple[str, str, int], httpx.HTTPTransport] = {}
+        self._lock = threading.Lock()
+
+    def _pool(self, target: httpx.URL) -> httpx.HTTPTransport:
+        key = (target.scheme, target.host, target.port or 0)
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = httpx.HTTPTransport(
+                    verify=self.verify,
+                    trust_env=False,
+                    limits=httpx.Limits(
+                        max_connections=self.max_connections,
+                        max_keepalive_connections=self.max_connections,
+                    ),
+                )
+                self._pools[key] = pool
+            return pool
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            target, addresses = self.policy.check(request.url)
+        except Refused as refused:
+            # An httpx error, so clients see it where they see other request failures.
+            raise RefusedRequest(str(refused), request=request) from None
+        pool = self._pool(target)
+        extensions = dict(request.extensions)
+        if target.scheme == "https" and not _is_ip_literal(target.host):
+            extensions["sni_hostname"] = target.host
+        headers = request.headers.copy()
+        headers["Host"] = target.netloc.decode("ascii")
+        failure: httpx.ConnectError | None = None
+        for address in addresses:
+            pinned = httpx.Request(
+                request.method,
+                target.copy_with(host=str(address)),
+                headers=headers,
+                stream=request.stream,
+                extensions=extensions,
+            )
+            try:
+                return pool.handle_request(pinned)
+            except httpx.ConnectError as error:  # nothing was sent: the next address
+                failure = error
+        assert failure is not None
+        raise failure
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+
+
+class RefusedRequest(httpx.TransportError):
+    """A request `GuardedTransport` did not send: the egress policy refuses its target
+    (the message says why, as `Refused` does)."""
+
+
+def tls_context(*, verify: bool, ca_pem: str | None = None) -> bool | ssl.SSLContext:
+    """What `GuardedTransport(verify=)` takes: False (no verification), True (the system's
+    CAs) or a context trusting the system's CAs plus `ca_pem` (PEM text of one or more
+    certificates). ValueError if `ca_pem` holds no certificate."""
+    if not verify:
+        return False
+    if not ca_pem:
+        return True
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cadata=ca_pem)
+    except (ssl.SSLError, ValueError) as error:
+        raise ValueError(f"the CA bundle is not PEM certificates: {error}") from None
+    return context
