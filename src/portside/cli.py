@@ -144,6 +144,7 @@ def db_upgrade(config_file: Path | None, data_dir: Path | None) -> None:
 
 def _register_account_commands() -> None:
     from portside.commands.db import copy
+    from portside.commands.endpoints import endpoint
     from portside.commands.gc import gc
     from portside.commands.immutability import immutability
     from portside.commands.jobs import job, schedule, worker
@@ -156,7 +157,7 @@ def _register_account_commands() -> None:
     from portside.commands.vulndb import vulndb
     from portside.commands.webhooks import webhook
 
-    for command in (admin, user, project, robot, gc, job, schedule, worker, webhook):
+    for command in (admin, user, project, robot, gc, job, schedule, worker, webhook, endpoint):
         main.add_command(command)
     project.add_command(immutability)
     db.add_command(copy)

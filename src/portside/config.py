@@ -504,6 +504,77 @@ class VulndbSettings(_Section):
         return value
 
 
+class SecretSettings(_Section):
+    encryption_key: str | None = Field(
+        default=None,
+        description="Fernet key (44 characters of URL-safe base64, from `portside endpoint "
+        "new-key`) that encrypts stored credentials of registry endpoints. Without it, "
+        "endpoints can only be anonymous. Keep it secret and keep it: changing it makes "
+        "stored credentials unreadable.",
+    )
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _fernet_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import base64
+        import binascii
+
+        try:
+            raw = base64.urlsafe_b64decode(value.encode("ascii"))
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise ValueError(
+                "expected a Fernet key: 32 bytes in URL-safe base64 (44 characters); make "
+                "one with `portside endpoint new-key`"
+            )
+        return value
+
+
+class EndpointSettings(_Section):
+    allow_private_targets: bool = Field(
+        default=False,
+        description="Let registry endpoints (replication peers, proxy-cache upstreams) be "
+        "loopback, private, link-local or unique-local addresses (cloud metadata addresses "
+        "stay refused unless in `endpoints.allowed_networks`).",
+    )
+    allowed_networks: tuple[str, ...] = Field(
+        default=(),
+        description="Networks (CIDR) endpoints may be in even when they would be refused.",
+    )
+    timeout_seconds: float = Field(
+        default=60.0, gt=0, le=600, description="Connect and read timeout of each request."
+    )
+    max_redirects: int = Field(
+        default=5, ge=0, le=10, description="Redirects followed (each target checked)."
+    )
+    retry_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description="Attempts a request gets on connection errors, 429 and 5xx answers.",
+    )
+    retry_max_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Longest wait between attempts (also caps a peer's `Retry-After`).",
+    )
+    chunk_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=64 * 1024,
+        le=1024 * 1024 * 1024,
+        description="Blobs larger than this are uploaded in chunks of this size (resumable).",
+    )
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _networks(value)
+
+
 class Settings(BaseModel):
     """All settings. A plain model: reading the environment and the YAML file
     (pydantic-settings, PyYAML) happens only in `load_settings`, so the worker processes,
@@ -537,6 +608,8 @@ class Settings(BaseModel):
     events: EventSettings = EventSettings()
     jobs: JobSettings = JobSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    secrets: SecretSettings = SecretSettings()
+    endpoints: EndpointSettings = EndpointSettings()
     ui: UiSettings = UiSettings()
     vulndb: VulndbSettings = VulndbSettings()
     ldap: LdapSettings | None = Field(default=None, description="LDAP / Active Directory users.")

@@ -33,6 +33,7 @@ from portside.auth.projects import Projects
 from portside.auth.robots import Robots
 from portside.auth.roles import Role
 from portside.auth.throttle import LoginThrottle
+from portside.endpoints.secrets import new_key
 from portside.metadata.db import Database
 from portside.metadata.engine import make_engine
 from tests.conftest import fresh_database
@@ -48,6 +49,7 @@ from tests.durability.server import (
 from tests.webhooks.receiver import Receiver, receiving
 
 PASSWORD = "correct-horse-battery"
+MATRIX_ENDPOINT = "matrix-peer"  # a registry endpoint (admins only) naming the server
 WRONG_PASSWORD = "wrong-horse-battery-staple"
 NEW_USER_PASSWORD = "brand-new-user-passphrase"
 
@@ -369,6 +371,8 @@ def running_world(root: Path) -> Iterator[World]:
             env={
                 "PORTSIDE_AUTH__THROTTLE__MAX_FAILURES": "100000",
                 "PORTSIDE_WEBHOOKS__ALLOW_PRIVATE_TARGETS": "true",
+                "PORTSIDE_ENDPOINTS__ALLOW_PRIVATE_TARGETS": "true",
+                "PORTSIDE_SECRETS__ENCRYPTION_KEY": new_key(),
             },
         )
         server.start()
@@ -393,6 +397,11 @@ def running_world(root: Path) -> Iterator[World]:
                 world.receiver = receiver
                 world.webhook = seed_webhook(admin_api, "matrix", receiver.url)
                 world.dead_end = seed_webhook(admin_api, "dead-end", refuser.url)
+                seeded = admin_api.post(
+                    "/api/v1/endpoints",
+                    json={"name": MATRIX_ENDPOINT, "type": "portside", "url": server.url},
+                )
+                assert seeded.status_code == 201, seeded.text
                 yield world
         finally:
             server.stop()

@@ -31,6 +31,7 @@ import httpx
 import pytest
 
 from tests.auth.matrix import (
+    MATRIX_ENDPOINT,
     MODES,
     NEW_USER_PASSWORD,
     SUBJECT_KEYS,
@@ -571,6 +572,30 @@ MANAGEMENT: list[Row] = [
 ]
 
 
+def _admin_only(action: str, status: int) -> list[Row]:
+    """Rows of a system-administrators-only route: anonymous and the disabled user 401,
+    the admin `status`, every other user and robot 403 (Admin in mgmt/security.py)."""
+    answers = {"anonymous": 401, "admin": status, "disabled": 401}
+    return [R(key, action, answers.get(key, 403)) for key in SUBJECT_KEYS]
+
+
+# Registry endpoints (other registries; replication and proxy cache), admins only:
+#   endpoints         GET /api/v1/endpoints
+#   endpoint          GET /api/v1/endpoints/matrix-peer (seeded by the admin)
+#   endpoint-create   POST /api/v1/endpoints (with a password, never shown or audited)
+#   endpoint-patch    PATCH /api/v1/endpoints/matrix-peer {"description": ...}
+#   endpoint-delete   DELETE /api/v1/endpoints/<fresh, made by the admin>
+#   endpoint-test     POST /api/v1/endpoints/matrix-peer/test (the server itself: OK)
+MANAGEMENT += [
+    *_admin_only("endpoints", 200),
+    *_admin_only("endpoint", 200),
+    *_admin_only("endpoint-create", 201),
+    *_admin_only("endpoint-patch", 200),
+    *_admin_only("endpoint-delete", 204),
+    *_admin_only("endpoint-test", 200),
+]
+
+
 def _cells(rows: list[Row]) -> list[Any]:
     return [pytest.param(row, id=f"{row.action}:{row.subject}") for row in rows]
 
@@ -997,6 +1022,69 @@ def _webhook_redeliver(world: World, subject: Subject, project: str) -> httpx.Re
     return response
 
 
+def _endpoint_create(world: World, subject: Subject, project: str) -> httpx.Response:
+    name = f"by-{subject.key}"
+    secret = f"endpoint-password-of-{subject.key}"
+    world.secrets.add(secret)
+    response = _api(
+        world,
+        subject,
+        "POST",
+        "/endpoints",
+        json={
+            "name": name,
+            "type": "portside",
+            "url": world.server.url,
+            "username": "admin",
+            "password": secret,
+        },
+    )
+    created = response.status_code == 201
+    assert _as_admin(world, "GET", f"/endpoints/{name}").status_code == (200 if created else 404)
+    if created:
+        assert secret not in response.text
+    expectation = AuditExpectation(
+        subject.actor, "create", f"endpoints/{name}", resource_type="endpoint"
+    )
+    (world.audited if created else world.not_audited).append(expectation)
+    return response
+
+
+def _endpoint_patch(world: World, subject: Subject, project: str) -> httpx.Response:
+    description = f"changed by {subject.key}"
+    path = f"/endpoints/{MATRIX_ENDPOINT}"
+    response = _api(world, subject, "PATCH", path, json={"description": description})
+    stored = _as_admin(world, "GET", path).json()
+    assert (stored["description"] == description) == (response.status_code == 200)
+    return response
+
+
+def _endpoint_delete(world: World, subject: Subject, project: str) -> httpx.Response:
+    name = f"gone-{subject.key}"
+    made = _as_admin(
+        world,
+        "POST",
+        "/endpoints",
+        json={"name": name, "type": "portside", "url": world.server.url},
+    )
+    assert made.status_code == 201, made.text
+    response = _api(world, subject, "DELETE", f"/endpoints/{name}")
+    deleted = response.status_code == 204
+    assert _as_admin(world, "GET", f"/endpoints/{name}").status_code == (404 if deleted else 200)
+    expectation = AuditExpectation(
+        subject.actor, "delete", f"endpoints/{name}", resource_type="endpoint"
+    )
+    (world.audited if deleted else world.not_audited).append(expectation)
+    return response
+
+
+def _endpoint_test(world: World, subject: Subject, project: str) -> httpx.Response:
+    response = _api(world, subject, "POST", f"/endpoints/{MATRIX_ENDPOINT}/test")
+    if response.status_code == 200:
+        assert response.json()["ok"] is True, response.text
+    return response
+
+
 def _webhook_get(tail: str) -> ManagementAction:
     """GET the seeded webhook (or what is under it)."""
 
@@ -1044,6 +1132,12 @@ MANAGEMENT_ACTIONS: dict[str, ManagementAction] = {
     "webhook-test": _webhook_test,
     "webhook-redeliver": _webhook_redeliver,
     "vulndb": _get("/vulndb"),
+    "endpoints": _get("/endpoints"),
+    "endpoint": _get(f"/endpoints/{MATRIX_ENDPOINT}"),
+    "endpoint-create": _endpoint_create,
+    "endpoint-patch": _endpoint_patch,
+    "endpoint-delete": _endpoint_delete,
+    "endpoint-test": _endpoint_test,
 }
 
 # What an allowed listing must contain (beyond `sees`).

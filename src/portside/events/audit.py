@@ -120,6 +120,12 @@ _SHAPES: dict[str, _Shape] = {
     o.WEBHOOK_DELETED: _Shape("delete", "webhook"),
     o.WEBHOOK_REDELIVERED: _Shape("redeliver", "webhook"),
     o.ACCOUNT_LOGIN: _Shape("login", "account", _data("result")),
+    o.ENDPOINT_CREATED: _Shape("create", "endpoint"),
+    o.ENDPOINT_UPDATED: _Shape("update", "endpoint"),
+    o.ENDPOINT_DELETED: _Shape("delete", "endpoint"),
+    o.REPLICATION_RULE_CREATED: _Shape("create", "replication-rule"),
+    o.REPLICATION_RULE_UPDATED: _Shape("update", "replication-rule"),
+    o.REPLICATION_RULE_DELETED: _Shape("delete", "replication-rule"),
 }
 
 

@@ -81,7 +81,13 @@ WEBHOOK_REDELIVERED = "webhook.redelivered"
 ACCOUNT_LOGIN = "account.login"  # a sign-in attempt (data: result, via; never a secret)
 SCAN_COMPLETED = "scan.completed"  # reserved for scanning
 SCAN_FAILED = "scan.failed"
-REPLICATION_COMPLETED = "replication.completed"  # reserved for replication
+REPLICATION_COMPLETED = "replication.completed"  # a run ended (data: rule, job, counts)
+ENDPOINT_CREATED = "endpoint.created"  # a peer registry registered (never its secret)
+ENDPOINT_UPDATED = "endpoint.updated"  # data: fields changed ("credentials": changed)
+ENDPOINT_DELETED = "endpoint.deleted"
+REPLICATION_RULE_CREATED = "replication.rule.created"
+REPLICATION_RULE_UPDATED = "replication.rule.updated"
+REPLICATION_RULE_DELETED = "replication.rule.deleted"
 # An import switched a vulnerability database source to new data (data: source, import_id,
 # generation, advisories, packages): scanners rescan what the change may affect.
 VULNDB_UPDATED = "vulndb.updated"

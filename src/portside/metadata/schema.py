@@ -524,4 +524,89 @@ vulndb_affected = Table(
     Column("severity", Integer),  # per package (Debian urgency per release), else null
     Index(None, "ecosystem", "name", "import_id"),
     Index(None, "import_id"),
+# --- registry endpoints and replication -------------------------------------------------
+
+# Other registries Portside talks to (replication peers, proxy-cache upstreams). The
+# password/token is kept only encrypted (Fernet, key `secrets.encryption_key`), and never
+# returned by the API; `ca_pem` is a CA bundle (PEM) trusted for this endpoint only.
+registry_endpoints = Table(
+    "registry_endpoints",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("description", Text),
+    Column("kind", String(32), nullable=False),  # portside, distribution, docker-hub, ...
+    Column("url", Text, nullable=False),
+    Column("username", NAME),
+    Column("secret", Text),  # Fernet token of the password; NULL: anonymous
+    Column("verify_tls", Boolean, nullable=False),
+    Column("ca_pem", Text),
+    Column("created_by", NAME, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Replication rules (Harbor's model): push (local -> endpoint) or pull (endpoint ->
+# local), with filters, a destination namespace and flattening, and a trigger.
+replication_rules = Table(
+    "replication_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("description", Text),
+    Column("enabled", Boolean, nullable=False),
+    Column("direction", String(8), nullable=False),  # "push" or "pull"
+    Column(
+        "endpoint_id",
+        Integer,
+        ForeignKey("registry_endpoints.id", ondelete="RESTRICT"),
+        nullable=False,
+    ),
+    Column("repositories", Text, nullable=False),  # name pattern (content/patterns.py)
+    Column("tags", Text, nullable=False),  # tag pattern
+    Column("labels", Text, nullable=False),  # JSON list of "key=value" annotations
+    Column("resources", String(16), nullable=False),  # images, artifacts, all
+    Column("destination_namespace", NAME),
+    Column("flattening", Integer, nullable=False),  # Harbor's: -1 all, 0 none, 1..3
+    Column("copy_deletions", Boolean, nullable=False),
+    Column("override", Boolean, nullable=False),
+    Column("bandwidth_kbps", Integer),  # NULL: unlimited
+    Column("trigger", String(16), nullable=False),  # manual, scheduled, event
+    Column("cron", String(128)),
+    Column("created_by", NAME, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per replication job (the job row holds status, progress, log and summary).
+replication_runs = Table(
+    "replication_runs",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "rule_id",
+        Integer,
+        ForeignKey("replication_rules.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("trigger", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# What a run did with each artifact: copied, skipped (already there), deleted, failed.
+replication_items = Table(
+    "replication_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("source", Text, nullable=False),  # repository:tag or repository@digest
+    Column("destination", Text, nullable=False),
+    Column("digest", DIGEST),
+    Column("status", String(16), nullable=False),
+    Column("blobs", Integer, nullable=False),  # blobs copied (not mounted or present)
+    Column("bytes", BigInteger, nullable=False),
+    Column("message", Text),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index(None, "job_id", "id"),
 )

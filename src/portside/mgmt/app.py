@@ -21,6 +21,7 @@ from portside.context import Context
 from portside.errors import RegistryError
 from portside.mgmt.routes import (
     audit,
+    endpoints,
     immutability,
     jobs,
     projects,
@@ -141,6 +142,7 @@ def create_management_app(ctx: Context) -> FastAPI:
         retention,
         webhooks,
         vulndb,
+        endpoints,
     )
     for module in routers:
         app.include_router(module.router, prefix=PREFIX)
