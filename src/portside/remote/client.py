@@ -103,11 +103,13 @@ class BlobStream:
         hasher = hashlib.new(algorithm) if self.offset == 0 else None
         received = 0
         try:
-            for chunk in self._response.iter_bytes(chunk_size):
-                received += len(chunk)
-                if hasher is not None:
-                    hasher.update(chunk)
-                yield chunk
+            for arrived in self._response.iter_bytes():  # as it arrives, not buffered
+                for start in range(0, len(arrived), chunk_size):
+                    chunk = arrived[start : start + chunk_size]
+                    received += len(chunk)
+                    if hasher is not None:
+                        hasher.update(chunk)
+                    yield chunk
         except httpx.HTTPError as error:
             raise Unreachable(
                 f"blob {self.digest}: download cut after {received} bytes: {describe(error)}"
@@ -493,6 +495,11 @@ class RegistryClient:
         if artifact_type:
             found = [d for d in found if d.get("artifactType") == artifact_type]
         return found
+
+    @property
+    def challenge(self) -> Challenge | None:
+        """The peer's last auth challenge (None: it asked for none yet)."""
+        return self._challenge
 
     @property
     def has_referrers_api(self) -> bool | None:

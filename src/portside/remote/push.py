@@ -34,7 +34,7 @@ BlobSource = Callable[[int], Iterator[bytes]]
 @dataclass(frozen=True, slots=True)
 class PushedBlob:
     how: Literal["present", "mounted", "uploaded"]
-    sent: int  # bytes sent (0 unless uploaded; more than the size after resumes)
+    sent: int  # bytes sent (0 unless uploaded; more than the size if resumes resent some)
     resumes: int = 0
 
 
@@ -118,6 +118,7 @@ def _upload(
                 f"blob {digest}: the source ended at {offset} of {size} bytes"
             ) from None
         failure: str | None = None
+        sent += len(chunk)  # counted as sent even if the answer is lost
         try:
             response = client.request(
                 "PATCH",
@@ -138,7 +139,6 @@ def _upload(
             if response.status_code == 202:
                 location = _location(client, response)
                 offset += len(chunk)
-                sent += len(chunk)
                 continue
             if response.status_code not in RETRIED_STATUSES and response.status_code != 416:
                 expect_status(response, 202, f"uploading {digest} to {repository}")
@@ -165,15 +165,24 @@ def _upload(
 
 def _resume_point(client: RegistryClient, repository: str, location: str) -> tuple[str, int]:
     """Where the upload stands on the peer (`Range: 0-<last byte>`), or a new upload
-    from byte 0 if the peer forgot this one."""
-    response = client.request("GET", location, scopes=[scope_of(repository, "pull", "push")])
-    if response.status_code == 404:
-        return _start(client, repository), 0
-    expect_status(response, 204, f"upload status in {repository}")
-    received = response.headers.get("range", "")
-    _, _, last = received.partition("-")
-    offset = int(last) + 1 if last.strip().isdigit() else 0
-    return _location(client, response, default=location), offset
+    from byte 0 if the peer forgot this one. Distribution keeps the upload's expected
+    offset in the Location's `_state`, which is stale after a chunk whose answer was
+    lost; asked without it, it reports what it really has."""
+    scopes = [scope_of(repository, "pull", "push")]
+    candidates = [location]
+    bare = str(httpx.URL(location).copy_with(query=None))
+    if bare != location:
+        candidates.append(bare)
+    for candidate in candidates:
+        response = client.request("GET", candidate, scopes=scopes)
+        if response.status_code == 204:
+            received = response.headers.get("range", "")
+            _, _, last = received.partition("-")
+            offset = int(last) + 1 if last.strip().isdigit() else 0
+            return _location(client, response, default=location), offset
+        if response.status_code not in (400, 404, 416):
+            expect_status(response, 204, f"upload status in {repository}")
+    return _start(client, repository), 0
 
 
 def _finish(client: RegistryClient, response: httpx.Response, repository: str, digest: str) -> None:
