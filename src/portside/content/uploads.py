@@ -14,7 +14,7 @@ import hashlib
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -307,6 +307,36 @@ class UploadService:
             await self.io.run(self._verify_and_commit, repo, upload_id, digest, size, actor)
         finally:
             await self.io.run(self._discard, upload_id)
+        return size
+
+    def store(self, repo: str, digest: Digest, chunks: Iterable[bytes], actor: Actor) -> int:
+        """A whole blob from an iterator, in the calling thread (replication pulls):
+        written to an upload file as it arrives, hashed, made durable, checked against
+        `digest` (DIGEST_INVALID otherwise) and committed like a monolithic upload, so
+        quota and events apply. Returns its size."""
+        upload_id = str(uuid.uuid4())
+        hasher = hashlib.new(digest.algorithm)
+        size = 0
+        try:
+            writer = self.storage.writer(paths.upload_data_path(upload_id), append=False)
+            try:
+                for chunk in chunks:
+                    writer.write(chunk)
+                    hasher.update(chunk)
+                    size += len(chunk)
+            except BaseException:
+                writer.close()
+                raise
+            writer.commit()
+            if hasher.hexdigest() != digest.hex:
+                raise DigestInvalid(
+                    f"received content has digest {digest.algorithm}:{hasher.hexdigest()}, "
+                    f"not {digest}",
+                    detail={"digest": str(digest)},
+                )
+            self._commit(repo, upload_id, digest, size, actor)
+        finally:
+            self._discard(upload_id)
         return size
 
     def _verify_and_commit(

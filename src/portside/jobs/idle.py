@@ -5,7 +5,8 @@ time for nothing: jobs are rare. So the worker waits in this small state (the st
 library and the database driver: ~15 MB on SQLite). Every `jobs.poll_seconds` it asks the
 database, read-only, whether a worker has anything to do: a queued job, a running job
 whose worker stopped checking in, a due schedule, webhook events or deliveries waiting
-(portside.webhooks.dispatcher runs in the full worker). Then it execs itself into the full
+(portside.webhooks.dispatcher runs in the full worker), events for event-triggered
+replication rules (portside.jobs.replication). Then it execs itself into the full
 worker (`--busy`, portside.jobs.process), which runs jobs and, after IDLE_EXIT_POLLS
 polls with nothing to do, execs back into this state, returning that memory. The pid
 stays the same throughout, so the parent-death signal of `portside serve`
@@ -203,7 +204,21 @@ def work_waiting(query: Query, kinds: Sequence[str] | None, lost_after: timedelt
     schedules = query("SELECT next_run_at FROM schedules WHERE enabled")
     if any((due := _as_utc(at)) is not None and due <= now for (at,) in schedules):
         return True
-    return webhook_work_waiting(query, now)
+    return webhook_work_waiting(query, now) or replication_work_waiting(query)
+
+
+def replication_work_waiting(query: Query) -> bool:
+    """Events for the replication consumer the full worker runs (portside.jobs.replication):
+    an enabled event-triggered rule exists and the outbox has events past its cursor (or
+    it has no cursor yet)."""
+    rules = query("SELECT id FROM replication_rules WHERE trigger = 'event' AND enabled LIMIT 1")
+    if not rules:
+        return False
+    cursor = query("SELECT position FROM event_cursors WHERE consumer = 'replication'")
+    if not cursor:
+        return True
+    ((latest,),) = query("SELECT MAX(id) FROM events")
+    return latest is not None and int(latest) > int(cursor[0][0])
 
 
 def webhook_work_waiting(query: Query, now: datetime) -> bool:

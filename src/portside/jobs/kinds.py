@@ -62,6 +62,12 @@ def _probe_params(params: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": _number(params, "seconds", 0, 3600)}
 
 
+def _replication_params(params: dict[str, Any]) -> dict[str, Any]:
+    from portside.jobs.replication import params as checked
+
+    return checked(params)
+
+
 def probe(job: JobContext) -> dict[str, Any]:
     """A job that does nothing for `seconds` (checking in every 0.2 s): shows that
     workers pick up, report on and stop jobs."""
@@ -84,6 +90,7 @@ class Kind:
     params: Callable[[dict[str, Any]], dict[str, Any]]
     per_project: bool
     description: str
+    exclusive: bool = True  # one queued or running job of the kind (per project) at once
 
     def function(self) -> JobFunction:
         module, _, attribute = self.target.partition(":")
@@ -115,6 +122,14 @@ KINDS: dict[str, Kind] = {
             per_project=False,
             description="import the vulnerability database sources that changed "
             "(vulndb.sources; force: all of them)",
+        ),
+        Kind(
+            "replication",
+            "portside.jobs.replication:run_replication",
+            _replication_params,
+            per_project=False,
+            description="run a replication rule (copy artifacts to or from an endpoint)",
+            exclusive=False,  # runs of different rules go side by side
         ),
         Kind(
             "probe",

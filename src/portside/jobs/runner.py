@@ -22,6 +22,7 @@ from portside.events import outbox
 from portside.events.audit import AuditLog
 from portside.jobs.context import JobContext, JobFailed, JobStopped
 from portside.jobs.kinds import KINDS, ParamsError, kind
+from portside.jobs.replication import queue_event_runs
 from portside.jobs.schedules import Schedules
 from portside.jobs.store import JobRecord, Jobs
 from portside.metadata.db import utcnow
@@ -258,6 +259,9 @@ class Worker:
             self.jobs.prune(self.keep)
             # After the catch-up above: the audit log has handled what is pruned.
             outbox.prune(self.db, self.keep_events)
+        # Event-triggered replication: pushes and deletions queue runs (reads the outbox
+        # only while an event rule exists; portside.jobs.idle wakes for the same).
+        queue_event_runs(self.db)
         for job_id in self.schedules.fire_due(self.jobs):
             log.info("jobs.scheduled", job=job_id)
         record = self.jobs.claim_next(self.name, list(KINDS))
