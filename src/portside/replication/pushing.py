@@ -134,7 +134,7 @@ class Pusher:
             return
         done: ItemStatus = "copied" if copied.anything else "skipped"
         self.reporter.log(
-            f"{artifact.source} -> {target}: {status} ({copied.manifests} manifests, "
+            f"{artifact.source} -> {target}: {done} ({copied.manifests} manifests, "
             f"{copied.blobs} blobs, {copied.mounted} mounted, {copied.bytes} bytes)"
         )
         self._record(artifact, target, done, copied)

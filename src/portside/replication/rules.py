@@ -181,6 +181,7 @@ class RuleStore:
                 )
             )
             rule = self._get(conn, name)
+            self._start_cursor(conn, rule)
             _emit(
                 conn,
                 outbox.REPLICATION_RULE_CREATED,

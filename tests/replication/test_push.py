@@ -1,0 +1,169 @@
+"""Push replication to a real Distribution 2.8 on loopback: a multi-arch index with a
+signature-like referrer arrives with identical digests (children before the index, the
+referrer through the tag scheme since Distribution lacks the referrers API), a rerun
+copies nothing, tags are not overridden when the rule says so, flattening and the
+destination namespace, filters, and an interrupted run whose rerun copies only what is
+missing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from portside.remote import RegistryClient
+from tests.api.helpers import (
+    make_artifact,
+    make_image,
+    make_index,
+    push_image,
+    push_manifest,
+)
+from tests.remote.peers import LOOPBACK_ALLOWED, Peer, distribution
+from tests.remote.proxy import Fault, FaultProxy
+from tests.replication.conftest import ADMIN, Local
+
+
+@pytest.fixture
+def peer(tmp_path: Path) -> Iterator[Peer]:
+    with distribution(tmp_path / "distribution") as running:
+        yield running
+
+
+def remote(peer: Peer) -> RegistryClient:
+    return RegistryClient(peer.url, egress=LOOPBACK_ALLOWED)
+
+
+def test_a_multi_arch_index_with_a_referrer_arrives_identical(local: Local, peer: Peer) -> None:
+    repo = "team/app"
+    amd = make_image(local.client, repo, seed="amd64")
+    arm = make_image(local.client, repo, seed="arm64", layers=[os.urandom(200_000)])
+    for child in (amd, arm):
+        push_manifest(local.client, repo, child.digest, child)
+    index = make_index([amd, arm])
+    push_manifest(local.client, repo, "v1", index)
+    signature = make_artifact(
+        local.client, repo, index, artifact_type="application/vnd.example.signature"
+    )
+    push_manifest(local.client, repo, signature.digest, signature)
+
+    local.endpoint("dist", peer.url)
+    rule = local.rule(
+        "to-dist",
+        "push",
+        "dist",
+        repositories="team/**",
+        destination_namespace="mirror",
+        flattening=0,
+    )
+    job, items = local.run(rule)
+    assert job.status == "succeeded", job.error
+    assert [(i.source, i.destination, i.status) for i in items] == [
+        ("team/app:v1", "mirror/team/app", "copied")
+    ]
+    assert items[0].blobs >= 5
+    assert job.result is not None
+    assert job.result["copied"] == 1
+    with remote(peer) as there:
+        head = there.head_manifest("mirror/team/app", "v1")
+        assert head is not None
+        assert head.digest == index.digest
+        for child in (amd, arm):
+            assert there.get_manifest("mirror/team/app", child.digest).body == child.body
+        found = there.referrers("mirror/team/app", index.digest)
+        assert [d["digest"] for d in found] == [signature.digest]
+        assert there.get_manifest("mirror/team/app", signature.digest).body == signature.body
+
+    # A rerun finds everything there and copies nothing.
+    again, items = local.run(rule)
+    assert again.status == "succeeded"
+    assert [(i.status, i.blobs, i.bytes) for i in items] == [("skipped", 0, 0)]
+
+
+def test_tag_override_off_keeps_the_destinations_tag(local: Local, peer: Peer) -> None:
+    mine = push_image(local.client, "team/app", "v1", seed="mine")
+    push_image(local.client, "team/app", "v2", seed="two")
+    with remote(peer) as there:
+        from tests.remote.test_client import push_image as push_remote
+
+        theirs = push_remote(there, "team/app", "v1", [b"their layer"])
+    local.endpoint("dist", peer.url)
+    rule = local.rule("keep", "push", "dist", override=False)
+    job, items = local.run(rule)
+    assert job.status == "succeeded", job.error
+    by_source = {i.source: i for i in items}
+    assert by_source["team/app:v1"].message is not None
+    assert "tag v1 kept" in by_source["team/app:v1"].message
+    with remote(peer) as there:
+        kept = there.head_manifest("team/app", "v1")
+        assert kept is not None
+        assert kept.digest == theirs != mine.digest
+        two = there.head_manifest("team/app", "v2")
+        assert two is not None
+
+
+def test_flattening_and_filters(local: Local, peer: Peer) -> None:
+    push_image(local.client, "team/web/frontend", "1.0", seed="f")
+    push_image(local.client, "team/web/frontend", "dev", seed="d")
+    push_image(local.client, "other/app", "1.0", seed="o")
+    local.endpoint("dist", peer.url)
+    rule = local.rule(
+        "flat",
+        "push",
+        "dist",
+        repositories="team/**",
+        tags="1.*",
+        destination_namespace="dr",
+        flattening=-1,
+        resources="images",
+    )
+    job, items = local.run(rule)
+    assert job.status == "succeeded", job.error
+    assert [(i.source, i.destination) for i in items] == [("team/web/frontend:1.0", "dr/frontend")]
+    with remote(peer) as there:
+        assert list(there.tags("dr/frontend")) == ["1.0"]
+    # Flattening more levels than the name has is a failed item, in words.
+    local.rules.update("flat", actor=ADMIN, flattening=3, repositories="other/**")
+    job, items = local.run(local.rules.get("flat"))
+    assert [i.status for i in items] == ["failed"]
+    assert items[0].message is not None
+    assert "flattening 3 levels" in items[0].message
+
+
+def test_an_interrupted_run_then_a_rerun_copies_only_what_is_missing(
+    local: Local, peer: Peer
+) -> None:
+    small = push_image(local.client, "team/small", "v1", seed="small")
+    big_layer = os.urandom(400_000)
+    big = push_image(local.client, "team/big", "v1", seed="big", layers=[big_layer])
+    cutting = {"on": True}
+
+    def decide(method: str, path: str, count: int) -> Fault:
+        if cutting["on"] and method == "PATCH" and "team/big" in path:
+            return ("cut",)
+        return None
+
+    with FaultProxy(peer.url, decide) as proxy:
+        local.endpoint("flaky", proxy.url)
+        rule = local.rule("interrupted", "push", "flaky")
+        job, items = local.run(rule)
+        assert job.status == "succeeded", job.error  # the run ends; one artifact failed
+        by_source = {i.source: i for i in items}
+        assert by_source["team/small:v1"].status == "copied"
+        assert by_source["team/big:v1"].status == "failed"
+        assert job.result is not None
+        assert job.result["failed"] == 1
+        cutting["on"] = False
+        again, items = local.run(rule)
+    assert again.status == "succeeded", again.error
+    by_source = {i.source: i for i in items}
+    assert by_source["team/small:v1"].status == "skipped"
+    assert by_source["team/big:v1"].status == "copied"
+    assert by_source["team/big:v1"].bytes >= len(big_layer)
+    with remote(peer) as there:
+        for repo, manifest in (("team/small", small), ("team/big", big)):
+            found = there.head_manifest(repo, "v1")
+            assert found is not None
+            assert found.digest == manifest.digest
