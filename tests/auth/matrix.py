@@ -50,6 +50,7 @@ from tests.webhooks.receiver import Receiver, receiving
 
 PASSWORD = "correct-horse-battery"
 MATRIX_ENDPOINT = "matrix-peer"  # a registry endpoint (admins only) naming the server
+MATRIX_RULE = "matrix-rule"  # a replication rule pushing nothing/** to that endpoint
 WRONG_PASSWORD = "wrong-horse-battery-staple"
 NEW_USER_PASSWORD = "brand-new-user-passphrase"
 
@@ -400,6 +401,16 @@ def running_world(root: Path) -> Iterator[World]:
                 seeded = admin_api.post(
                     "/api/v1/endpoints",
                     json={"name": MATRIX_ENDPOINT, "type": "portside", "url": server.url},
+                )
+                assert seeded.status_code == 201, seeded.text
+                seeded = admin_api.post(
+                    "/api/v1/replication/rules",
+                    json={
+                        "name": MATRIX_RULE,
+                        "direction": "push",
+                        "endpoint": MATRIX_ENDPOINT,
+                        "repositories": "nothing/**",
+                    },
                 )
                 assert seeded.status_code == 201, seeded.text
                 yield world

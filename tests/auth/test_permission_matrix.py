@@ -32,6 +32,7 @@ import pytest
 
 from tests.auth.matrix import (
     MATRIX_ENDPOINT,
+    MATRIX_RULE,
     MODES,
     NEW_USER_PASSWORD,
     SUBJECT_KEYS,
@@ -595,6 +596,27 @@ MANAGEMENT += [
     *_admin_only("endpoint-test", 200),
 ]
 
+# Replication (admins only): the seeded rule `matrix-rule` pushes `nothing/**` (an empty
+# plan) to the seeded endpoint.
+#   replication-rules        GET /api/v1/replication/rules
+#   replication-rule         GET /api/v1/replication/rules/matrix-rule
+#   replication-rule-create  POST /api/v1/replication/rules
+#   replication-rule-patch   PATCH /api/v1/replication/rules/matrix-rule {"description": ...}
+#   replication-rule-delete  DELETE /api/v1/replication/rules/<fresh, made by the admin>
+#   replication-run-start    POST /api/v1/replication/rules/matrix-rule/runs
+#   replication-runs         GET /api/v1/replication/runs?rule=matrix-rule
+#   replication-run          GET /api/v1/replication/runs/<a run the admin started>
+MANAGEMENT += [
+    *_admin_only("replication-rules", 200),
+    *_admin_only("replication-rule", 200),
+    *_admin_only("replication-rule-create", 201),
+    *_admin_only("replication-rule-patch", 200),
+    *_admin_only("replication-rule-delete", 204),
+    *_admin_only("replication-run-start", 201),
+    *_admin_only("replication-runs", 200),
+    *_admin_only("replication-run", 200),
+]
+
 
 def _cells(rows: list[Row]) -> list[Any]:
     return [pytest.param(row, id=f"{row.action}:{row.subject}") for row in rows]
@@ -1085,6 +1107,61 @@ def _endpoint_test(world: World, subject: Subject, project: str) -> httpx.Respon
     return response
 
 
+def _rule_body(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "direction": "push",
+        "endpoint": MATRIX_ENDPOINT,
+        "repositories": "nothing/**",
+    }
+
+
+def _replication_rule_create(world: World, subject: Subject, project: str) -> httpx.Response:
+    name = f"by-{subject.key}"
+    response = _api(world, subject, "POST", "/replication/rules", json=_rule_body(name))
+    created = response.status_code == 201
+    found = _as_admin(world, "GET", f"/replication/rules/{name}").status_code
+    assert found == (200 if created else 404)
+    expectation = AuditExpectation(
+        subject.actor, "create", f"replication/rules/{name}", resource_type="replication-rule"
+    )
+    (world.audited if created else world.not_audited).append(expectation)
+    return response
+
+
+def _replication_rule_patch(world: World, subject: Subject, project: str) -> httpx.Response:
+    description = f"changed by {subject.key}"
+    path = f"/replication/rules/{MATRIX_RULE}"
+    response = _api(world, subject, "PATCH", path, json={"description": description})
+    stored = _as_admin(world, "GET", path).json()
+    assert (stored["description"] == description) == (response.status_code == 200)
+    return response
+
+
+def _replication_rule_delete(world: World, subject: Subject, project: str) -> httpx.Response:
+    name = f"gone-{subject.key}"
+    made = _as_admin(world, "POST", "/replication/rules", json=_rule_body(name))
+    assert made.status_code == 201, made.text
+    response = _api(world, subject, "DELETE", f"/replication/rules/{name}")
+    deleted = response.status_code == 204
+    found = _as_admin(world, "GET", f"/replication/rules/{name}").status_code
+    assert found == (404 if deleted else 200)
+    return response
+
+
+def _replication_run_start(world: World, subject: Subject, project: str) -> httpx.Response:
+    response = _api(world, subject, "POST", f"/replication/rules/{MATRIX_RULE}/runs")
+    if response.status_code == 201:
+        assert response.json()["rule"] == MATRIX_RULE, response.text
+    return response
+
+
+def _replication_run(world: World, subject: Subject, project: str) -> httpx.Response:
+    started = _as_admin(world, "POST", f"/replication/rules/{MATRIX_RULE}/runs")
+    assert started.status_code == 201, started.text
+    return _api(world, subject, "GET", f"/replication/runs/{started.json()['id']}")
+
+
 def _webhook_get(tail: str) -> ManagementAction:
     """GET the seeded webhook (or what is under it)."""
 
@@ -1138,6 +1215,14 @@ MANAGEMENT_ACTIONS: dict[str, ManagementAction] = {
     "endpoint-patch": _endpoint_patch,
     "endpoint-delete": _endpoint_delete,
     "endpoint-test": _endpoint_test,
+    "replication-rules": _get("/replication/rules"),
+    "replication-rule": _get(f"/replication/rules/{MATRIX_RULE}"),
+    "replication-rule-create": _replication_rule_create,
+    "replication-rule-patch": _replication_rule_patch,
+    "replication-rule-delete": _replication_rule_delete,
+    "replication-run-start": _replication_run_start,
+    "replication-runs": _get(f"/replication/runs?rule={MATRIX_RULE}"),
+    "replication-run": _replication_run,
 }
 
 # What an allowed listing must contain (beyond `sees`).

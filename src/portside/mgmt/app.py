@@ -25,6 +25,7 @@ from portside.mgmt.routes import (
     immutability,
     jobs,
     projects,
+    replication,
     repositories,
     retention,
     robots,
@@ -143,6 +144,7 @@ def create_management_app(ctx: Context) -> FastAPI:
         webhooks,
         vulndb,
         endpoints,
+        replication,
     )
     for module in routers:
         app.include_router(module.router, prefix=PREFIX)
