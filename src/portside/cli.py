@@ -149,6 +149,7 @@ def _register_account_commands() -> None:
     from portside.commands.immutability import immutability
     from portside.commands.jobs import job, schedule, worker
     from portside.commands.projects import project
+    from portside.commands.replication import replication
     from portside.commands.retention import retention
     from portside.commands.robots import robot
     from portside.commands.storage import storage
@@ -165,6 +166,7 @@ def _register_account_commands() -> None:
     main.add_command(retention)
     main.add_command(vulndb)
     main.add_command(storage)
+    main.add_command(replication)
 
 
 _register_account_commands()

@@ -146,10 +146,13 @@ def endpoint_list(json_output: bool, config_file: Path | None, data_dir: Path | 
 
 @endpoint.command("show")
 @click.argument("name")
+@click.option("--json", "json_output", is_flag=True, help="JSON (the default anyway).")
 @CONFIG_OPTION
 @DATA_DIR_OPTION
 @reports_errors
-def endpoint_show(name: str, config_file: Path | None, data_dir: Path | None) -> None:
+def endpoint_show(
+    name: str, json_output: bool, config_file: Path | None, data_dir: Path | None
+) -> None:
     """Show an endpoint (JSON; never its password)."""
     with _store(config_file, data_dir) as store:
         click.echo(json.dumps(as_json(store.get(name)), indent=2))
