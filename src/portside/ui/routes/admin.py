@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 from portside.ui import web
 from portside.ui.api import ApiError, path
 from portside.ui.paging import Pager
-from portside.ui.routes import admin_endpoints, admin_jobs
+from portside.ui.routes import admin_endpoints, admin_jobs, admin_replication
 
 PAGE_SIZE = 50
 
@@ -221,4 +221,5 @@ routes: list[BaseRoute] = [
     Route("/admin/system", system, methods=["GET"]),
     *admin_jobs.routes,
     *admin_endpoints.routes,
+    *admin_replication.routes,
 ]
