@@ -38,6 +38,7 @@ PATH_VALUES = {
     "job_id": "1",
     "token_id": "1",
     "webhook_id": "1",
+    "run_id": "1",
 }
 QUERY = (
     "q",
