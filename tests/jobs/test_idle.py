@@ -166,3 +166,40 @@ def test_webhook_work_wakes_it(query: idle.Query, tmp_path: Path, database_url: 
         assert not waiting()
     finally:
         db.engine.dispose()
+
+
+def test_event_replication_work_wakes_it(query: idle.Query, database_url: str) -> None:
+    """The full worker queues event-triggered replication runs from the outbox: with an
+    enabled event rule, events past its cursor wake the idle state; without one, or once
+    the cursor has caught up, they do not."""
+    from portside.endpoints.store import EndpointStore
+    from portside.events import outbox
+    from portside.events.outbox import Actor
+    from portside.jobs.replication import queue_event_runs
+    from portside.metadata.engine import make_engine
+    from portside.replication.rules import RuleStore
+
+    db = Database(make_engine(database_url))
+    try:
+        settings = load_settings(
+            database={"url": database_url}, endpoints={"allowed_networks": ["127.0.0.0/8"]}
+        )
+        admin = Actor("admin")
+        EndpointStore(db, settings).create(
+            name="dist", kind="distribution", url="http://127.0.0.1:1", actor=admin
+        )
+        store = RuleStore(db)
+        store.create(name="manual", direction="push", endpoint="dist", actor=admin)
+        assert not idle.replication_work_waiting(query)  # no event rule
+        store.create(name="live", direction="push", endpoint="dist", actor=admin,
+                     trigger="event")  # fmt: skip
+        assert idle.replication_work_waiting(query)  # the rule's own event is unread
+        queue_event_runs(db)
+        assert not idle.replication_work_waiting(query)
+        with db.write() as conn:
+            outbox.emit(conn, outbox.PROJECT_CREATED, admin, resource="x", project="x")
+        assert idle.replication_work_waiting(query)
+        store.update("live", actor=admin, enabled=False)
+        assert not idle.replication_work_waiting(query)
+    finally:
+        db.engine.dispose()

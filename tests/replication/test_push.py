@@ -167,3 +167,37 @@ def test_an_interrupted_run_then_a_rerun_copies_only_what_is_missing(
             found = there.head_manifest(repo, "v1")
             assert found is not None
             assert found.digest == manifest.digest
+
+
+def test_a_run_to_a_refused_address_fails_in_words(
+    tmp_path: Path, database_url: str, peer: Peer
+) -> None:
+    """An endpoint saved while loopback was allowed, used by a registry that does not
+    allow it (the egress rules hold at every connection, not only when saving)."""
+    from starlette.testclient import TestClient
+
+    from portside.app import create_app
+    from portside.config import load_settings
+    from portside.endpoints.store import EndpointStore
+
+    lenient = load_settings(
+        data_dir=tmp_path / "data",
+        database={"url": database_url},
+        endpoints={"allow_private_targets": True},
+    )
+    strict = load_settings(data_dir=tmp_path / "data", database={"url": database_url})
+    app = create_app(strict)
+    try:
+        with TestClient(app, base_url="http://registry.test") as client:
+            strict_local = Local(app, client)
+            EndpointStore(app.ctx.db, lenient).create(
+                name="dist", kind="distribution", url=peer.url, actor=ADMIN
+            )
+            push_image(client, "team/app", "v1", seed="refused")
+            job, items = strict_local.run(strict_local.rule("r", "push", "dist"))
+    finally:
+        app.ctx.close()
+    assert job.status == "succeeded", job.error
+    assert [i.status for i in items] == ["failed"]
+    assert items[0].message is not None
+    assert "loopback address" in items[0].message
