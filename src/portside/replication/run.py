@@ -41,6 +41,11 @@ def replicate(
         raise RunFailed(f"endpoint {endpoint.name!r}: {error}") from None
     runs = Runs(services.db)
     with client:
+        # One look first: an endpoint that cannot be reached or refuses us fails the run
+        # with that reason, instead of every artifact failing the same way after retries.
+        ping = client.ping()
+        if not ping.ok:
+            raise RunFailed(f"endpoint {endpoint.name!r}: {ping.message}")
         worker: Pusher | Puller
         if rule.direction == "push":
             worker = Pusher(
