@@ -55,7 +55,6 @@ def run_here(
             created_by=CLI.name,
             run_by=worker.name,
             actor=CLI,
-            exclusive=KINDS[kind_name].exclusive,
         )
     except ParamsError as error:
         raise click.BadParameter(str(error)) from None

@@ -173,17 +173,9 @@ class Schedules:
                         project=row.project,
                         created_by=f"schedule:{row.name}",
                         schedule=row.name,
-                        exclusive=_exclusive(row.kind),
                     )
                 except JobConflict:
                     continue  # the previous run is still going: skip this slot
                 conn.execute(update(t).where(t.c.name == row.name).values(last_job_id=job_id))
             queued.append(job_id)
         return queued
-
-
-def _exclusive(kind_name: str) -> bool:
-    from portside.jobs.kinds import KINDS
-
-    found = KINDS.get(kind_name)
-    return found.exclusive if found is not None else True

@@ -107,15 +107,16 @@ class Jobs:
         project: str | None = None,
         created_by: str,
         schedule: str | None = None,
-        exclusive: bool = True,
+        exclusive: bool | None = None,
         run_by: str | None = None,
         actor: Actor | None = None,
     ) -> int:
-        """Queue a job and return its id. With `exclusive`, refuse (JobConflict) while a
-        job of the same kind and project is queued or running. With `run_by`, the job is
-        created already running on that worker (the CLI running a job itself), so no
-        other worker can pick it up in between. Raises `job.started` (by `actor`, else
-        `created_by`); a schedule's runs do not (the schedule was the change)."""
+        """Queue a job and return its id. With `exclusive` (default: the kind's), refuse
+        (JobConflict) while a job of the same kind and project is queued or running.
+        With `run_by`, the job is created already running on that worker (the CLI
+        running a job itself), so no other worker can pick it up in between. Raises
+        `job.started` (by `actor`, else `created_by`); a schedule's runs do not (the
+        schedule was the change)."""
         with self.db.write() as conn:
             job_id = self.enqueue_in(
                 conn,
@@ -148,11 +149,13 @@ class Jobs:
         project: str | None,
         created_by: str,
         schedule: str | None = None,
-        exclusive: bool = True,
+        exclusive: bool | None = None,
         run_by: str | None = None,
     ) -> int:
         j = s.jobs
         now = utcnow()
+        if exclusive is None:
+            exclusive = kind_is_exclusive(kind)
         if exclusive:
             if conn.dialect.name == "postgresql":
                 # Check-then-insert must not interleave (READ COMMITTED would let two
@@ -438,3 +441,11 @@ class Jobs:
                     for at, level, message in lines
                 ],
             )
+
+
+def kind_is_exclusive(kind_name: str) -> bool:
+    """Whether jobs of this kind run one at a time (per project): jobs.kinds says."""
+    from portside.jobs.kinds import KINDS
+
+    found = KINDS.get(kind_name)
+    return found.exclusive if found is not None else True
