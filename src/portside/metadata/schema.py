@@ -524,6 +524,8 @@ vulndb_affected = Table(
     Column("severity", Integer),  # per package (Debian urgency per release), else null
     Index(None, "ecosystem", "name", "import_id"),
     Index(None, "import_id"),
+)
+
 # --- registry endpoints and replication -------------------------------------------------
 
 # Other registries Portside talks to (replication peers, proxy-cache upstreams). The
