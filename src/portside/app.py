@@ -46,6 +46,7 @@ API_VERSION = ("docker-distribution-api-version", "registry/2.0")
 MANAGEMENT_PREFIX = "/api/v1/"
 _NOT_UI = ("/v2", "/api/", "/auth/", "/healthz", "/metrics")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_READS = frozenset({"GET", "HEAD"})
 # Unread request bodies up to this size are drained to keep the connection reusable;
 # past it the response says `Connection: close` instead.
 _DRAIN_LIMIT = 1024 * 1024
@@ -66,6 +67,7 @@ class PortsideApp:
         self._ui: Any = None
         self.ui_enabled = ctx.settings.ui.enabled
         self.read_only = ctx.settings.registry.read_only
+        self.mirror = ctx.proxy.mirror
         self.access_log = AccessLog(ctx.settings.log.format) if ctx.settings.log.access else None
 
     async def __call__(self, scope: Scope, receive: Receive, send_message: Send) -> None:
@@ -158,6 +160,13 @@ class PortsideApp:
             if request.path.startswith("/v2"):
                 request.route, handler, params = dispatch.resolve(request)
                 request.caller = await self.guard.check(request, request.route, params)
+                if self.mirror and request.method in _READS and "name" in params:
+                    # Mirror mode: a pull of a repository of no project is served from
+                    # the mirror's project (portside.proxy; the guard asked that
+                    # project's pull permission, auth.service).
+                    mirrored = await self.ctx.proxy.mirrored(params["name"])
+                    if mirrored is not None:
+                        params = {**params, "name": mirrored}
                 response = await handler(self.ctx, request, params)
             elif request.path == "/auth/token":
                 request.route = "token"

@@ -504,6 +504,47 @@ class VulndbSettings(_Section):
         return value
 
 
+class ProxyMirrorSettings(_Section):
+    project: str = Field(
+        description="Project the mirrored content is cached in; create it first "
+        "(`portside project create NAME --public` lets anonymous clients pull through "
+        "the mirror). Pulls through the mirror need pull permission there."
+    )
+    endpoints: tuple[str, ...] = Field(
+        min_length=1,
+        description="Registry endpoints (by name, see `portside endpoint`) asked in "
+        "order; the first that has a manifest serves it and its blobs.",
+    )
+
+
+class ProxySettings(_Section):
+    tag_ttl_seconds: int = Field(
+        default=300,
+        ge=0,
+        description="Default for new proxy-cache projects: a cached tag is served without "
+        "asking the upstream for this long after it was last checked (a HEAD for its "
+        "digest); 0 checks on every pull.",
+    )
+    fill_lease_seconds: float = Field(
+        default=30.0,
+        ge=2,
+        le=600,
+        description="A process fetching a blob into the cache renews its lease this "
+        "often (at a third of it); a lease not renewed in time is taken over.",
+    )
+    wait_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest a pull waits for a blob another process is fetching.",
+    )
+    mirror: ProxyMirrorSettings | None = Field(
+        default=None,
+        description="Transparent mirror: /v2 requests for repositories of no project "
+        "(`library/alpine`, as docker's `registry-mirrors` sends them) are proxied "
+        "through these endpoints and cached in `proxy.mirror.project`.",
+    )
+
+
 class SecretSettings(_Section):
     encryption_key: str | None = Field(
         default=None,
@@ -608,6 +649,7 @@ class Settings(BaseModel):
     events: EventSettings = EventSettings()
     jobs: JobSettings = JobSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    proxy: ProxySettings = ProxySettings()
     secrets: SecretSettings = SecretSettings()
     endpoints: EndpointSettings = EndpointSettings()
     ui: UiSettings = UiSettings()

@@ -21,6 +21,8 @@ from portside.events.batch import EventBuffer
 from portside.metadata.db import Database
 from portside.metadata.engine import POOL_SIZE, make_engine
 from portside.offload import Offloader
+from portside.proxy.endpoints import endpoint_upstreams
+from portside.proxy.service import ProxyService
 from portside.storage.base import StorageDriver
 from portside.storage.factory import open_storage
 
@@ -39,6 +41,7 @@ class Context:
     events: EventBuffer  # pull events, counted and written in batches (events.batch)
     browser: Browser
     io: Offloader  # blocking work off the event loop (HTTP handlers)
+    proxy: ProxyService  # proxy-cache projects and the mirror mode
 
     def url(self, path: str) -> str:
         """A URL for a response header: absolute under `external_url` when one is set
@@ -50,6 +53,7 @@ class Context:
         """Finish blocking work in flight, then write buffered events and release
         database connections."""
         self.io.close()
+        self.proxy.close()
         self.events.flush()
         self.hot.close()
         self.db.engine.dispose()
@@ -66,23 +70,34 @@ def build_context(settings: Settings) -> Context:
     audit = AuditLog(db, pending=events)
     # Read-only mode (portside.readonly): pulls write nothing, no event, no last_pulled_at.
     pulls = events if settings.audit.record_pulls and not settings.registry.read_only else None
+    manifests = ManifestService(
+        db,
+        hot,
+        settings.registry.manifest_max_bytes,
+        pulls=pulls,
+        read_only=settings.registry.read_only,
+    )
+    proxy = ProxyService(
+        db,
+        storage,
+        blobs=blobs,
+        manifests=manifests,
+        io=io,
+        settings=settings,
+        upstreams=endpoint_upstreams(settings, db),
+    )
     return Context(
         settings=settings,
         db=db,
         storage=storage,
         blobs=blobs,
         uploads=UploadService(db, storage, blobs, io),
-        manifests=ManifestService(
-            db,
-            hot,
-            settings.registry.manifest_max_bytes,
-            pulls=pulls,
-            read_only=settings.registry.read_only,
-        ),
+        manifests=manifests,
         hot=hot,
         auth=auth,
         audit=audit,
         events=events,
         browser=Browser(db, storage),
         io=io,
+        proxy=proxy,
     )

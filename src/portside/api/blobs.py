@@ -18,6 +18,7 @@ from portside.content.blobs import BlobInfo
 from portside.context import Context
 from portside.digest import Digest
 from portside.errors import BlobUnknown, RangeUnsatisfiable, Unsupported
+from portside.proxy.fill import Fill
 from portside.storage.base import PathNotFound, Reader
 
 # Reads from a driver without local files (object storage): two of these in flight per
@@ -55,11 +56,17 @@ async def get(ctx: Context, request: Request, name: str, digest_text: str) -> Re
     # A validated cache hit is memory only (content.hotpath); a miss queries on the pool.
     version, info = ctx.blobs.cached(name, digest)
     if info is None:
-        if version is None:  # no cache (PostgreSQL): each request queries
-            info = await ctx.io.run(ctx.blobs.stat, name, digest)
-        else:  # requests missing under the same version share one query
-            key = ("blob", name, digest, version)
-            info = await ctx.io.shared(key, ctx.blobs.stat, name, digest, version)
+        try:
+            info = await _stat(ctx, name, digest, version)
+        except BlobUnknown:
+            # A proxy-cache project fetches what a cached manifest lists (portside.proxy).
+            binding = await ctx.proxy.bound_now(name)
+            if binding is None:
+                raise
+            filling = await ctx.proxy.blob(binding, name, digest, head=request.method == "HEAD")
+            if filling is not None:
+                return _filling(ctx, request, digest, *filling)
+            info = await _stat(ctx, name, digest, None)
     digest_text = str(digest)
     headers = [
         ("docker-content-digest", digest_text),
@@ -95,6 +102,28 @@ async def get(ctx: Context, request: Request, name: str, digest_text: str) -> Re
         )
     assert source.reader is not None
     return Response(status, headers, stream=_ReaderStream(ctx, source.reader, length))
+
+
+async def _stat(ctx: Context, name: str, digest: Digest, version: int | None) -> BlobInfo:
+    if version is None:  # no cache (PostgreSQL): each request queries
+        return await ctx.io.run(ctx.blobs.stat, name, digest)
+    # requests missing under the same version share one query
+    key = ("blob", name, digest, version)
+    return await ctx.io.shared(key, ctx.blobs.stat, name, digest, version)
+
+
+def _filling(ctx: Context, request: Request, digest: Digest, size: int, fill: Fill) -> Response:
+    """A blob being fetched into the cache: streamed from its fill as it arrives (the
+    whole blob; a Range is ignored, as RFC 9110 allows)."""
+    headers = [
+        ("docker-content-digest", str(digest)),
+        ("content-type", "application/octet-stream"),
+        ("content-length", str(size)),
+        ("x-portside-cache", "miss"),
+    ]
+    if request.method == "HEAD":
+        return Response(200, headers)
+    return Response(200, headers, stream=ctx.proxy.follow(fill, size))
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,5 +197,6 @@ async def delete(ctx: Context, request: Request, name: str, digest_text: str) ->
     if not ctx.settings.registry.delete_enabled:
         raise Unsupported("deletes are disabled on this registry (registry.delete_enabled)")
     digest = Digest.parse(digest_text)
+    await ctx.proxy.refuse_writes(name, "a delete")
     await ctx.io.run(ctx.blobs.unlink, name, digest, request.actor)
     return empty(202)

@@ -305,7 +305,10 @@ async def stream_rsgi(protocol: Any, response: Response, *, head: bool) -> None:
         chunks = stream.chunks()
         try:
             async for chunk in chunks:
-                await transport.send_bytes(chunk)
+                try:
+                    await transport.send_bytes(chunk)
+                except RuntimeError:  # granian's RSGIProtocolClosed: the client left
+                    return
                 response.sent_bytes += len(chunk)
         finally:
             await chunks.aclose()

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from portside.api.http import Request, Response, empty, json_body
+from portside.content.manifests import StoredManifest
 from portside.context import Context
+from portside.digest import is_digest
 from portside.errors import ManifestTooLarge, ManifestUnknown, Unsupported
+from portside.proxy.bindings import Binding
+from portside.proxy.service import STALE_HEADERS
 
 
 def accepts(accept_header: str | None, media_type: str) -> bool:
@@ -34,15 +40,26 @@ def _quality(param: str) -> float | None:
 
 async def get(ctx: Context, request: Request, name: str, reference: str) -> Response:
     head = request.method == "HEAD"
-    # A validated cache hit is memory only (content.hotpath); a miss queries on the pool.
-    version, manifest = ctx.manifests.cached(name, reference)
-    if manifest is None:
-        lookup = ctx.manifests.lookup
-        if version is None:  # no cache (PostgreSQL): each request queries
-            manifest = await ctx.io.run(lookup, name, reference)
-        else:  # requests missing under the same version share one query
-            key = ("manifest", name, reference, version)
-            manifest = await ctx.io.shared(key, lookup, name, reference, version)
+    stale = False
+    # A proxy-cache project (a dict lookup; portside.proxy): its tags are revalidated
+    # against the upstream after their TTL, and misses are fetched from it.
+    binding = ctx.proxy.bound(name)
+    if binding is None and not ctx.proxy.store.loaded:
+        await ctx.proxy.ensure_loaded()
+        binding = ctx.proxy.bound(name)
+    if binding is not None and (
+        is_digest(reference) or not ctx.proxy.confirmed(binding, name, reference)
+    ):
+        manifest, stale = await _proxied(ctx, binding, name, reference)
+    else:
+        try:
+            manifest = await _local(ctx, name, reference)
+        except ManifestUnknown:
+            if binding is None:
+                binding = await ctx.proxy.bound_now(name)
+                if binding is None:
+                    raise
+            manifest, stale = await _proxied(ctx, binding, name, reference)
     if not accepts(request.header("accept"), manifest.media_type):
         raise ManifestUnknown(
             f"manifest is {manifest.media_type}, which the request's Accept header excludes",
@@ -53,10 +70,37 @@ async def get(ctx: Context, request: Request, name: str, reference: str) -> Resp
     response = json_body(200, manifest.content, manifest.media_type)
     response.header("docker-content-digest", manifest.digest)
     response.header("etag", f'"{manifest.digest}"')
+    if stale:
+        response.headers.extend(STALE_HEADERS)
     return response
 
 
+async def _local(ctx: Context, name: str, reference: str) -> StoredManifest:
+    # A validated cache hit is memory only (content.hotpath); a miss queries on the pool.
+    version, manifest = ctx.manifests.cached(name, reference)
+    if manifest is None:
+        lookup = ctx.manifests.lookup
+        if version is None:  # no cache (PostgreSQL): each request queries
+            manifest = await ctx.io.run(lookup, name, reference)
+        else:  # requests missing under the same version share one query
+            key = ("manifest", name, reference, version)
+            manifest = await ctx.io.shared(key, lookup, name, reference, version)
+    return manifest
+
+
+async def _proxied(
+    ctx: Context, binding: Binding, name: str, reference: str
+) -> tuple[StoredManifest, bool]:
+    """A proxy project's manifest: by digest from the cache when there, else (and for
+    tags not confirmed within their TTL) through the proxy service."""
+    if is_digest(reference):
+        with contextlib.suppress(ManifestUnknown):
+            return await _local(ctx, name, reference), False
+    return await ctx.proxy.manifest(binding, name, reference)
+
+
 async def put(ctx: Context, request: Request, name: str, reference: str) -> Response:
+    await ctx.proxy.refuse_writes(name, "a manifest push")
     limit = ctx.settings.registry.manifest_max_bytes
     length = request.content_length()
     if length is not None and length > limit:
@@ -76,5 +120,6 @@ async def put(ctx: Context, request: Request, name: str, reference: str) -> Resp
 async def delete(ctx: Context, request: Request, name: str, reference: str) -> Response:
     if not ctx.settings.registry.delete_enabled:
         raise Unsupported("deletes are disabled on this registry (registry.delete_enabled)")
+    await ctx.proxy.refuse_writes(name, "a delete")
     await ctx.io.run(ctx.manifests.delete, name, reference, actor=request.actor)
     return empty(202)

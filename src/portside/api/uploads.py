@@ -38,6 +38,7 @@ def _content_range(request: Request) -> ContentRange | None:
 
 
 async def post(ctx: Context, request: Request, name: str) -> Response:
+    await ctx.proxy.refuse_writes(name, "a blob upload")
     mount = request.query("mount")
     if mount is not None:
         digest = Digest.parse(mount)

@@ -109,13 +109,19 @@ class AuthService:
 
     def repository_actions(self, identity: Identity, repository: str) -> frozenset[str]:
         access = self.policy.project_access(identity, project_of(repository))
+        actions = access.actions
+        mirror = self.settings.proxy.mirror
+        if not access.exists and mirror is not None:
+            # Mirror mode: pulls of a repository of no project are served from the
+            # mirror's project (portside.proxy), so they need pull there.
+            actions = self.policy.project_access(identity, mirror.project).actions & {"pull"}
         if (
             not access.exists
             and self.settings.projects.auto_create
             and self.may_create_project(identity)
         ):
-            return access.actions | {"pull", "push"}
-        return access.actions
+            return actions | {"pull", "push"}
+        return frozenset(actions)
 
     def grant(self, identity: Identity, requested: list[Access]) -> list[Access]:
         """What of `requested` the identity gets: the intersection with what it may do."""

@@ -192,6 +192,27 @@ class BlobService:
             )
         return int(linked.size)
 
+    def link_stored(self, repo: str, digest: Digest) -> int | None:
+        """Link a blob already in the store into `repo` (the proxy cache: a blob another
+        repository or a fill in another process stored); its size, or None if it is not
+        stored. The caller has decided `repo` may see it (a manifest of `repo` lists it).
+        The blob row is held as for an upload, so GC cannot take the file meanwhile."""
+        with self.db.write() as conn:
+            # The quota lock first, as every push takes it (content.quota).
+            repo_id, limit = self.db.ensure_push_repository(conn, repo)
+            held = quota.hold(conn, project_of(repo), limit)
+            row = conn.execute(
+                select(s.blobs.c.size)
+                .where(s.blobs.c.digest == str(digest))
+                .with_for_update(read=True)
+            ).first()
+            if row is None or not self.storage.exists(paths.blob_path(digest)):
+                return None
+            size = int(row.size)
+            quota.admit_blob(conn, held, str(digest), size)
+            self.link(conn, repo_id, digest, size)
+        return size
+
     def unlink(self, repo: str, digest: Digest, actor: Actor) -> None:
         """Remove the repository's link to a blob (`blob.deleted`); the bytes stay until
         garbage collection finds them unreferenced."""

@@ -169,8 +169,19 @@ class ManifestService:
 
     # -- write ------------------------------------------------------------------------
     def put(
-        self, repo: str, reference: str, body: bytes, content_type: str | None, actor: Actor
+        self,
+        repo: str,
+        reference: str,
+        body: bytes,
+        content_type: str | None,
+        actor: Actor,
+        *,
+        check_references: bool = True,
     ) -> PutResult:
+        """Store a manifest (by tag or digest; the digest is verified). Without
+        `check_references` (the proxy cache, storing an upstream's manifest whose blobs
+        and children are fetched on their first request) its blobs and children need not
+        be in the repository yet."""
         if len(body) > self.max_bytes:
             raise ManifestTooLarge(f"manifest is {len(body)} bytes; the limit is {self.max_bytes}")
         tag: str | None = None
@@ -196,6 +207,7 @@ class ManifestService:
                         body=body,
                         parsed=parsed,
                         actor=actor,
+                        check_references=check_references,
                     )
                 break
             except IntegrityError:
@@ -218,10 +230,12 @@ class ManifestService:
         body: bytes,
         parsed: ParsedManifest,
         actor: Actor,
+        check_references: bool = True,
     ) -> None:
         repo_id, limit = self.db.ensure_push_repository(conn, repo)
         held = quota.hold(conn, project_of(repo), limit)  # before the references' locks
-        self._check_references(conn, repo_id, parsed)
+        if check_references:
+            self._check_references(conn, repo_id, parsed)
         m = s.manifests
         now = utcnow()
         # Locked (FOR NO KEY UPDATE, as the pushed_at update below would lock it anyway;

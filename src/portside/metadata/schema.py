@@ -612,3 +612,45 @@ replication_items = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Index(None, "job_id", "id"),
 )
+
+# --- proxy cache (portside.proxy) -------------------------------------------------------
+
+# A project that caches an upstream registry (Harbor's proxy-cache project). The endpoint
+# is an admin-registered registry endpoint, named here (mirror mode's cache project has
+# its upstreams in the config instead and no row).
+proxy_projects = Table(
+    "proxy_projects",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("endpoint", NAME, nullable=False),
+    # Cached tags are checked against the upstream again after this many seconds.
+    Column("tag_ttl_seconds", Integer, nullable=False),
+    # Least-recently-pulled artifacts are evicted past this size (None: no limit).
+    Column("cache_limit_bytes", BigInteger),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# When a cached tag was last confirmed against the upstream (its digest there).
+proxy_tags = Table(
+    "proxy_tags",
+    metadata,
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("tag", String(128), primary_key=True),
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row while some process fetches a blob from an upstream into the cache: the lease
+# that keeps other processes (replicas) from fetching it too. A lease not renewed by
+# `expires_at` belonged to a process that died; another may take it over.
+proxy_fills = Table(
+    "proxy_fills",
+    metadata,
+    Column("digest", DIGEST, primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
