@@ -383,6 +383,53 @@ def set_gc_schedule(
     click.echo(f"schedule gc: {saved.cron}; next run {nxt}")
 
 
+@schedule.command("set-eviction")
+@click.argument("cron")
+@click.option(
+    "--protect",
+    default="10m",
+    show_default=True,
+    help="Never evict what was pulled or cached this recently.",
+)
+@click.option("--grace-period", default="2h", show_default=True, help="GC's grace period.")
+@click.option("--disabled", is_flag=True, help="Keep the schedule but do not fire it.")
+@CONFIG_OPTION
+@DATA_DIR_OPTION
+def set_eviction_schedule(
+    *,
+    cron: str,
+    protect: str,
+    grace_period: str,
+    disabled: bool,
+    config_file: Path | None,
+    data_dir: Path | None,
+) -> None:
+    """Evict least-recently-pulled artifacts of proxy caches over their size limit on a
+    cron schedule (the `proxy-evict` job), e.g. '*/30 * * * *'."""
+    from portside.commands.gc import parse_duration
+    from portside.jobs.schedules import ScheduleError, Schedules
+
+    params = {
+        "protect_seconds": parse_duration(protect).total_seconds(),
+        "grace_period_seconds": parse_duration(grace_period).total_seconds(),
+    }
+    with context_from(config_file, data_dir) as ctx:
+        try:
+            saved = Schedules(ctx.db).put(
+                "proxy-evict",
+                kind="proxy-evict",
+                cron=cron,
+                params=KINDS["proxy-evict"].params(params),
+                enabled=not disabled,
+                created_by=CLI.name,
+                actor=CLI,
+            )
+        except ScheduleError as error:
+            raise click.BadParameter(str(error), param_hint="CRON") from None
+    nxt = saved.next_run_at.isoformat() if saved.next_run_at else "never (disabled)"
+    click.echo(f"schedule proxy-evict: {saved.cron}; next run {nxt}")
+
+
 @schedule.command("delete")
 @click.argument("name")
 @CONFIG_OPTION

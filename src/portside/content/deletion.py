@@ -1,6 +1,6 @@
 """Manifest deletion, and the rule that says when a manifest is still needed. The /v2 and
-management API deletes, retention (planner and applier) and garbage collection all ask
-this module, so they cannot disagree.
+management API deletes, retention (planner and applier), garbage collection and the
+proxy cache's eviction all ask this module, so they cannot disagree.
 
 The rule: a manifest of a repository is *needed* while
 - a tag of the repository points at it, or
@@ -67,7 +67,7 @@ from portside.metadata import schema as s
 from portside.metadata.db import as_utc
 from portside.reference import project_of
 
-By = Literal["api", "retention", "gc"]
+By = Literal["api", "retention", "gc", "eviction"]
 
 
 # -- the rule, over a whole scope (planning) -------------------------------------------
@@ -190,6 +190,11 @@ class Policy:
     @classmethod
     def retention(cls, cutoff: datetime) -> Policy:
         return cls("retention", explicit=False, remove_tags=True, cutoff=cutoff)
+
+    @classmethod
+    def eviction(cls, cutoff: datetime) -> Policy:
+        """A proxy cache's least-recently-pulled eviction (portside.proxy.eviction)."""
+        return cls("eviction", explicit=False, remove_tags=True, cutoff=cutoff)
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,19 @@ def _vulndb_params(params: dict[str, Any]) -> dict[str, Any]:
     return {"force": _flag(params, "force")}
 
 
+def _eviction_params(params: dict[str, Any]) -> dict[str, Any]:
+    _only(params, {"dry_run", "project", "protect_seconds", "grace_period_seconds"})
+    project = params.get("project")
+    if project is not None and not isinstance(project, str):
+        raise ParamsError("project must be a project name")
+    return {
+        "dry_run": _flag(params, "dry_run"),
+        "project": project,
+        "protect_seconds": _number(params, "protect_seconds", 600, 365 * 86400),
+        "grace_period_seconds": _number(params, "grace_period_seconds", 7200, 365 * 86400),
+    }
+
+
 def _probe_params(params: dict[str, Any]) -> dict[str, Any]:
     _only(params, {"seconds"})
     return {"seconds": _number(params, "seconds", 0, 3600)}
@@ -130,6 +143,14 @@ KINDS: dict[str, Kind] = {
             per_project=False,
             description="run a replication rule (copy artifacts to or from an endpoint)",
             exclusive=False,  # runs of different rules go side by side
+        ),
+        Kind(
+            "proxy-evict",
+            "portside.jobs.proxy:run_eviction",
+            _eviction_params,
+            per_project=False,
+            description="evict least-recently-pulled artifacts of proxy caches over their "
+            "size limit, then reclaim their blobs",
         ),
         Kind(
             "probe",
