@@ -205,6 +205,8 @@ REGISTRY: list[Row] = [
 #   projects          GET /api/v1/projects (which projects)
 #   project           GET /api/v1/projects/acme
 #   project-patch     PATCH /api/v1/projects/acme {"public": false}
+#   proxy             GET /api/v1/projects/acme/proxy (acme is no proxy cache)
+#   proxy-patch       PATCH /api/v1/projects/acme/proxy {"tag_ttl_seconds": 60} (conflicts)
 #   members           GET /api/v1/projects/acme/members
 #   member-put        PUT /api/v1/projects/acme/members/someone (guest -> maintainer)
 #   repos-acme        GET /api/v1/repositories?project=acme
@@ -270,6 +272,29 @@ MANAGEMENT: list[Row] = [
     R("robot-ci", "project-patch", 403),
     R("robot-pull", "project-patch", 403),
     R("disabled", "project-patch", 401),
+    # -- proxy (acme is no proxy cache: seen as `proxy: false`; patching it conflicts)
+    R("anonymous", "proxy", 404),
+    R("admin", "proxy", 200),
+    R("project-admin", "proxy", 200),
+    R("maintainer", "proxy", 200),
+    R("developer", "proxy", 200),
+    R("guest", "proxy", 200),
+    R("limited-guest", "proxy", 200),
+    R("outsider", "proxy", 404),
+    R("robot-ci", "proxy", 200),
+    R("robot-pull", "proxy", 200),
+    R("disabled", "proxy", 401),
+    R("anonymous", "proxy-patch", 404),
+    R("admin", "proxy-patch", 409),
+    R("project-admin", "proxy-patch", 409),
+    R("maintainer", "proxy-patch", 403),
+    R("developer", "proxy-patch", 403),
+    R("guest", "proxy-patch", 403),
+    R("limited-guest", "proxy-patch", 403),
+    R("outsider", "proxy-patch", 404),
+    R("robot-ci", "proxy-patch", 403),
+    R("robot-pull", "proxy-patch", 403),
+    R("disabled", "proxy-patch", 401),
     # -- members
     R("anonymous", "members", 404),
     R("admin", "members", 200),
@@ -856,6 +881,10 @@ def _project_patch(world: World, subject: Subject, project: str) -> httpx.Respon
     return response
 
 
+def _proxy_patch(world: World, subject: Subject, project: str) -> httpx.Response:
+    return _api(world, subject, "PATCH", f"/projects/{project}/proxy", json={"tag_ttl_seconds": 60})
+
+
 def _member_put(world: World, subject: Subject, project: str) -> httpx.Response:
     if project == "acme":
         reset = _as_admin(world, "PUT", "/projects/acme/members/someone", json={"role": "guest"})
@@ -1184,6 +1213,8 @@ MANAGEMENT_ACTIONS: dict[str, ManagementAction] = {
     "projects": _get("/projects"),
     "project": _get("/projects/{project}"),
     "project-patch": _project_patch,
+    "proxy": _get("/projects/{project}/proxy"),
+    "proxy-patch": _proxy_patch,
     "members": _get("/projects/{project}/members"),
     "member-put": _member_put,
     "repos-acme": _get("/repositories?project={project}"),
@@ -1228,6 +1259,7 @@ MANAGEMENT_ACTIONS: dict[str, ManagementAction] = {
 # What an allowed listing must contain (beyond `sees`).
 _CONTENT: dict[str, Callable[[World, Any], None]] = {
     "project": lambda w, body: _assert(body["name"] == "acme" and body["public"] is False),
+    "proxy": lambda w, body: _assert(body["project"] == "acme" and body["proxy"] is False),
     "members": lambda w, body: _assert(
         {"projectadmin", "limitedguest"} <= {m["name"] for m in body}
     ),
@@ -1268,7 +1300,7 @@ def test_management(world: World, row: Row) -> None:
         if row.action in _CONTENT:
             _CONTENT[row.action](world, body)
         return
-    code = {401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND"}[row.status]
+    code = {401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND", 409: "CONFLICT"}[row.status]
     assert error_codes(response) == [code], response.text
     if row.status == 404:
         # Exactly what the same caller gets for a project that does not exist.

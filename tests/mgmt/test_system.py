@@ -39,6 +39,8 @@ ROUTES = {
     ("get", "/api/v1/projects/{name}"),
     ("patch", "/api/v1/projects/{name}"),
     ("delete", "/api/v1/projects/{name}"),
+    ("get", "/api/v1/projects/{name}/proxy"),
+    ("patch", "/api/v1/projects/{name}/proxy"),
     ("get", "/api/v1/projects/{name}/members"),
     ("get", "/api/v1/projects/{name}/usage"),
     ("get", "/api/v1/usage"),

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from portside.auth.roles import Role
+from portside.commands import proxy
 from portside.commands.common import (
     CLI,
     CONFIG_OPTION,
@@ -31,19 +32,86 @@ def project() -> None:
 @click.argument("name")
 @click.option("--public", is_flag=True, help="Anyone may pull, without signing in.")
 @click.option("--quota", help="Storage quota, e.g. 10GiB (see `portside usage`).")
+@click.option(
+    "--proxy-endpoint",
+    metavar="ENDPOINT",
+    help="Make it a proxy cache of this registry endpoint (see `portside endpoint`).",
+)
+@click.option(
+    "--tag-ttl",
+    type=click.IntRange(min=0),
+    help="Proxy cache: seconds a cached tag is served before the upstream is asked again "
+    "(default: proxy.tag_ttl_seconds).",
+)
+@click.option("--cache-limit", help="Proxy cache: evict least-recently-pulled past this size.")
 @CONFIG_OPTION
 @DATA_DIR_OPTION
 @reports_errors
 def project_create(
-    name: str, public: bool, quota: str | None, config_file: Path | None, data_dir: Path | None
+    *,
+    name: str,
+    public: bool,
+    quota: str | None,
+    proxy_endpoint: str | None,
+    tag_ttl: int | None,
+    cache_limit: str | None,
+    config_file: Path | None,
+    data_dir: Path | None,
 ) -> None:
-    """Create a project (private unless --public)."""
+    """Create a project (private unless --public), or a proxy-cache project."""
     quota_bytes = parse_size(quota) if quota else None
+    limit = parse_size(cache_limit) if cache_limit else None
+    if proxy_endpoint is None and (tag_ttl is not None or limit is not None):
+        raise click.UsageError("--tag-ttl and --cache-limit need --proxy-endpoint")
+    if proxy_endpoint is not None:
+        proxy.check_endpoint(config_file, data_dir, proxy_endpoint)
     with services(config_file, data_dir) as svc:
         created = svc.projects.create(
             name, public=public, quota_bytes=quota_bytes, creator=CLI.name, actor=CLI
         )
-    click.echo(f"created {'public' if created.public else 'private'} project {created.name}")
+        if proxy_endpoint is not None:
+            try:
+                proxy.bind(
+                    config_file,
+                    data_dir,
+                    name,
+                    proxy_endpoint,
+                    tag_ttl=tag_ttl,
+                    cache_limit=limit,
+                )
+            except BaseException:
+                svc.projects.delete(name, actor=CLI)
+                raise
+    kind = "public" if created.public else "private"
+    if proxy_endpoint is not None:
+        kind += f" proxy-cache (of {proxy_endpoint})"
+    click.echo(f"created {kind} project {created.name}")
+
+
+@project.command("cache")
+@click.argument("name")
+@click.option("--tag-ttl", type=click.IntRange(min=0), help="Change the tag re-check time.")
+@click.option("--cache-limit", help="Change the size limit, e.g. 50GiB.")
+@click.option("--no-limit", is_flag=True, help="Remove the size limit.")
+@CONFIG_OPTION
+@DATA_DIR_OPTION
+@reports_errors
+def project_cache(
+    *,
+    name: str,
+    tag_ttl: int | None,
+    cache_limit: str | None,
+    no_limit: bool,
+    config_file: Path | None,
+    data_dir: Path | None,
+) -> None:
+    """A proxy-cache project's cache: size, artifacts, pulls (and its settings)."""
+    limit = parse_size(cache_limit) if cache_limit else None
+    if tag_ttl is not None or limit is not None or no_limit:
+        proxy.update(
+            config_file, data_dir, name, tag_ttl=tag_ttl, cache_limit=limit, no_limit=no_limit
+        )
+    proxy.show_cache(config_file, data_dir, name)
 
 
 @project.command("list")

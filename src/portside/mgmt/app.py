@@ -25,6 +25,7 @@ from portside.mgmt.routes import (
     immutability,
     jobs,
     projects,
+    proxy,
     replication,
     repositories,
     retention,
@@ -143,6 +144,7 @@ def create_management_app(ctx: Context) -> FastAPI:
         retention,
         webhooks,
         vulndb,
+        proxy,
         endpoints,
         replication,
     )

@@ -76,10 +76,61 @@ class PasswordChange(_In):
     new_password: str = Field(min_length=1, max_length=1024)
 
 
+class ProxyIn(_In):
+    endpoint: str = Field(
+        min_length=1, max_length=255, description="The registry endpoint the project caches."
+    )
+    tag_ttl_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        description="Cached tags are checked upstream after this long (default: "
+        "`proxy.tag_ttl_seconds`).",
+    )
+    cache_limit_bytes: int | None = Field(
+        default=None, ge=0, description="Evict least-recently-pulled artifacts past this size."
+    )
+
+
+class ProxyPatch(_In):
+    tag_ttl_seconds: int | None = Field(default=None, ge=0)
+    cache_limit_bytes: int | None = Field(default=None, ge=0)
+    clear_limit: bool = False
+
+
+class CachedArtifactOut(BaseModel):
+    repository: str
+    digest: str
+    tags: list[str]
+    size: int
+    cached_at: datetime
+    last_pulled_at: datetime | None
+    pulls: int = Field(description="Pulls recorded in the kept events (`events.keep_days`).")
+
+
+class ProxyOut(BaseModel):
+    project: str
+    proxy: bool = Field(description="Whether the project is a proxy cache at all.")
+    mirror: bool = False
+    endpoints: list[str] = []
+    tag_ttl_seconds: int | None = None
+    cache_limit_bytes: int | None = None
+    used_bytes: int | None = None
+    artifact_count: int | None = None
+    last_pulled_at: datetime | None = None
+    pulls: int | None = None
+    artifacts: list[CachedArtifactOut] = Field(
+        default=[], description="Most recently pulled first (at most 100)."
+    )
+
+
 class ProjectIn(_In):
     name: str = Field(min_length=1, max_length=64)
     public: bool = False
     quota_bytes: int | None = Field(default=None, ge=0)
+    proxy: ProxyIn | None = Field(
+        default=None,
+        description="Make it a proxy-cache project of a registry endpoint (administrators).",
+    )
 
 
 class ProjectPatch(_In):

@@ -53,6 +53,10 @@ def create_project(body: ProjectIn, ctx: Ctx, caller: SignedIn) -> ProjectOut:
     check_project_name(body.name)
     if not ctx.auth.may_create_project(caller.identity):
         raise Forbidden("only system administrators may create projects here")
+    if body.proxy is not None:
+        if not caller.identity.is_admin:
+            raise Forbidden("only system administrators may create proxy-cache projects")
+        ctx.proxy.check_endpoint(body.proxy.endpoint)
     created = ctx.auth.projects.create(
         body.name,
         public=body.public,
@@ -61,6 +65,18 @@ def create_project(body: ProjectIn, ctx: Ctx, caller: SignedIn) -> ProjectOut:
         creator_user_id=caller.identity.user_id if not caller.identity.is_admin else None,
         actor=caller.actor,
     )
+    if body.proxy is not None:
+        try:
+            ctx.proxy.store.bind(
+                body.name,
+                body.proxy.endpoint,
+                tag_ttl_seconds=body.proxy.tag_ttl_seconds,
+                cache_limit_bytes=body.proxy.cache_limit_bytes,
+                actor=caller.actor,
+            )
+        except BaseException:
+            ctx.auth.projects.delete(body.name, actor=caller.actor)
+            raise
     return convert.project(created, _role(ctx, caller, body.name), used_bytes=_used(ctx, body.name))
 
 

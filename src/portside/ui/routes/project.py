@@ -52,6 +52,7 @@ class ProjectPage:
     permissions: frozenset[str]
     actions: frozenset[str]
     signed_in: bool
+    proxy: dict[str, Any] | None = None  # the proxy-cache settings, if it is one
 
     @property
     def name(self) -> str:
@@ -75,6 +76,7 @@ class ProjectPage:
             ("webhooks", "Webhooks", self.may("webhooks", "webhooks:read")),
             ("audit", "Audit log", self.signed_in and self.may("log")),
             ("settings", "Settings", self.may("settings")),
+            ("cache", "Cache", self.proxy is not None),
         ]
         return [
             (key, label, web.project_url(self.name, "" if key == "repositories" else key))
@@ -94,7 +96,10 @@ async def load_project(request: Request) -> ProjectPage:
     if project.get("public"):
         permissions |= {"list"}
         actions |= {"pull"}
-    return ProjectPage(project, permissions, actions, who.signed_in)
+    proxy = (await web.api(request).get(path("/projects", name, "proxy"), status="false")).body
+    return ProjectPage(
+        project, permissions, actions, who.signed_in, proxy if proxy.get("proxy") else None
+    )
 
 
 async def render_tab(
@@ -240,10 +245,22 @@ async def audit(request: Request) -> Response:
     )
 
 
+# -- proxy cache -------------------------------------------------------------------------
+
+
+async def cache(request: Request) -> Response:
+    page = await load_project(request)
+    if page.proxy is None:
+        raise web.PageError(404, "Not found", f"Project {page.name} is not a proxy cache.")
+    status = (await web.api(request).get(path("/projects", page.name, "proxy"))).body
+    return await render_tab(request, page, "project_cache.html", "cache", cache=status)
+
+
 routes: list[BaseRoute] = [
     Route("/projects/{name}", repositories, methods=["GET"]),
     Route("/projects/{name}/members", members, methods=["GET"]),
     Route("/projects/{name}/members", set_member, methods=["POST"]),
     Route("/projects/{name}/members/remove", remove_member, methods=["POST"]),
     Route("/projects/{name}/audit", audit, methods=["GET"]),
+    Route("/projects/{name}/cache", cache, methods=["GET"]),
 ]
