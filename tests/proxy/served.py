@@ -80,7 +80,7 @@ def proxy_server(
         env["PORTSIDE_PROXY__MIRROR__PROJECT"] = "mirror"
         env["PORTSIDE_PROXY__MIRROR__ENDPOINTS"] = '["up"]'
     logs = tmp_path / "logs"
-    logs.mkdir(exist_ok=True)
+    logs.mkdir(parents=True, exist_ok=True)
     server = ServerProcess(tmp_path / "portside", database_url, logs, workers=workers, env=env)
     server.start()
     try:
