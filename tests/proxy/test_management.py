@@ -97,3 +97,28 @@ def test_a_plain_project_is_no_proxy(app: PortsideApp, admin: TestClient) -> Non
     }
     conflict = client.patch(f"{API}/projects/plain/proxy", json={"tag_ttl_seconds": 5})
     assert conflict.status_code == 409
+
+
+def test_an_endpoint_a_proxy_project_uses_cannot_be_removed(
+    app: PortsideApp, admin: TestClient, upstream: Upstreams
+) -> None:
+    from portside.auth.errors import Exists
+    from portside.endpoints.store import EndpointStore
+    from portside.events.outbox import SYSTEM
+
+    settings = app.ctx.settings.model_copy(
+        update={
+            "endpoints": app.ctx.settings.endpoints.model_copy(
+                update={"allow_private_targets": True}
+            )
+        }
+    )
+    store = EndpointStore(app.ctx.db, settings)
+    store.create(name="up", kind="distribution", url=upstream.peer.url, actor=SYSTEM)
+    app.ctx.proxy.upstreams = Factory({"up": remote_upstream(upstream.counting.url)})
+    created = admin.post(f"{API}/projects", json={"name": "hub", "proxy": {"endpoint": "up"}})
+    assert created.status_code == 201, created.text
+    with pytest.raises(Exists, match="proxy-cache projects: hub"):
+        store.delete("up", actor=SYSTEM)
+    assert admin.delete(f"{API}/projects/hub").status_code == 204
+    store.delete("up", actor=SYSTEM)

@@ -264,7 +264,8 @@ class EndpointStore:
             return endpoint
 
     def delete(self, name: str, *, actor: outbox.Actor) -> Endpoint:
-        """Remove an endpoint no replication rule uses (409 naming the rules if any)."""
+        """Remove an endpoint no replication rule and no proxy-cache project uses (409
+        naming them if any)."""
         e, r = s.registry_endpoints, s.replication_rules
         with self.db.write() as conn:
             current = self._get(conn, name)
@@ -277,6 +278,20 @@ class EndpointStore:
             )
             if users:
                 raise Exists(f"endpoint {name!r} is used by replication rules: {', '.join(users)}")
+            p, proj = s.proxy_projects, s.projects
+            caches = (
+                conn.execute(
+                    select(proj.c.name)
+                    .join(p, p.c.project_id == proj.c.id)
+                    .where(p.c.endpoint == current.name)
+                    .order_by(proj.c.name)
+                )
+                .scalars()
+                .all()
+            )
+            if caches:
+                listed = ", ".join(caches)
+                raise Exists(f"endpoint {name!r} is the upstream of proxy-cache projects: {listed}")
             self._emit(conn, outbox.ENDPOINT_DELETED, actor, current, url=current.url)
             conn.execute(e.delete().where(e.c.id == current.id))
         return current
