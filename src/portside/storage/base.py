@@ -95,7 +95,8 @@ class StorageDriver(Protocol):
 
     def delete_many(self, paths: Iterable[str]) -> None:
         """Delete files (not directories); missing ones are skipped. Object stores do it in
-        batched requests (S3 DeleteObjects: 1,000 keys a call); the filesystem loops."""
+        batched requests (S3 DeleteObjects: 1,000 keys a call); the filesystem unlinks
+        side by side in a bounded pool."""
 
     def abort_incomplete(self, prefix: str, older_than: float, keep: Iterable[str] = ()) -> int:
         """Abort unfinished multipart writes below `prefix` started before `older_than`
