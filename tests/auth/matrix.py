@@ -17,7 +17,6 @@ import json
 import os
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,7 +39,6 @@ from tests.conftest import fresh_database
 from tests.durability.server import (
     OCI_MANIFEST,
     PORTSIDE,
-    START_TIMEOUT,
     ServerProcess,
     image_manifest,
     portside_env,
@@ -108,28 +106,6 @@ SUBJECT_KEYS = (
     "robot-pull",
     "disabled",
 )
-
-
-class MatrixServer(ServerProcess):
-    """A ServerProcess whose readiness probe accepts the 401 of a registry with
-    authentication on (the base class waits for a 200 from /v2/)."""
-
-    def _wait_ready(self) -> bool:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                return False
-            try:
-                status = httpx.get(f"{self.url}/v2/", timeout=2).status_code
-            except httpx.TransportError:
-                status = 0
-            log = self.log_files[-1].read_text(errors="replace")
-            if status in (200, 401) and all(
-                f"Started worker-{n}" in log for n in range(1, self.workers + 1)
-            ):
-                return True
-            time.sleep(0.05)
-        return False
 
 
 def seed(database_url: str, data_dir: Path) -> dict[str, Subject]:
@@ -281,7 +257,7 @@ class AuditExpectation:
 
 @dataclass
 class World:
-    server: MatrixServer
+    server: ServerProcess
     http: httpx.Client  # no cookies: every subject's credentials go with each request
     admin_api: httpx.Client  # the admin's management-API session (no argon2 per check)
     subjects: dict[str, Subject]
@@ -364,7 +340,7 @@ def running_world(root: Path) -> Iterator[World]:
         subjects = seed(url, data_dir)
         log_dir = root / "logs"
         log_dir.mkdir()
-        server = MatrixServer(
+        server = ServerProcess(
             data_dir=data_dir,
             database_url=url,
             log_dir=log_dir,

@@ -25,7 +25,7 @@ from bench import nginx
 from sqlalchemy import create_engine, text
 
 from portside.metadata.engine import upgrade
-from tests.durability.server import START_TIMEOUT, ServerProcess, free_port
+from tests.durability.server import ServerProcess, free_port
 from tests.missing import missing_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -85,25 +85,6 @@ def nginx_binary() -> str:
     if not found:
         missing_tool("nginx is not installed (scripts/test-deps installs Debian's nginx)")
     return found
-
-
-class Replica(ServerProcess):
-    """A ServerProcess whose readiness probe is /healthz: with accounts, /v2/ is 401."""
-
-    def _wait_ready(self) -> bool:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                return False
-            try:
-                ok = httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                ok = False
-            log = self.log_files[-1].read_text(errors="replace")
-            if ok and all(f"Started worker-{n}" in log for n in range(1, self.workers + 1)):
-                return True
-            time.sleep(0.05)
-        return False
 
 
 @dataclass
@@ -193,7 +174,7 @@ class Cluster:
             data_dir = self.root / f"replica-{n}"
             log_dir = self.root / f"logs-{n}"
             log_dir.mkdir(parents=True, exist_ok=True)
-            replica = Replica(
+            replica = ServerProcess(
                 data_dir=data_dir,
                 database_url=self.database_url,
                 log_dir=log_dir,

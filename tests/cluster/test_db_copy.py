@@ -23,8 +23,8 @@ from portside.metadata import schema as s
 from portside.metadata.copy import CopyError, copy_database, head_revision
 from portside.metadata.engine import upgrade
 from tests.auth.conftest import PASSWORD, basic, populated
-from tests.cluster.conftest import Replica, postgres_database
-from tests.durability.server import PORTSIDE, free_port, portside_env, sha256
+from tests.cluster.conftest import postgres_database
+from tests.durability.server import PORTSIDE, ServerProcess, free_port, portside_env, sha256
 from tests.mgmt.helpers import Content, push_content
 
 REPO = "acme/team/app"
@@ -126,7 +126,7 @@ def test_sqlite_to_postgresql_and_back(
         assert _counts(pg_url) == before
 
         # Served from PostgreSQL, on the same storage: everything pulls, pushes work.
-        server = Replica(
+        server = ServerProcess(
             data_dir=data_dir, database_url=pg_url, log_dir=tmp_path, workers=1
         ).start()
         try:
@@ -140,7 +140,7 @@ def test_sqlite_to_postgresql_and_back(
         back = _db_copy(pg_url, data_dir, "--to", back_url)
         assert back.returncode == 0, back.stderr
         assert _counts(back_url) == _counts(pg_url)
-        server = Replica(
+        server = ServerProcess(
             data_dir=data_dir, database_url=back_url, log_dir=tmp_path, workers=1
         ).start()
         try:
@@ -195,7 +195,7 @@ def test_robot_credentials_survive_the_copy(
     with postgres_database(postgres_server, migrate=False) as pg_url:
         assert _db_copy(sqlite_url, data_dir, "--to", pg_url).returncode == 0
         env = {"PORTSIDE_AUTH__CACHE_SECONDS": "0"}
-        server = Replica(
+        server = ServerProcess(
             data_dir=data_dir, database_url=pg_url, log_dir=tmp_path, workers=1, env=env
         ).start()
         try:

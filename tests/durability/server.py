@@ -201,7 +201,8 @@ class ServerProcess:
             if self.process is None or self.process.poll() is not None:
                 return False
             try:
-                ok = httpx.get(f"{self.url}/v2/", timeout=2, verify=verify).status_code == 200
+                # /healthz, not /v2/: that one answers 401 once accounts exist.
+                ok = httpx.get(f"{self.url}/healthz", timeout=2, verify=verify).status_code == 200
             except httpx.TransportError:
                 ok = False
             # Also wait for every worker: granian's shutdown hangs on a half-started one.

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.auth.matrix import PASSWORD, MatrixServer
+from tests.auth.matrix import PASSWORD
 from tests.conftest import fresh_database
 from tests.durability.server import PORTSIDE, ServerProcess, portside_env
 
@@ -45,7 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
             check=False,
         )
         assert created.returncode == 0, created.stderr
-        started = MatrixServer(
+        started = ServerProcess(
             data_dir=data_dir,
             database_url=url,
             log_dir=root,

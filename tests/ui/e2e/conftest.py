@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import shutil
-import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -104,23 +103,7 @@ def unique(prefix: str) -> str:
 
 
 class UiServer(ServerProcess):
-    """`portside serve` whose readiness is /v2/ asking for credentials (the initial admin
-    turns authentication on before the first request)."""
-
-    def _wait_ready(self) -> bool:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                return False
-            try:
-                ok = httpx.get(f"{self.url}/v2/", timeout=2).status_code == 401
-            except httpx.TransportError:
-                ok = False
-            log = self.log_files[-1].read_text(errors="replace")
-            if ok and all(f"Started worker-{n}" in log for n in range(1, self.workers + 1)):
-                return True
-            time.sleep(0.05)
-        return False
+    """`portside serve` with helpers for the UI tests."""
 
     @property
     def host(self) -> str:
