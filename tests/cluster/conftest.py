@@ -4,8 +4,9 @@ directory, behind a real nginx (Debian's package) using docs/deploy/nginx.conf.
 Every test here is PostgreSQL-only (replicas on SQLite would share one file, which is
 not a deployment). The server comes from PORTSIDE_TEST_DATABASE_URL or scripts/postgres;
 each test module gets a database of its own on it. They run ONCE in scripts/test: the
-ones marked `clients` (skopeo) in the first pass, which includes the real clients; the
-others in the PostgreSQL pass (with CI set, the first pass skips them).
+ones marked `clients` (skopeo) or `s3` (the cluster on a moto bucket) in the first pass,
+the only one with the real clients and the S3 server; the others in the PostgreSQL pass
+(with CI set, the first pass skips them).
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ CACHE_SECONDS = 2.0
 ADMIN_PASSWORD = "cluster-admin-password"
 
 
+# The PostgreSQL pass of scripts/test deselects these (-m "not clients ... not s3"), so
+# the cluster tests carrying one run in the first pass, on a PostgreSQL they start.
+FIRST_PASS_MARKERS = ("clients", "s3")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     in_first_pass = os.environ.get("CI") and not os.environ.get("PORTSIDE_TEST_DATABASE_URL")
@@ -42,7 +48,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if here not in Path(str(item.fspath)).parents:
             continue
         item.add_marker(pytest.mark.postgres)
-        if in_first_pass and item.get_closest_marker("clients") is None:
+        runs_in_first_pass = any(item.get_closest_marker(m) for m in FIRST_PASS_MARKERS)
+        if in_first_pass and not runs_in_first_pass:
             item.add_marker(pytest.mark.skip(reason="PostgreSQL-only: runs in the PostgreSQL pass"))
 
 
@@ -142,6 +149,9 @@ class Cluster:
     database_url: str
     size: int = 3
     env: dict[str, str] = field(default_factory=dict)
+    # The shared store's settings (PORTSIDE_STORAGE__*): a directory under `root` unless
+    # given (the S3 cluster: one bucket).
+    storage_settings: dict[str, str] | None = None
     replicas: list[ServerProcess] = field(default_factory=list)
     nginx: Nginx | None = None
 
@@ -154,11 +164,16 @@ class Cluster:
         assert self.nginx is not None
         return self.nginx.url
 
+    def storage_env(self) -> dict[str, str]:
+        if self.storage_settings is not None:
+            return dict(self.storage_settings)
+        return {"PORTSIDE_STORAGE__FILESYSTEM__ROOT": str(self.storage)}
+
     def replica_env(self, nginx_port: int) -> dict[str, str]:
         """What every replica shares: database (portside_env), storage, the URL clients
         use, and (from the database) the token signing key and session store."""
         return {
-            "PORTSIDE_STORAGE__FILESYSTEM__ROOT": str(self.storage),
+            **self.storage_env(),
             "PORTSIDE_EXTERNAL_URL": f"http://127.0.0.1:{nginx_port}",
             "PORTSIDE_JOBS__WORKERS": "1",
             "PORTSIDE_JOBS__POLL_SECONDS": "0.5",

@@ -10,13 +10,9 @@ PostgreSQL-only (see conftest.py). The skopeo test is marked `clients`.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
-import subprocess
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,30 +28,27 @@ from tests.clients.conftest import containers_config
 from tests.clients.images import Layout, assert_layout_has_image, build_image, write_layout
 from tests.clients.tooling import Skopeo, require_binary
 from tests.cluster.conftest import ADMIN_PASSWORD, CACHE_SECONDS, Cluster
+from tests.cluster.helpers import (
+    ADMIN,
+    PASSWORD,
+    assert_fsck_clean,
+    assert_pullable,
+    auth,
+    direct,
+    push,
+    push_while_killing,
+)
 from tests.durability.server import (
-    OCI_CONFIG,
-    OCI_LAYER,
     OCI_MANIFEST,
-    PORTSIDE,
     ServerProcess,
     finish_upload,
     patch_chunk,
-    portside_env,
     sha256,
     start_upload,
 )
 
-PASSWORD = "cluster-user-password"
 # Generous: a loaded 2-core machine runs three servers, nginx and PostgreSQL.
 SETTLE = CACHE_SECONDS + 15.0
-
-
-def auth(user: str, password: str = PASSWORD) -> dict[str, str]:
-    raw = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"authorization": f"Basic {raw}"}
-
-
-ADMIN = auth("admin", ADMIN_PASSWORD)
 
 
 @pytest.fixture(scope="module")
@@ -66,54 +59,6 @@ def cluster(cluster: Cluster) -> Cluster:
         created = admin.post("/api/v1/projects", json={"name": "team"})
         assert created.status_code == 201, created.text
     return cluster
-
-
-@dataclass(frozen=True)
-class Pushed:
-    repo: str
-    tag: str
-    manifest: bytes
-    blobs: dict[str, bytes]
-
-    @property
-    def digest(self) -> str:
-        return sha256(self.manifest)
-
-
-def push(client: httpx.Client, repo: str, tag: str, seed: str) -> Pushed:
-    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode()
-    layer = (seed.encode() * 4096)[: 64 * 1024]
-    blobs = {sha256(config): config, sha256(layer): layer}
-    for digest, data in blobs.items():
-        done = client.post(f"/v2/{repo}/blobs/uploads/?digest={digest}", content=data)
-        assert done.status_code == 201, done.text
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER, "digest": sha256(layer), "size": len(layer)}],
-        }
-    ).encode()
-    put = client.put(
-        f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"content-type": OCI_MANIFEST}
-    )
-    assert put.status_code == 201, put.text
-    return Pushed(repo, tag, manifest, blobs)
-
-
-def assert_pullable(client: httpx.Client, pushed: Pushed) -> None:
-    got = client.get(f"/v2/{pushed.repo}/manifests/{pushed.tag}", headers={"accept": OCI_MANIFEST})
-    assert got.status_code == 200, (client.base_url, got.text)
-    assert got.content == pushed.manifest
-    for digest, data in pushed.blobs.items():
-        blob = client.get(f"/v2/{pushed.repo}/blobs/{digest}")
-        assert blob.status_code == 200, (client.base_url, blob.text)
-        assert blob.content == data
-
-
-def direct(replica: ServerProcess, headers: dict[str, str] | None = None) -> httpx.Client:
-    return httpx.Client(base_url=replica.url, timeout=60, headers=headers or {})
 
 
 def test_push_through_one_replica_pull_through_every_other(cluster: Cluster) -> None:
@@ -321,32 +266,7 @@ def test_a_killed_replica_loses_nothing_it_acknowledged(cluster: Cluster) -> Non
     """Pushers write through every replica while one is SIGKILLed: every manifest PUT
     that got 201 is pullable afterwards through the survivors."""
     victim = cluster.replicas[-1]
-    acknowledged: list[Pushed] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def pusher(n: int) -> None:
-        replica = cluster.replicas[n % len(cluster.replicas)]
-        i = 0
-        with direct(replica, ADMIN) as client:
-            while not stop.is_set():
-                i += 1
-                try:
-                    pushed = push(client, f"team/crash{n}", f"t{i}", f"crash {n} {i} {time.time()}")
-                except (httpx.TransportError, AssertionError):
-                    continue  # not acknowledged (the replica died mid-push): no promise
-                with lock:
-                    acknowledged.append(pushed)
-
-    threads = [threading.Thread(target=pusher, args=(n,), daemon=True) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    time.sleep(4)
-    victim.kill()
-    time.sleep(2)
-    stop.set()
-    for thread in threads:
-        thread.join(60)
+    acknowledged = push_while_killing(cluster, victim, "team/crash")
     try:
         assert acknowledged
         survivors = cluster.replicas[:-1]
@@ -358,17 +278,7 @@ def test_a_killed_replica_loses_nothing_it_acknowledged(cluster: Cluster) -> Non
     assert not cluster.internal_errors()
     # And the metadata and the shared storage agree (what the killed replica left half
     # done is an upload, which fsck does not count as a problem).
-    checked = subprocess.run(
-        [PORTSIDE, "fsck", "--no-hash", "--data-dir", str(cluster.root / "fsck")],
-        env=portside_env(
-            cluster.database_url, PORTSIDE_STORAGE__FILESYSTEM__ROOT=str(cluster.storage)
-        ),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert_fsck_clean(cluster)
 
 
 def test_no_replica_logged_an_internal_error(cluster: Cluster) -> None:
