@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.auth.matrix import MatrixServer
 from tests.durability.server import ServerProcess
 
 PEER_ADMIN = ("admin", "peer-admin-password")
@@ -18,7 +17,7 @@ def portside_peer(directory: Path, database_url: str, **env: str) -> Iterator[Se
     """`env`: more PORTSIDE_* settings (e.g. PORTSIDE_JOBS__WORKERS=1 for replication)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "data").mkdir(exist_ok=True)
-    server = MatrixServer(  # its readiness probe accepts the 401 of auth on
+    server = ServerProcess(
         data_dir=directory / "data",
         database_url=database_url,
         log_dir=directory,
