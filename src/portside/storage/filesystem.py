@@ -47,6 +47,16 @@ def _deleters() -> ThreadPoolExecutor:
         return _deleter_pool
 
 
+def _forget_deleters() -> None:
+    # A forked child has none of the parent's threads: it makes its own pool.
+    global _deleter_pool, _deleter_lock  # noqa: PLW0603
+    _deleter_pool = None
+    _deleter_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_deleters)
+
+
 def _unlink_missing_ok(path: Path) -> None:
     path.unlink(missing_ok=True)
 
