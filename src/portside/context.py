@@ -15,6 +15,7 @@ from portside.content.blobs import BlobService
 from portside.content.browse import Browser
 from portside.content.hotpath import HotQueries
 from portside.content.manifests import ManifestService
+from portside.content.pull_policy import PullPolicy
 from portside.content.uploads import UploadService
 from portside.events.audit import AuditLog
 from portside.events.batch import EventBuffer
@@ -23,6 +24,7 @@ from portside.metadata.engine import POOL_SIZE, make_engine
 from portside.offload import Offloader
 from portside.proxy.endpoints import endpoint_upstreams
 from portside.proxy.service import ProxyService
+from portside.signatures.service import SignatureService
 from portside.storage.base import StorageDriver
 from portside.storage.factory import open_storage
 
@@ -42,6 +44,8 @@ class Context:
     browser: Browser
     io: Offloader  # blocking work off the event loop (HTTP handlers)
     proxy: ProxyService  # proxy-cache projects and the mirror mode
+    signatures: SignatureService
+    pull_policy: PullPolicy  # manifest GET's one question to the project's policies
 
     def url(self, path: str) -> str:
         """A URL for a response header: absolute under `external_url` when one is set
@@ -86,6 +90,7 @@ def build_context(settings: Settings) -> Context:
         settings=settings,
         upstreams=endpoint_upstreams(settings, db),
     )
+    signatures = SignatureService(db, storage)
     return Context(
         settings=settings,
         db=db,
@@ -100,4 +105,6 @@ def build_context(settings: Settings) -> Context:
         browser=Browser(db, storage),
         io=io,
         proxy=proxy,
+        signatures=signatures,
+        pull_policy=PullPolicy(db, hot, signatures),
     )

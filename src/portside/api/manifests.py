@@ -6,6 +6,7 @@ import contextlib
 
 from portside.api.http import Request, Response, empty, json_body
 from portside.content.manifests import StoredManifest
+from portside.content.pull_policy import refuse
 from portside.context import Context
 from portside.digest import is_digest
 from portside.errors import ManifestTooLarge, ManifestUnknown, Unsupported
@@ -65,6 +66,8 @@ async def get(ctx: Context, request: Request, name: str, reference: str) -> Resp
             f"manifest is {manifest.media_type}, which the request's Accept header excludes",
             detail={"reference": reference[:200], "mediaType": manifest.media_type},
         )
+    if manifest.policed and not head:
+        await _police(ctx, request, name, manifest)
     if not head and ctx.manifests.pulled(name, reference, manifest, request.actor):
         await ctx.io.run(ctx.manifests.record_pull, manifest)
     response = json_body(200, manifest.content, manifest.media_type)
@@ -73,6 +76,23 @@ async def get(ctx: Context, request: Request, name: str, reference: str) -> Resp
     if stale:
         response.headers.extend(STALE_HEADERS)
     return response
+
+
+async def _police(ctx: Context, request: Request, name: str, manifest: StoredManifest) -> None:
+    """The project has pull policies (content.pull_policy): refuse the GET if they do.
+    Only policed projects get here; their decision is cached under the hot path's data
+    version (one more probe; none on PostgreSQL, where each policed GET decides)."""
+    policy = ctx.pull_policy
+    if policy.exempt(getattr(request.caller, "identity", None)):
+        return
+    version = ctx.hot.version()
+    decision = policy.cached(name, manifest.digest, version)
+    if decision is None:
+        decision = await ctx.io.run(
+            policy.decide, name, manifest.digest, manifest.media_type, manifest.content, version
+        )
+    if decision:
+        raise refuse(decision, name, manifest.digest)
 
 
 async def _local(ctx: Context, name: str, reference: str) -> StoredManifest:

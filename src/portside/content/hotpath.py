@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from portside.content.pull_policy import ACTIVE
 from portside.errors import Unavailable
 
 _BLOB_SIZE = """
@@ -39,15 +40,22 @@ JOIN repository_blobs l ON l.repository_id = r.id
 JOIN blobs b ON b.digest = l.digest
 WHERE r.name = ? AND l.digest = ?
 """
+# The last column says whether the repository's project has a pull policy on
+# (content.pull_policy.ACTIVE): read with the manifest, so projects without one pay nothing
+# more.
 _MANIFEST_BY_DIGEST = """
-SELECT m.id, m.digest, m.media_type, m.content, m.last_pulled_at FROM repositories r
+SELECT m.id, m.digest, m.media_type, m.content, m.last_pulled_at, ACTIVE
+FROM repositories r
 JOIN manifests m ON m.repository_id = r.id
+LEFT JOIN projects p ON p.name = r.project
 WHERE r.name = ? AND m.digest = ?
 """
 _MANIFEST_BY_TAG = """
-SELECT m.id, m.digest, m.media_type, m.content, m.last_pulled_at FROM repositories r
+SELECT m.id, m.digest, m.media_type, m.content, m.last_pulled_at, ACTIVE
+FROM repositories r
 JOIN tags t ON t.repository_id = r.id
 JOIN manifests m ON m.id = t.manifest_id
+LEFT JOIN projects p ON p.name = r.project
 WHERE r.name = ? AND t.name = ?
 """
 
@@ -80,7 +88,7 @@ class HotQueries:
         self.cache_enabled = self._is_sqlite
         marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._sql = {
-            name: sql.replace("?", marker)
+            name: sql.replace("?", marker).replace("ACTIVE", ACTIVE)
             for name, sql in (
                 ("blob_size", _BLOB_SIZE),
                 ("manifest_by_digest", _MANIFEST_BY_DIGEST),
@@ -173,6 +181,17 @@ class HotQueries:
             return version, MISS
         return version, self._cache.get((name, a, b), MISS)
 
+    def peek(self, version: int | None, key: tuple[str, str, str]) -> Any:
+        """A cached answer under `version` (as cached() returned it), without probing
+        again; None if there is none (so never remember None)."""
+        if version is None or version != self._cache_version:
+            return None
+        return self._cache.get(key)
+
+    def remember(self, version: int | None, key: tuple[str, str, str], value: Any) -> None:
+        """Cache a small derived answer (a pull-policy decision) under `version`."""
+        self._remember(version, key, value, 0)
+
     def _clear(self, version: int | None) -> None:
         with self._lock:
             self._cache = {}
@@ -207,11 +226,11 @@ class HotQueries:
     def manifest(
         self, repo: str, reference: str, *, by_digest: bool, version: int | None = None
     ) -> Any:
-        """(id, digest, media_type, content, last_pulled_at) or None."""
+        """(id, digest, media_type, content, last_pulled_at, policed) or None."""
         name = "manifest_by_digest" if by_digest else "manifest_by_tag"
         row = self._fetchone(name, (repo, reference))
         if row is not None:
-            row = (row[0], row[1], row[2], bytes(row[3]), row[4])
+            row = (row[0], row[1], row[2], bytes(row[3]), row[4], bool(row[5]))
             self._remember(version, (name, repo, reference), row, len(row[3]))
         return row
 

@@ -52,6 +52,7 @@ class StoredManifest:
     content: bytes
     subject: str | None = None
     last_pulled_at: datetime | str | None = None
+    policed: bool = False  # its project has a pull policy on (content.pull_policy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -560,7 +561,12 @@ def _check_reference(reference: str) -> bool:
 
 
 def _stored(row: Any) -> StoredManifest:
-    manifest_id, digest, media_type, content, last_pulled_at = row
+    manifest_id, digest, media_type, content, last_pulled_at, policed = row
     return StoredManifest(
-        manifest_id, digest, media_type, bytes(content), last_pulled_at=last_pulled_at
+        manifest_id,
+        digest,
+        media_type,
+        bytes(content),
+        last_pulled_at=last_pulled_at,
+        policed=policed,
     )

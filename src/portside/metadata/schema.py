@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData(
@@ -169,6 +170,13 @@ projects = Table(
     Column("quota_bytes", BigInteger),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("created_by", NAME),
+    # Pull policies (content.pull_policy): "only signed images", and the trust settings
+    # the signature verdicts depend on. `keyset_generation` grows with every change to
+    # the project's trusted keys or trust policy: verdicts of older generations are stale.
+    Column("require_signed", Boolean, nullable=False, server_default=false()),
+    Column("keyset_generation", Integer, nullable=False, server_default="0"),
+    Column("notation_level", String(16), nullable=False, server_default="strict"),
+    Column("notation_identities", Text),  # JSON list of subject DNs or ["*"]; NULL: ["*"]
 )
 
 project_members = Table(
@@ -653,4 +661,52 @@ proxy_fills = Table(
     Column("digest", DIGEST, primary_key=True),
     Column("holder", String(64), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# --- signatures ---------------------------------------------------------------------------
+
+# Keys a project trusts to sign its artifacts: cosign public keys (ECDSA P-256, Ed25519;
+# kind "cosign") and Notation X.509 certificates, a CA or the signing certificate itself
+# (kind "notation"). The PEM is kept as given; `fingerprint` is the SHA-256 of the DER
+# public key (cosign) or certificate (notation).
+trusted_keys = Table(
+    "trusted_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # "cosign" or "notation"
+    Column("algorithm", String(32), nullable=False),  # "ecdsa-p256", "ed25519", "x509"...
+    Column("pem", Text, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("created_by", NAME, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("project_id", "name"),
+)
+
+# What verifying one signature of an artifact found, per trusted key (key_id NULL: no
+# key applied, e.g. the project trusts none or the signature could not be read), under
+# the project's keyset generation (signatures.verdicts). Rows of an older generation
+# are recomputed when next needed.
+signature_verdicts = Table(
+    "signature_verdicts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("artifact_digest", DIGEST, nullable=False),
+    Column("signature_digest", DIGEST, nullable=False),  # the signature's manifest
+    Column("layer", Integer, nullable=False),  # which signature in that manifest
+    Column("format", String(32), nullable=False),  # "cosign", "notation"
+    Column("key_id", Integer, ForeignKey("trusted_keys.id", ondelete="CASCADE")),
+    Column("generation", Integer, nullable=False),
+    Column("verified", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("signer", Text),  # the certificate subject, for Notation
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+    Index(None, "repository_id", "artifact_digest"),
 )
