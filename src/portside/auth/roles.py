@@ -4,7 +4,8 @@ Repository actions are pull, push and delete. Project permissions beyond those:
 `list` (see the project's repositories), `log` (read its audit log), `members` (change
 them), `robots` (manage robots; `robots:read` to see them), `webhooks` (manage webhook
 policies; `webhooks:read` to see them and their deliveries, as Harbor lets maintainers)
-and `settings`. Adding a tag
+`keys` (manage the trusted signing keys; anyone with `list` sees them) and `settings`
+(which include the pull policies). Adding a tag
 through the management API needs push, removing one needs delete, as on /v2.
 """
 
@@ -31,9 +32,9 @@ _REPOSITORY: dict[Role, frozenset[str]] = {
 
 _PROJECT: dict[Role, frozenset[str]] = {
     Role.PROJECT_ADMIN: frozenset(
-        {"list", "log", "members", "robots", "settings", "webhooks", "webhooks:read"}
+        {"list", "log", "members", "robots", "settings", "webhooks", "webhooks:read", "keys"}
     ),
-    Role.MAINTAINER: frozenset({"list", "log", "robots:read", "webhooks:read"}),
+    Role.MAINTAINER: frozenset({"list", "log", "robots:read", "webhooks:read", "keys"}),
     Role.DEVELOPER: frozenset({"list", "log"}),
     Role.GUEST: frozenset({"list", "log"}),
     Role.LIMITED_GUEST: frozenset(),

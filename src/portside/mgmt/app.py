@@ -30,6 +30,7 @@ from portside.mgmt.routes import (
     repositories,
     retention,
     robots,
+    signatures,
     system,
     tokens,
     usage,
@@ -147,6 +148,7 @@ def create_management_app(ctx: Context) -> FastAPI:
         proxy,
         endpoints,
         replication,
+        signatures,
     )
     for module in routers:
         app.include_router(module.router, prefix=PREFIX)
