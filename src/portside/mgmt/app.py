@@ -137,6 +137,7 @@ def create_management_app(ctx: Context) -> FastAPI:
         tokens,
         projects,
         robots,
+        signatures,  # before repositories: /repositories/{name:path} would take its paths
         repositories,
         audit,
         jobs,
@@ -148,7 +149,6 @@ def create_management_app(ctx: Context) -> FastAPI:
         proxy,
         endpoints,
         replication,
-        signatures,
     )
     for module in routers:
         app.include_router(module.router, prefix=PREFIX)
