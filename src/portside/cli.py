@@ -152,6 +152,7 @@ def _register_account_commands() -> None:
     from portside.commands.replication import replication
     from portside.commands.retention import retention
     from portside.commands.robots import robot
+    from portside.commands.signatures import key, policy, signatures
     from portside.commands.storage import storage
     from portside.commands.usage import usage
     from portside.commands.users import admin, user
@@ -162,6 +163,9 @@ def _register_account_commands() -> None:
         main.add_command(command)
     project.add_command(immutability)
     db.add_command(copy)
+    project.add_command(key)
+    project.add_command(policy)
+    main.add_command(signatures)
     main.add_command(usage)
     main.add_command(retention)
     main.add_command(vulndb)

@@ -29,6 +29,8 @@ from typing import Any, NamedTuple
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.auth.matrix import (
     MATRIX_ENDPOINT,
@@ -235,6 +237,12 @@ REGISTRY: list[Row] = [
 #                     (a fresh dead delivery: the admin's test event to a target answering 500)
 #   vulndb            GET /api/v1/vulndb (the vulnerability database's status: any
 #                     signed-in caller)
+#   signatures        GET /api/v1/repositories/acme/app/-/artifacts/v1/signatures
+#   trusted-keys      GET /api/v1/projects/acme/trusted-keys
+#   key-create        POST /api/v1/projects/acme/trusted-keys (a cosign public key)
+#   key-delete        DELETE /api/v1/projects/acme/trusted-keys/<key> (fresh, added by the admin)
+#   pull-policy       GET /api/v1/projects/acme/pull-policy
+#   pull-policy-patch PATCH /api/v1/projects/acme/pull-policy {"require_signed": false}
 MANAGEMENT: list[Row] = [
     # -- projects
     R("anonymous", "projects", 200, PUB),
@@ -595,6 +603,78 @@ MANAGEMENT: list[Row] = [
     R("robot-ci", "webhook-redeliver", 403),
     R("robot-pull", "webhook-redeliver", 403),
     R("disabled", "webhook-redeliver", 401),
+    # -- signatures
+    R("anonymous", "signatures", 404),
+    R("admin", "signatures", 200),
+    R("project-admin", "signatures", 200),
+    R("maintainer", "signatures", 200),
+    R("developer", "signatures", 200),
+    R("guest", "signatures", 200),
+    R("limited-guest", "signatures", 200),
+    R("outsider", "signatures", 404),
+    R("robot-ci", "signatures", 200),
+    R("robot-pull", "signatures", 200),
+    R("disabled", "signatures", 401),
+    # -- trusted-keys
+    R("anonymous", "trusted-keys", 404),
+    R("admin", "trusted-keys", 200),
+    R("project-admin", "trusted-keys", 200),
+    R("maintainer", "trusted-keys", 200),
+    R("developer", "trusted-keys", 200),
+    R("guest", "trusted-keys", 200),
+    R("limited-guest", "trusted-keys", 403),
+    R("outsider", "trusted-keys", 404),
+    R("robot-ci", "trusted-keys", 403),
+    R("robot-pull", "trusted-keys", 403),
+    R("disabled", "trusted-keys", 401),
+    # -- key-create
+    R("anonymous", "key-create", 404),
+    R("admin", "key-create", 201),
+    R("project-admin", "key-create", 201),
+    R("maintainer", "key-create", 201),
+    R("developer", "key-create", 403),
+    R("guest", "key-create", 403),
+    R("limited-guest", "key-create", 403),
+    R("outsider", "key-create", 404),
+    R("robot-ci", "key-create", 403),
+    R("robot-pull", "key-create", 403),
+    R("disabled", "key-create", 401),
+    # -- key-delete
+    R("anonymous", "key-delete", 404),
+    R("admin", "key-delete", 204),
+    R("project-admin", "key-delete", 204),
+    R("maintainer", "key-delete", 204),
+    R("developer", "key-delete", 403),
+    R("guest", "key-delete", 403),
+    R("limited-guest", "key-delete", 403),
+    R("outsider", "key-delete", 404),
+    R("robot-ci", "key-delete", 403),
+    R("robot-pull", "key-delete", 403),
+    R("disabled", "key-delete", 401),
+    # -- pull-policy
+    R("anonymous", "pull-policy", 404),
+    R("admin", "pull-policy", 200),
+    R("project-admin", "pull-policy", 200),
+    R("maintainer", "pull-policy", 200),
+    R("developer", "pull-policy", 200),
+    R("guest", "pull-policy", 200),
+    R("limited-guest", "pull-policy", 403),
+    R("outsider", "pull-policy", 404),
+    R("robot-ci", "pull-policy", 403),
+    R("robot-pull", "pull-policy", 403),
+    R("disabled", "pull-policy", 401),
+    # -- pull-policy-patch
+    R("anonymous", "pull-policy-patch", 404),
+    R("admin", "pull-policy-patch", 200),
+    R("project-admin", "pull-policy-patch", 200),
+    R("maintainer", "pull-policy-patch", 403),
+    R("developer", "pull-policy-patch", 403),
+    R("guest", "pull-policy-patch", 403),
+    R("limited-guest", "pull-policy-patch", 403),
+    R("outsider", "pull-policy-patch", 404),
+    R("robot-ci", "pull-policy-patch", 403),
+    R("robot-pull", "pull-policy-patch", 403),
+    R("disabled", "pull-policy-patch", 401),
 ]
 
 
@@ -1208,6 +1288,51 @@ def _get(path: str) -> ManagementAction:
 
 
 _FAKE = sha256(b"no such artifact")
+_COSIGN_PUB = (
+    ec.generate_private_key(ec.SECP256R1())
+    .public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
+
+
+def _key_create(world: World, subject: Subject, project: str) -> httpx.Response:
+    name = f"by-{subject.key}"
+    response = _api(
+        world,
+        subject,
+        "POST",
+        f"/projects/{project}/trusted-keys",
+        json={"name": name, "pem": _COSIGN_PUB},
+    )
+    if project == "acme":
+        listed = _as_admin(world, "GET", "/projects/acme/trusted-keys").json()
+        assert (name in {k["name"] for k in listed}) == (response.status_code == 201)
+    return response
+
+
+def _key_delete(world: World, subject: Subject, project: str) -> httpx.Response:
+    name = f"gone-{subject.key}"
+    if project == "acme":
+        made = _as_admin(
+            world,
+            "POST",
+            "/projects/acme/trusted-keys",
+            json={"name": name, "pem": _COSIGN_PUB},
+        )
+        assert made.status_code == 201, made.text
+    response = _api(world, subject, "DELETE", f"/projects/{project}/trusted-keys/{name}")
+    if project == "acme":
+        listed = _as_admin(world, "GET", "/projects/acme/trusted-keys").json()
+        assert (name in {k["name"] for k in listed}) == (response.status_code != 204)
+    return response
+
+
+def _policy_patch(world: World, subject: Subject, project: str) -> httpx.Response:
+    return _api(
+        world, subject, "PATCH", f"/projects/{project}/pull-policy", json={"require_signed": False}
+    )
+
 
 MANAGEMENT_ACTIONS: dict[str, ManagementAction] = {
     "projects": _get("/projects"),
@@ -1254,6 +1379,12 @@ MANAGEMENT_ACTIONS: dict[str, ManagementAction] = {
     "replication-run-start": _replication_run_start,
     "replication-runs": _get(f"/replication/runs?rule={MATRIX_RULE}"),
     "replication-run": _replication_run,
+    "signatures": _get("/repositories/{project}/app/-/artifacts/v1/signatures"),
+    "trusted-keys": _get("/projects/{project}/trusted-keys"),
+    "key-create": _key_create,
+    "key-delete": _key_delete,
+    "pull-policy": _get("/projects/{project}/pull-policy"),
+    "pull-policy-patch": _policy_patch,
 }
 
 # What an allowed listing must contain (beyond `sees`).

@@ -41,7 +41,7 @@ class CosignKey:
 
     @property
     def public_pem(self) -> str:
-        return (
+        return str(
             self.private.public_key()
             .public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
