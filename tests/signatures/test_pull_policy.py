@@ -32,7 +32,7 @@ from tests.signatures.conftest import (
 
 REPO = "acme/app"
 ACCEPT = {"accept": f"{OCI_MANIFEST}, {OCI_INDEX}"}
-POLICY = 'pull refused by project policy "only signed images"'
+POLICY = "pull refused by project policy 'only signed images'"
 
 
 @pytest.fixture

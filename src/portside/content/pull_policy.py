@@ -153,7 +153,7 @@ class PullPolicy:
         for check in CHECKS:
             why = check.check(pull)
             if why is not None:
-                return f'pull refused by project policy "{check.name}": {why}'
+                return f"pull refused by project policy '{check.name}': {why}"
         return None
 
 
