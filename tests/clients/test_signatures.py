@@ -143,9 +143,8 @@ def test_skopeo_is_refused_the_unsigned_image_with_the_policy(signed_world: Sign
 def test_podman_pull_refused_with_the_policy(
     signed_world: SignedWorld, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    podman: ContainersStorageTool = storage_tool(
-        "podman", tmp_path_factory, signed_world.skopeo.env
-    )
+    env = dict(signed_world.skopeo.env)
+    podman: ContainersStorageTool = storage_tool("podman", tmp_path_factory, env)
     podman("pull", "--quiet", "--tls-verify=false", signed_world.ref("good"))
     result = podman("pull", "--quiet", "--tls-verify=false", signed_world.ref("bad"), check=False)
     assert result.returncode != 0

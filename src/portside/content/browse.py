@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, not_, or_, select
 
 from portside.digest import Digest
 from portside.metadata import schema as s
@@ -65,6 +65,25 @@ class ArtifactSummary:
     @property
     def is_index(self) -> bool:
         return self.media_type in INDEX_TYPES
+
+
+@dataclass(frozen=True, slots=True)
+class Attached:
+    """An artifact shown under another: a platform manifest of an index ("child"), a
+    referrer ("referrer": signature, SBOM, attestation...) or one of cosign's tag-scheme
+    artifacts ("tag": `sha256-<hex>.sig|.att|.sbom`)."""
+
+    relation: str
+    artifact: ArtifactSummary
+
+
+# cosign's tag scheme: sha256-<hex>.sig (signatures), .att (attestations), .sbom.
+_COSIGN_SUFFIXES = (".sig", ".att", ".sbom")
+
+
+def cosign_tags(digest: str) -> list[str]:
+    algorithm, _, hex_part = digest.partition(":")
+    return [f"{algorithm}-{hex_part}{suffix}" for suffix in _COSIGN_SUFFIXES]
 
 
 REPOSITORY_SORTS = {"name", "pushed_at", "pulled_at", "size", "artifact_count"}
@@ -144,16 +163,24 @@ class Browser:
         repository: str,
         *,
         digest: str | None = None,
+        digests: list[str] | None = None,
         tag: str | None = None,
         sort: str = "pushed_at",
         descending: bool = True,
         limit: int = 50,
         offset: int = 0,
+        top_level: bool = False,
     ) -> tuple[list[ArtifactSummary], int]:
+        """A page of the repository's artifacts; with `top_level`, without those shown
+        under another (see attached())."""
         m, r, t = s.manifests, s.repositories, s.tags
         conditions: list[ColumnElement[bool]] = [r.c.name == repository]
         if digest:
             conditions.append(m.c.digest == digest)
+        if digests is not None:
+            conditions.append(m.c.digest.in_(digests))
+        if top_level:
+            conditions.append(not_(_belongs_elsewhere()))
         if tag:
             conditions.append(
                 m.c.id.in_(select(t.c.manifest_id).where(t.c.name.contains(tag, autoescape=True)))
@@ -209,6 +236,55 @@ class Browser:
             self._describe(artifact, row.content)
             result.append(artifact)
         return result, int(total)
+
+    def attached(self, repository: str, roots: list[ArtifactSummary]) -> dict[str, list[Attached]]:
+        """What belongs under each of `roots`: an index's platform manifests, referrers,
+        cosign's tag-scheme artifacts. A constant number of queries for the whole page."""
+        found: dict[str, list[Attached]] = {root.digest: [] for root in roots}
+        if not roots:
+            return found
+        m, mc, t, r = s.manifests, s.manifest_children, s.tags, s.repositories
+        digests = list(found)
+        relations: list[tuple[str, str, str]] = []  # (root, relation, attached digest)
+        by_tag = {name: root for root in digests for name in cosign_tags(root)}
+        with self.db.read() as conn:
+            repo_id = conn.execute(
+                select(r.c.id).where(r.c.name == repository)
+            ).scalar_one_or_none()
+            if repo_id is None:
+                return found
+            for row in conn.execute(
+                select(m.c.digest, mc.c.child_digest)
+                .join(mc, mc.c.manifest_id == m.c.id)
+                .where(m.c.repository_id == repo_id, m.c.digest.in_(digests))
+            ):
+                relations.append((row.digest, "child", row.child_digest))
+            for row in conn.execute(
+                select(m.c.subject_digest, m.c.digest).where(
+                    m.c.repository_id == repo_id, m.c.subject_digest.in_(digests)
+                )
+            ):
+                relations.append((row.subject_digest, "referrer", row.digest))
+            for row in conn.execute(
+                select(t.c.name, m.c.digest)
+                .join(m, m.c.id == t.c.manifest_id)
+                .where(t.c.repository_id == repo_id, t.c.name.in_(list(by_tag)))
+            ):
+                relations.append((by_tag[row.name], "tag", row.digest))
+        wanted = sorted({digest for _, _, digest in relations})
+        summaries, _ = self.artifacts(
+            repository, digests=wanted, sort="pushed_at", descending=False, limit=len(wanted) or 1
+        )
+        by_digest = {a.digest: a for a in summaries}
+        seen: set[tuple[str, str]] = set()
+        for root, relation, digest in relations:
+            if digest in by_digest and (root, digest) not in seen:
+                seen.add((root, digest))
+                found[root].append(Attached(relation, by_digest[digest]))
+        order = {"child": 0, "tag": 1, "referrer": 2}
+        for items in found.values():
+            items.sort(key=lambda x: (order[x.relation], x.artifact.pushed_at, x.artifact.digest))
+        return found
 
     def _size_expression(self) -> Any:
         """Manifest bytes + its blobs; for an index, + its children's manifests and blobs."""
@@ -281,6 +357,50 @@ class Browser:
         except Exception:
             return None
         return parsed if isinstance(parsed, dict) else None
+
+
+def _is_cosign_tag(name: ColumnElement[str]) -> ColumnElement[bool]:
+    return and_(
+        name.like("sha256-%"), or_(*(name.like(f"%{suffix}") for suffix in _COSIGN_SUFFIXES))
+    )
+
+
+def _belongs_elsewhere() -> ColumnElement[bool]:
+    """A manifest shown under another artifact of its repository, not on its own: it
+    carries no tag of its own (cosign's tag-scheme tags do not count), and it is a
+    platform manifest of an index, a referrer of an artifact, or cosign's tag-scheme
+    artifact of one, that artifact being in the repository."""
+    m, mc, t = s.manifests, s.manifest_children, s.tags
+    parent = m.alias("parent")
+    subject = m.alias("subject")
+    named = m.alias("named")
+    own_tag = t.alias("own_tag")
+    scheme_tag = t.alias("scheme_tag")
+    is_child = exists(
+        select(parent.c.id)
+        .select_from(mc.join(parent, parent.c.id == mc.c.manifest_id))
+        .where(mc.c.child_digest == m.c.digest, parent.c.repository_id == m.c.repository_id)
+    )
+    is_referrer = exists(
+        select(subject.c.id).where(
+            subject.c.repository_id == m.c.repository_id, subject.c.digest == m.c.subject_digest
+        )
+    )
+    is_cosign_artifact = exists(
+        select(named.c.id)
+        .select_from(scheme_tag.join(named, named.c.repository_id == scheme_tag.c.repository_id))
+        .where(
+            scheme_tag.c.manifest_id == m.c.id,
+            _is_cosign_tag(scheme_tag.c.name),
+            named.c.digest == literal("sha256:") + func.substr(scheme_tag.c.name, 8, 64),
+        )
+    )
+    tagged = exists(
+        select(own_tag.c.name).where(
+            own_tag.c.manifest_id == m.c.id, not_(_is_cosign_tag(own_tag.c.name))
+        )
+    )
+    return and_(not_(tagged), or_(is_child, is_referrer, is_cosign_artifact))
 
 
 def _platform(source: dict[str, Any]) -> Platform:

@@ -257,6 +257,27 @@ class ArtifactOut(BaseModel):
     platforms: list[PlatformOut]
     pushed_at: datetime
     pulled_at: datetime | None
+    signature: SignatureStatusOut | None = Field(
+        default=None, description="With ?grouped=true: its signatures, verified or not."
+    )
+    attached: list[AttachedOut] | None = Field(
+        default=None,
+        description="With ?grouped=true: platform manifests, signatures, SBOMs and other "
+        "referrers shown under it (and not in the list on their own).",
+    )
+
+
+class SignatureStatusOut(BaseModel):
+    status: Literal["verified", "unverified", "none"]
+    verified_by: str | None = Field(description="The trusted key of a verified signature.")
+    count: int = Field(description="Signatures found (cosign layers count one each).")
+
+
+class AttachedOut(ArtifactOut):
+    relation: Literal["child", "referrer", "tag"] = Field(
+        description="child: a platform manifest of the index; referrer: its subject is the "
+        "artifact; tag: cosign's sha256-<hex>.sig/.att/.sbom tag names the artifact."
+    )
 
 
 class ReferrerOut(BaseModel):

@@ -15,8 +15,10 @@ from portside.mgmt.schemas import (
     ProjectOut,
     RepositoryOut,
     RobotOut,
+    SignatureStatusOut,
     UserOut,
 )
+from portside.signatures.service import SignatureReport
 
 
 def user(u: User) -> UserOut:
@@ -85,6 +87,15 @@ def artifact(a: ArtifactSummary) -> ArtifactOut:
         pushed_at=as_utc(a.pushed_at),
         pulled_at=as_utc(a.pulled_at) if a.pulled_at else None,
     )
+
+
+def signature_status(reports: list[SignatureReport]) -> SignatureStatusOut:
+    verified = next((r.verified_by for r in reports if r.verified), None)
+    if verified is not None:
+        return SignatureStatusOut(status="verified", verified_by=verified, count=len(reports))
+    if reports:
+        return SignatureStatusOut(status="unverified", verified_by=None, count=len(reports))
+    return SignatureStatusOut(status="none", verified_by=None, count=0)
 
 
 def audit(e: AuditEntry) -> AuditOut:

@@ -13,12 +13,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from portside.auth.errors import Forbidden, Missing, Unauthenticated
-from portside.content.browse import ARTIFACT_SORTS, REPOSITORY_SORTS
+from portside.content.browse import ARTIFACT_SORTS, REPOSITORY_SORTS, ArtifactSummary
 from portside.digest import is_digest
 from portside.errors import RegistryError, Unsupported
 from portside.mgmt.paging import Paging, describe_page, parse_sort
 from portside.mgmt.routes import convert
-from portside.mgmt.schemas import ArtifactDetail, ArtifactOut, ReferrerOut, RepositoryOut, TagIn
+from portside.mgmt.schemas import (
+    ArtifactDetail,
+    ArtifactOut,
+    AttachedOut,
+    ReferrerOut,
+    RepositoryOut,
+    TagIn,
+)
 from portside.mgmt.security import Caller, Ctx, project_access, require_repository
 from portside.reference import validate_name
 
@@ -84,17 +91,56 @@ def list_artifacts(
     sort: Annotated[
         str | None, Query(description="pushed_at, pulled_at, size or digest; - for descending.")
     ] = None,
+    grouped: Annotated[
+        bool,
+        Query(
+            description="Only artifacts that stand on their own, each with what belongs "
+            "under it (platform manifests, signatures, SBOMs, referrers) and its signature "
+            "status."
+        ),
+    ] = False,
 ) -> list[ArtifactOut]:
     name = _name(name)
     require_repository(ctx, caller, name, "pull")
     field, descending = parse_sort(sort, ARTIFACT_SORTS, "-pushed_at")
     found, total = ctx.browser.artifacts(
-        name, tag=tag, sort=field, descending=descending, limit=paging.size, offset=paging.offset
+        name,
+        tag=tag,
+        sort=field,
+        descending=descending,
+        limit=paging.size,
+        offset=paging.offset,
+        top_level=grouped,
     )
     if not found and total == 0 and ctx.browser.repository(name) is None:
         raise Missing(f"no repository {name!r}")
     describe_page(request, response, paging, total)
-    return [convert.artifact(a) for a in found]
+    if not grouped:
+        return [convert.artifact(a) for a in found]
+    return _grouped(ctx, name, found)
+
+
+def _grouped(ctx: Ctx, name: str, found: list[ArtifactSummary]) -> list[ArtifactOut]:
+    """The page with what belongs under each artifact and signature statuses: a fixed
+    number of queries for the page (and verification of signatures not yet judged)."""
+    attached = ctx.browser.attached(name, found)
+    everything = [a.digest for a in found]
+    everything += [x.artifact.digest for items in attached.values() for x in items]
+    reports = ctx.signatures.reports(name, everything)
+    result = []
+    for artifact in found:
+        out = convert.artifact(artifact)
+        out.signature = convert.signature_status(reports.get(artifact.digest, []))
+        out.attached = []
+        for item in attached[artifact.digest]:
+            child = AttachedOut(
+                **convert.artifact(item.artifact).model_dump(),
+                relation=item.relation,  # type: ignore[arg-type]
+            )
+            child.signature = convert.signature_status(reports.get(item.artifact.digest, []))
+            out.attached.append(child)
+        result.append(out)
+    return result
 
 
 @router.get("/repositories/{name:path}/-/artifacts/{reference}", response_model=ArtifactDetail)
