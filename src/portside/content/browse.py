@@ -330,6 +330,13 @@ class Browser:
             return
         config = document.get("config")
         config_type = config.get("mediaType") if isinstance(config, dict) else None
+        special = _cosign_layer_type(document.get("layers"))
+        if special is not None and artifact.artifact_type in (None, config_type):
+            # cosign's signature/attestation images carry an image config: by their
+            # layers they are a signature or attestation, not an image to run.
+            artifact.kind = "artifact"
+            artifact.artifact_type = special
+            return
         # The stored artifact type of an image is its config media type (the referrers
         # API's fallback); anything else is an artifact (Helm chart, signature, SBOM...).
         if config_type not in IMAGE_CONFIG_TYPES or artifact.artifact_type not in (
@@ -357,6 +364,19 @@ class Browser:
         except Exception:
             return None
         return parsed if isinstance(parsed, dict) else None
+
+
+def _cosign_layer_type(layers: Any) -> str | None:
+    """The media type shared by every layer, if it is one of cosign's (simple-signing
+    payloads, DSSE attestation envelopes)."""
+    if not isinstance(layers, list) or not layers:
+        return None
+    types = {layer.get("mediaType") for layer in layers if isinstance(layer, dict)}
+    if len(types) != 1:
+        return None
+    (found,) = types
+    cosign = ("application/vnd.dev.cosign.", "application/vnd.dsse.envelope")
+    return found if isinstance(found, str) and found.startswith(cosign) else None
 
 
 def _is_cosign_tag(name: ColumnElement[str]) -> ColumnElement[bool]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -142,10 +143,15 @@ def load_certificate(pem: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pem.encode())
 
 
+_KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
 def check_key_name(name: str) -> str:
     name = name.strip()
-    if not name or len(name) > 64 or any(c.isspace() or c in "/?#%" for c in name):
-        raise Invalid("key names are 1-64 characters without spaces, / ? # or %")
+    if not _KEY_NAME.match(name):
+        raise Invalid(
+            "key names are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
     return name
 
 

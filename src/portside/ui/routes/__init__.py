@@ -13,6 +13,7 @@ from portside.ui.routes import (
     project_policies,
     project_robots,
     project_settings,
+    project_signing,
     project_webhooks,
     projects,
     repository,
@@ -26,6 +27,7 @@ ROUTES: list[BaseRoute] = [
     *project.routes,
     *project_robots.routes,
     *project_settings.routes,
+    *project_signing.routes,
     *project_policies.routes,
     *project_webhooks.routes,
     *artifact.routes,  # before repository: its {name:path} would swallow /-/artifacts

@@ -29,6 +29,9 @@ async def artifact_page(request: Request) -> Response:
     kind = artifact.get("kind")
     layers = artifacts.layers(manifest)
     config = artifacts.mapping(manifest.get("config"))
+    signatures = (
+        await calls.get(repository_path(name, "artifacts", artifact["digest"], "signatures"))
+    ).body
     return await web.render(
         request,
         "artifact.html",
@@ -54,10 +57,20 @@ async def artifact_page(request: Request) -> Response:
             }
             for r in artifact.get("referrers") or []
         ],
+        signatures=signatures,
+        signature=signature_status(signatures),
         host=registry_host(who),
         may_push="push" in actions,
         may_delete="delete" in actions,
     )
+
+
+def signature_status(signatures: list[dict[str, Any]]) -> dict[str, Any]:
+    """The badge's input (as ?grouped=true reports it) from the artifact's signatures."""
+    for s in signatures:
+        if s.get("verified"):
+            return {"status": "verified", "verified_by": s.get("verified_by")}
+    return {"status": "unverified" if signatures else "none", "count": len(signatures)}
 
 
 async def _children(request: Request, name: str, manifest: dict[str, Any]) -> list[dict[str, Any]]:

@@ -73,6 +73,7 @@ class ProjectPage:
             ("members", "Members", self.member and self.may("list")),
             ("robots", "Robots", self.may("robots", "robots:read")),
             ("policies", "Policies", self.member),
+            ("signing", "Signing", self.member and self.may("list")),
             ("webhooks", "Webhooks", self.may("webhooks", "webhooks:read")),
             ("audit", "Audit log", self.signed_in and self.may("log")),
             ("settings", "Settings", self.may("settings")),

@@ -93,11 +93,21 @@ async def repository_page(request: Request) -> Response:
     sort = sort if sort in SORTS else DEFAULT_SORT
     pager = Pager.from_request(request, PAGE_SIZE)
     where = repository_path(name, "artifacts")
+    # Grouped: an index's platform manifests, signatures, SBOMs and other referrers
+    # are listed under the artifact they belong to (as Harbor shows them).
     listed = await calls.get(
-        where, tag=tag or None, sort=sort, page=pager.number, page_size=pager.size
+        where,
+        tag=tag or None,
+        sort=sort,
+        page=pager.number,
+        page_size=pager.size,
+        grouped="true",
     )
     pager.total = listed.total or 0
-    artifacts = [summary(a) for a in listed.body]
+    artifacts = [
+        {**summary(a), "attached": [summary(x) for x in a.get("attached") or []]}
+        for a in listed.body
+    ]
     if not tag and sort == DEFAULT_SORT and pager.number == 1:
         newest = artifacts
     else:
