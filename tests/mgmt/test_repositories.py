@@ -62,6 +62,8 @@ ARTIFACT_FIELDS = {
     "platforms",
     "pushed_at",
     "pulled_at",
+    "signature",  # null unless ?grouped=true (tests/signatures/test_grouping.py)
+    "attached",
 }
 REPO = "acme/app"
 ARTIFACTS = f"{API}/repositories/{REPO}/-/artifacts"

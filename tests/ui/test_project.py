@@ -23,7 +23,16 @@ from tests.ui.conftest import browser_for
 
 HOSTILE = "<img src=x onerror=alert(1)>\"onmouseover=alert(2)'"
 SUBPAGES = ("members", "robots", "settings", "policies", "webhooks", "audit")
-ALL_TABS = ["Repositories", "Members", "Robots", "Policies", "Webhooks", "Audit log", "Settings"]
+ALL_TABS = [
+    "Repositories",
+    "Members",
+    "Robots",
+    "Policies",
+    "Signing",
+    "Webhooks",
+    "Audit log",
+    "Settings",
+]
 
 
 def tabs(page: str) -> list[str]:
@@ -76,9 +85,12 @@ def host(registry: Registry) -> str:
     [
         ("admin", ALL_TABS),
         ("projectadmin", ALL_TABS),
-        ("maintainer", ["Repositories", "Members", "Robots", "Policies", "Webhooks", "Audit log"]),
-        ("developer", ["Repositories", "Members", "Policies", "Audit log"]),
-        ("guest", ["Repositories", "Members", "Policies", "Audit log"]),
+        (
+            "maintainer",
+            ["Repositories", "Members", "Robots", "Policies", "Signing", "Webhooks", "Audit log"],
+        ),
+        ("developer", ["Repositories", "Members", "Policies", "Signing", "Audit log"]),
+        ("guest", ["Repositories", "Members", "Policies", "Signing", "Audit log"]),
         ("limitedguest", ["Repositories", "Policies"]),
     ],
 )
@@ -376,6 +388,7 @@ def test_pages_render_for_every_role_that_may_see_them(registry: Registry) -> No
                 "Members": "/members",
                 "Robots": "/robots",
                 "Policies": "/policies",
+                "Signing": "/signing",
                 "Webhooks": "/webhooks",
                 "Audit log": "/audit",
                 "Settings": "/settings",

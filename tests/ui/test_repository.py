@@ -81,11 +81,15 @@ def test_repository_page_shows_facts_pull_commands_and_artifacts(
     assert short_digest(content.image.digest) in image
     assert f'data-copy="{content.image.digest}"' in image
 
+    # The SBOM and the platform manifests are listed under their artifact (grouped as
+    # Harbor shows them), not as untagged artifacts of their own.
     sbom = row_of(html, content.artifact.digest)
     assert SBOM_TYPE in sbom
-    assert "untagged" in sbom
-    assert f"refers to {short_digest(content.image.digest)}" in sbom
+    assert "Referrer" in sbom
     assert size(content.artifact_size) in sbom
+    attached = html.split(artifact_url(REPO, content.image.digest), 1)[1]
+    attached = attached.split('<details class="attached">', 1)[1].split("</details>", 1)[0]
+    assert artifact_url(REPO, content.artifact.digest) in attached
     for child in content.children:
         assert size(child.size) in row_of(html, child.digest)
 
@@ -197,11 +201,11 @@ def test_tag_filter(registry: Registry, content: Content) -> None:
 
 def test_sorting(registry: Registry, content: Content) -> None:
     browser = browser_for(registry, "guest")
+    # Only the artifacts that stand on their own are sorted; the SBOM and the platform
+    # manifests are listed under theirs.
     sizes = {
         content.index.digest: content.index_size,
         content.image.digest: content.image.size,
-        content.artifact.digest: content.artifact_size,
-        **{child.digest: child.size for child in content.children},
     }
     for sort, descending in (("-size", True), ("size", False)):
         html = browser.get(PAGE, params={"sort": sort}).text
@@ -213,15 +217,20 @@ def test_sorting(registry: Registry, content: Content) -> None:
 
 
 def test_paging(registry: Registry, content: Content, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(repository, "PAGE_SIZE", 2)
+    """Pages of the artifacts that stand on their own (the index and the image; the
+    SBOM and platform manifests come with theirs)."""
+    monkeypatch.setattr(repository, "PAGE_SIZE", 1)
     browser = browser_for(registry, "guest")
     first = browser.get(PAGE).text
-    assert "1\u20132 of 5" in first
+    assert "1\u20131 of 2" in first
     assert f'href="{PAGE}?page=2" rel="next"' in first
-    last = browser.get(PAGE, params={"page": "3"}).text
-    assert "5\u20135 of 5" in last
-    assert f'href="{PAGE}?page=2" rel="prev"' in last
-    assert last.count(f"{PAGE}/-/artifacts/sha256%3A") == 1
+    assert artifact_url(REPO, content.index.digest) in first
+    last = browser.get(PAGE, params={"page": "2"}).text
+    assert "2\u20132 of 2" in last
+    assert f'href="{PAGE}?page=1" rel="prev"' in last
+    assert artifact_url(REPO, content.index.digest) not in last
+    assert artifact_url(REPO, content.image.digest) in last
+    assert artifact_url(REPO, content.artifact.digest) in last  # attached to the image
 
 
 # -- changes ----------------------------------------------------------------------------
