@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from bench import client, loadgen, skopeobench
+from bench import client, loadgen, policy, skopeobench
 from bench.client import MANIFEST_ACCEPT, OCI_MANIFEST
 from bench.payload import Payload, small_blob
 from bench.procmon import RssSampler
@@ -22,6 +22,10 @@ PULL_REPO = "bench/pull"
 PUSH_REPO = "bench/push"
 SMALL_REPO = "bench/small"
 SMALL_TAG = "latest"
+# The same small image in a project with the "only signed images" pull policy (Portside:
+# signed with a trusted cosign key; Distribution has no policies and serves it plainly).
+SIGNED_PROJECT = "signed"
+SIGNED_REPO = f"{SIGNED_PROJECT}/small"
 
 
 @dataclass
@@ -49,6 +53,7 @@ class Context:
     image: SmallImage | None = None
     skopeo_layouts: dict[int, Path] = field(default_factory=dict)
     skopeo_pushed: set[tuple[str, int]] = field(default_factory=set)
+    signed: bool = False  # seed SIGNED_REPO (policy.seed_signed)
 
     def payload(self, size: int) -> Payload:
         return Payload(size, next(self.nonces))
@@ -231,14 +236,24 @@ class Wrk(Figure):
     unit = "req/s"
     seeds = frozenset({"image"})
 
-    def __init__(self, key: str, what: str, *, token_auth: bool = False) -> None:
+    def __init__(
+        self, key: str, what: str, *, token_auth: bool = False, policy: bool = False
+    ) -> None:
         self.key = key
         self.what = what
         self.token_auth = token_auth
+        self.policy = policy
         self.goal_ratio = 15.0 if what == "manifest" else 10.0
+        if policy:
+            self.seeds = frozenset({"image", "signed"})
 
     def label(self, s: Settings) -> str:
         auth = ", bearer token (private repository)" if self.token_auth else ""
+        if self.policy:
+            return (
+                "manifest GET by tag with a pull policy (Portside: require_signed, a "
+                "verified cosign signature), wrk -t2 -c64"
+            )
         if self.what == "manifest":
             return f"manifest GET by tag{auth}, wrk -t2 -c64"
         return f"blob HEAD{auth}, ab -i -k, 2 processes x 32 connections"
@@ -252,7 +267,8 @@ class Wrk(Figure):
         base = server.endpoint.base_url
         auth = server.endpoint.auth()
         if self.what == "manifest":
-            url = f"{base}/v2/{SMALL_REPO}/manifests/{SMALL_TAG}"
+            repo = SIGNED_REPO if self.policy else SMALL_REPO
+            url = f"{base}/v2/{repo}/manifests/{SMALL_TAG}"
             headers = {"Accept": MANIFEST_ACCEPT, **auth}
             if rep == 0 and s.wrk_warmup_seconds > 0:
                 loadgen.run_wrk(url, s.wrk_warmup_seconds, headers)
@@ -333,6 +349,7 @@ class SkopeoPull(Figure):
 
 FIGURES: list[Figure] = [
     Wrk("manifest-get", "manifest"),
+    Wrk("manifest-policy", "manifest", policy=True),
     Wrk("blob-head", "head"),
     Wrk("manifest-token", "manifest", token_auth=True),
     Wrk("head-token", "head", token_auth=True),
@@ -378,6 +395,7 @@ def make_seeds(ctx: Context, needed: set[str]) -> None:
             ],
         }
         ctx.image = SmallImage(config, config_digest, layer, layer_digest, manifest)
+    ctx.signed = "signed" in needed
 
 
 def seed_server(ctx: Context, server: Server) -> None:
@@ -394,6 +412,8 @@ def seed_server(ctx: Context, server: Server) -> None:
         status = client.get_ok(ep, f"/v2/{SMALL_REPO}/manifests/{SMALL_TAG}", MANIFEST_ACCEPT)
         if status != 200:
             raise client.RegistryError(f"{server.name}: seeded manifest GET gave {status}")
+        if ctx.signed:
+            policy.seed_signed(server, SIGNED_REPO, SMALL_TAG, img)
 
 
 def sync() -> None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -171,3 +173,30 @@ def test_exempt_identities_hook() -> None:
     assert not PullPolicy.exempt(Identity("user", "admin", is_admin=True))
     assert not PullPolicy.exempt(Identity("robot", "robot$acme+ci"))
     assert not PullPolicy.exempt(None)
+
+
+def test_decision_is_cached_on_sqlite(
+    acme: PortsideApp, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verification runs once; later GETs are answered from the validated cache (SQLite)
+    without deciding again, until something commits."""
+    if not acme.ctx.hot.cache_enabled:
+        pytest.skip("PostgreSQL: nothing is cached, every policed GET decides")
+    key = b.p256()
+    trust(acme, "release", key.public_pem)
+    require_signed(acme)
+    target = image(client)
+    push_cosign_tag(client, REPO, target.digest, [b.cosign_layer(key, target.digest)])
+    assert get(client, target.digest) == 200  # verifies and stores the verdict
+    decided: list[str] = []
+    policy = acme.ctx.pull_policy
+    original = policy.decide
+
+    def counting(*args: Any) -> str:
+        decided.append(args[0])
+        return original(*args)
+
+    monkeypatch.setattr(policy, "decide", counting)
+    for _ in range(20):
+        assert get(client, target.digest) == 200
+    assert len(decided) <= 2, decided  # a pull-time or audit write may empty the cache once
