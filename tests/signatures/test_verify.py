@@ -311,3 +311,22 @@ def test_other_referrers_are_not_signatures(acme: PortsideApp, client: TestClien
     sbom = make_artifact(client, REPO, target)
     push_manifest(client, REPO, sbom.digest, sbom)
     assert reports(acme, target.digest) == []
+
+
+def test_malformed_signatures_get_a_reason_not_an_error(
+    acme: PortsideApp, client: TestClient
+) -> None:
+    """Hostile or broken signature artifacts are judged unverified with a reason."""
+    trust(acme, "release", b.p256().public_pem)
+    trust(acme, "acme-ca", b.make_ca().pem)
+    v1, v2 = image(client, tag="v1"), image(client, tag="v2")
+    not_base64 = b.SignedLayer(b.simple_signing(v1.digest), "%%% not base64 %%%")
+    no_claim = b.SignedLayer(b'{"critical": {}}', "AAAA")
+    push_cosign_tag(client, REPO, v1.digest, [not_base64, no_claim])
+    push_notation(client, REPO, v2, b"this is not JSON")
+    first, second = reports(acme, v1.digest)
+    assert first.verdicts[0].reason == "the signature annotation is not base64"
+    assert "does not name a manifest digest" in second.verdicts[0].reason
+    notation = only(acme, v2.digest)
+    assert notation.verdicts[0].reason == "the JWS envelope is malformed"
+    assert not any(r.verified for r in [first, second, notation])

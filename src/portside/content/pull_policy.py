@@ -16,7 +16,9 @@ Invariants:
 - The answer is as fresh as the data: on SQLite, a decision is cached in the hot path's
   validated cache (same `data_version`, so any commit, a new signature, a key change, a
   settings change, drops it); on PostgreSQL every policed GET decides anew.
-- Only GET is policed; HEAD is answered as usual (Harbor enforces its content-trust
+- Only manifest GET is policed (blobs are not, as in Harbor: without the manifest a client
+  does not know what to fetch, and a policy is about pulling an artifact); HEAD is
+  answered as usual (Harbor enforces its content-trust
   and vulnerability policies on manifest GET only: a HEAD returns no content, and
   clients' HEAD-then-GET pulls are refused at the GET).
 - Artifacts that describe another stay pullable whatever the policy: referrers (a

@@ -47,6 +47,9 @@ SIG_TAG = re.compile(r"^sha256-([0-9a-f]{64})\.sig$")
 
 # Layers bigger than this are not signature payloads or envelopes: never read them.
 MAX_LAYER_BYTES = 256 * 1024
+# Signatures read from one signature manifest (cosign appends one layer per signing);
+# a manifest with more is judged on its first ones only, bounding the work a push causes.
+MAX_SIGNATURES = 64
 
 
 def sig_tag(digest: str) -> str | None:
@@ -121,7 +124,7 @@ def signature_layers(manifest: dict[str, Any]) -> tuple[str | None, list[Layer]]
         return "notation", [x for x in found if x.media_type in (JWS, COSE)][:1]
     cosign = [x for x in found if x.media_type == COSIGN_PAYLOAD]
     if cosign:
-        return "cosign", cosign
+        return "cosign", cosign[:MAX_SIGNATURES]
     return None, []
 
 
