@@ -17,10 +17,16 @@ import secrets
 import shutil
 import sys
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from portside.metadata.db import Database
+from portside.metadata.engine import make_engine
+from tests.conftest import fresh_database
+from tests.durability.server import ServerProcess
 
 from .images import Image, ImageIndex, build_image, build_index, write_layout
 from .tooling import (
@@ -173,6 +179,32 @@ def attach_log_on_failure(
     """Append ``tail()`` to the report of each failing test that uses ``fixture``: for
     servers a test module starts itself, as the ``registry`` log is above."""
     config.stash.setdefault(_EXTRA_LOGS, {})[fixture] = (title, tail)
+
+
+@contextmanager
+def own_portside(
+    request: pytest.FixtureRequest, root: Path, label: str
+) -> Iterator[tuple[ServerProcess, Database]]:
+    """An (open) Portside of a test module's own, on a fresh database under `root`, with
+    that database for setting up what an operator would with the CLI; its log tail is
+    attached to failures as "portside (LABEL) log (tail)"."""
+    with fresh_database(root) as database_url:
+        (root / "data").mkdir()
+        (root / "logs").mkdir()
+        process = ServerProcess(
+            data_dir=root / "data", database_url=database_url, log_dir=root / "logs"
+        )
+        db = Database(make_engine(database_url))
+        try:
+            process.start()
+            attach_log_on_failure(
+                request.config, f"{label}_registry", f"portside ({label}) log (tail)",
+                process.log_tail,
+            )  # fmt: skip
+            yield process, db
+        finally:
+            process.stop()
+            db.engine.dispose()
 
 
 @pytest.fixture(scope="session")

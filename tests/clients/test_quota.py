@@ -20,11 +20,9 @@ from portside.auth.projects import Projects
 from portside.content.usage import UsageReports
 from portside.metadata import schema as s
 from portside.metadata.db import Database
-from portside.metadata.engine import make_engine
-from tests.conftest import fresh_database
 from tests.durability.server import ServerProcess
 
-from .conftest import attach_log_on_failure, containers_config
+from .conftest import containers_config, own_portside
 from .images import Image, assert_registry_has_exact_image, build_image, write_layout
 from .tooling import CommandError, RegistryHTTP, Skopeo, require_binary
 
@@ -58,22 +56,8 @@ def quota_registry(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[QuotaRegistry]:
     root = tmp_path_factory.mktemp("quota-server")
-    with fresh_database(root) as database_url:
-        (root / "data").mkdir()
-        (root / "logs").mkdir()
-        process = ServerProcess(
-            data_dir=root / "data", database_url=database_url, log_dir=root / "logs"
-        )
-        db = Database(make_engine(database_url))
-        try:
-            process.start()
-            attach_log_on_failure(
-                request.config, "quota_registry", "portside (quota) log (tail)", process.log_tail
-            )
-            yield QuotaRegistry(process, db)
-        finally:
-            process.stop()
-            db.engine.dispose()
+    with own_portside(request, root, "quota") as (process, db):
+        yield QuotaRegistry(process, db)
 
 
 def image_bytes(image: Image) -> int:

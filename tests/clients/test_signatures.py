@@ -21,14 +21,11 @@ from pathlib import Path
 import pytest
 
 from portside.auth.projects import Projects
-from portside.metadata.db import Database
-from portside.metadata.engine import make_engine
 from portside.signatures.keys import PolicySettings, TrustedKeys
-from tests.conftest import fresh_database
 from tests.durability.server import ServerProcess
 from tests.signatures import builders as b
 
-from .conftest import attach_log_on_failure, containers_config, storage_tool
+from .conftest import containers_config, own_portside, storage_tool
 from .images import Image, build_image, write_layout
 from .test_docker import docker  # noqa: F401 (the fixture: a private dockerd)
 from .tooling import OCI_INDEX, CommandError, ContainersStorageTool, Docker, Skopeo, require_binary
@@ -76,40 +73,26 @@ def signed_world(
 ) -> Iterator[SignedWorld]:
     root = tmp_path_factory.mktemp("signed-server")
     skopeo_binary = require_binary("skopeo")
-    with fresh_database(root) as database_url:
-        (root / "data").mkdir()
-        (root / "logs").mkdir()
-        process = ServerProcess(
-            data_dir=root / "data", database_url=database_url, log_dir=root / "logs"
+    with own_portside(request, root, "signatures") as (process, db):
+        host = f"127.0.0.1:{process.port}"
+        (root / "conf").mkdir()
+        skopeo = Skopeo(skopeo_binary, containers_config(root / "conf", insecure=host))
+        signed, unsigned = build_image("signed image"), build_image("unsigned image")
+        Projects(db).create("signed", creator="tests")
+        key = b.p256()
+        TrustedKeys(db).add("signed", "release", key.public_pem)
+        layout = write_layout(root / "images", {"good": signed, "bad": unsigned})
+        skopeo.push_layout(layout, "good", f"{host}/signed/app:good")
+        skopeo.push_layout(layout, "bad", f"{host}/signed/app:bad")
+        # cosign sign: the signature image, pushed under its tag by skopeo.
+        layers = [b.cosign_layer(key, signed.digest)]
+        tag = b.sig_tag(signed.digest)
+        sig_layout = _layout_of(
+            root / "signature", b.cosign_manifest(layers), b.cosign_blobs(layers), tag
         )
-        db = Database(make_engine(database_url))
-        try:
-            process.start()
-            attach_log_on_failure(
-                request.config, "signed_world", "portside (signatures) log (tail)", process.log_tail
-            )
-            host = f"127.0.0.1:{process.port}"
-            (root / "conf").mkdir()
-            skopeo = Skopeo(skopeo_binary, containers_config(root / "conf", insecure=host))
-            signed, unsigned = build_image("signed image"), build_image("unsigned image")
-            Projects(db).create("signed", creator="tests")
-            key = b.p256()
-            TrustedKeys(db).add("signed", "release", key.public_pem)
-            layout = write_layout(root / "images", {"good": signed, "bad": unsigned})
-            skopeo.push_layout(layout, "good", f"{host}/signed/app:good")
-            skopeo.push_layout(layout, "bad", f"{host}/signed/app:bad")
-            # cosign sign: the signature image, pushed under its tag by skopeo.
-            layers = [b.cosign_layer(key, signed.digest)]
-            tag = b.sig_tag(signed.digest)
-            sig_layout = _layout_of(
-                root / "signature", b.cosign_manifest(layers), b.cosign_blobs(layers), tag
-            )
-            skopeo.push_layout(sig_layout, tag, f"{host}/signed/app:{tag}")
-            PolicySettings(db).update("signed", require_signed=True)
-            yield SignedWorld(process, host, signed, unsigned, skopeo, root / "pulled")
-        finally:
-            process.stop()
-            db.engine.dispose()
+        skopeo.push_layout(sig_layout, tag, f"{host}/signed/app:{tag}")
+        PolicySettings(db).update("signed", require_signed=True)
+        yield SignedWorld(process, host, signed, unsigned, skopeo, root / "pulled")
 
 
 def _pull(world: SignedWorld, reference: str, name: str) -> None:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from portside.auth.errors import Forbidden, Missing, Unauthenticated
 from portside.content.browse import ARTIFACT_SORTS, REPOSITORY_SORTS, ArtifactSummary
+from portside.content.manifests import StoredManifest
 from portside.digest import is_digest
 from portside.errors import RegistryError, Unsupported
 from portside.mgmt.paging import Paging, describe_page, parse_sort
@@ -148,10 +149,7 @@ def get_artifact(name: RepositoryName, reference: str, ctx: Ctx, caller: Caller)
     """One artifact by digest or tag: its manifest, image config and referrers."""
     name = _name(name)
     require_repository(ctx, caller, name, "pull")
-    try:
-        stored = ctx.manifests.get(name, reference, pulled_by=None)
-    except RegistryError:
-        raise Missing(f"no artifact {reference!r} in {name!r}") from None
+    stored = stored_artifact(ctx, name, reference)
     found, _ = ctx.browser.artifacts(name, digest=stored.digest, limit=1)
     summary = found[0] if found else None
     if summary is None:
@@ -175,6 +173,14 @@ def get_artifact(name: RepositoryName, reference: str, ctx: Ctx, caller: Caller)
         config=config,
         referrers=referrers,
     )
+
+
+def stored_artifact(ctx: Ctx, name: str, reference: str) -> StoredManifest:
+    """The artifact's manifest by tag or digest (not counted as a pull); 404 if none."""
+    try:
+        return ctx.manifests.get(name, reference, pulled_by=None)
+    except RegistryError:
+        raise Missing(f"no artifact {reference!r} in {name!r}") from None
 
 
 def _deletes_enabled(ctx: Ctx) -> None:

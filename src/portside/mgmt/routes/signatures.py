@@ -15,10 +15,8 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from portside.auth.errors import Missing
-from portside.errors import RegistryError
 from portside.metadata.db import as_utc
-from portside.mgmt.routes.repositories import RepositoryName, _name
+from portside.mgmt.routes.repositories import RepositoryName, _name, stored_artifact
 from portside.mgmt.schemas import _In
 from portside.mgmt.security import Caller, Ctx, require, require_repository
 from portside.signatures.keys import PolicySettings, PullPolicySettings, TrustedKey, TrustedKeys
@@ -127,10 +125,7 @@ def list_signatures(
 ) -> list[SignatureOut]:
     name = _name(name)
     require_repository(ctx, caller, name, "pull")
-    try:
-        stored = ctx.manifests.get(name, reference, pulled_by=None)
-    except RegistryError:
-        raise Missing(f"no artifact {reference!r} in {name!r}") from None
+    stored = stored_artifact(ctx, name, reference)
     reports = ctx.signatures.reports(name, [stored.digest])[stored.digest]
     return [signature_out(r) for r in reports]
 
