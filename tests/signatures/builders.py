@@ -282,3 +282,47 @@ def notation_manifest(envelope: bytes, subject: dict[str, Any]) -> bytes:
 
 
 __all__ = ["sha256"]
+
+
+# -- Sigstore bundle (cosign 3) ---------------------------------------------------------
+
+SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+IN_TOTO = "application/vnd.in-toto+json"
+
+
+def sigstore_bundle(key: CosignKey, digest: str) -> bytes:
+    """A bundle holding a DSSE envelope over an in-toto statement naming `digest`,
+    signed with `key` over DSSE's pre-authentication encoding."""
+    statement = json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "registry.test/acme/app", "digest": {"sha256": digest[7:]}}],
+            "predicateType": "https://sigstore.dev/cosign/sign/v1",
+            "predicate": {},
+        }
+    ).encode()
+    pae = b"DSSEv1 %d %s %d %s" % (len(IN_TOTO), IN_TOTO.encode(), len(statement), statement)
+    return json.dumps(
+        {
+            "mediaType": SIGSTORE_BUNDLE,
+            "verificationMaterial": {"publicKey": {"hint": "test"}},
+            "dsseEnvelope": {
+                "payload": base64.b64encode(statement).decode(),
+                "payloadType": IN_TOTO,
+                "signatures": [{"sig": key.sign(pae), "keyid": ""}],
+            },
+        }
+    ).encode()
+
+
+def bundle_manifest(bundle: bytes, subject: dict[str, Any]) -> bytes:
+    return canonical(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": SIGSTORE_BUNDLE,
+            "config": descriptor(OCI_EMPTY, EMPTY_JSON),
+            "layers": [descriptor(SIGSTORE_BUNDLE, bundle)],
+            "subject": subject,
+        }
+    )

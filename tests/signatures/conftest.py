@@ -55,3 +55,12 @@ def push_notation(client: TestClient, repo: str, subject: Manifest, envelope: by
 
 def image(client: TestClient, repo: str = "acme/app", tag: str = "v1") -> Manifest:
     return push_image(client, repo, tag, seed=f"{repo}:{tag}")
+
+
+def push_bundle(client: TestClient, repo: str, subject: Manifest, bundle: bytes) -> str:
+    push_blob(client, repo, b"{}")
+    push_blob(client, repo, bundle)
+    body = b.bundle_manifest(bundle, subject.descriptor())
+    response = put_manifest(client, repo, sha256(body), body)
+    assert response.status_code == 201, response.text
+    return sha256(body)

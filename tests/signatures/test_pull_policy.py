@@ -25,6 +25,7 @@ from tests.api.helpers import (
 from tests.signatures import builders as b
 from tests.signatures.conftest import (
     image,
+    push_bundle,
     push_cosign_referrer,
     push_cosign_tag,
     push_notation,
@@ -200,3 +201,14 @@ def test_decision_is_cached_on_sqlite(
     for _ in range(20):
         assert get(client, target.digest) == 200
     assert len(decided) <= 2, decided  # a pull-time or audit write may empty the cache once
+
+
+def test_sigstore_bundle_signed_image_pulls(acme: PortsideApp, client: TestClient) -> None:
+    key = b.p256()
+    trust(acme, "release", key.public_pem)
+    require_signed(acme)
+    target = image(client)
+    assert get(client, "v1") == 403
+    bundle = push_bundle(client, REPO, target, b.sigstore_bundle(key, target.digest))
+    assert get(client, "v1") == 200
+    assert get(client, bundle) == 200

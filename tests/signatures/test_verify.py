@@ -18,6 +18,7 @@ from tests.api.helpers import make_artifact, push_manifest
 from tests.signatures import builders as b
 from tests.signatures.conftest import (
     image,
+    push_bundle,
     push_cosign_referrer,
     push_cosign_tag,
     push_notation,
@@ -330,3 +331,22 @@ def test_malformed_signatures_get_a_reason_not_an_error(
     notation = only(acme, v2.digest)
     assert notation.verdicts[0].reason == "the JWS envelope is malformed"
     assert not any(r.verified for r in [first, second, notation])
+
+
+def test_sigstore_bundle_with_dsse(acme: PortsideApp, client: TestClient) -> None:
+    """cosign 3's bundle referrer (DSSE over an in-toto statement), with a key."""
+    key = b.ed25519_key()
+    trust(acme, "release", key.public_pem)
+    v1, v2 = image(client, tag="v1"), image(client, tag="v2")
+    push_bundle(client, REPO, v1, b.sigstore_bundle(key, v1.digest))
+    report = only(acme, v1.digest)
+    assert (report.format, report.via) == ("cosign", "referrer")
+    assert report.verified, report.verdicts
+    # Replayed: the same bundle attached to v2 names v1.
+    push_bundle(client, REPO, v2, b.sigstore_bundle(key, v1.digest))
+    assert "for another artifact" in only(acme, v2.digest).verdicts[0].reason
+    # Message-signature bundles are reported, not verified.
+    v3 = image(client, tag="v3")
+    message = json.dumps({"mediaType": b.SIGSTORE_BUNDLE, "messageSignature": {}}).encode()
+    push_bundle(client, REPO, v3, message)
+    assert "not supported" in only(acme, v3.digest).verdicts[0].reason

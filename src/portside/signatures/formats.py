@@ -19,6 +19,14 @@ optional expiry), `payload` (base64url JSON with `targetArtifact` {mediaType, di
 size}), `signature`, and the unprotected `header.x5c` certificate chain (leaf first,
 base64 DER). The signature is over ASCII(protected "." payload). COSE envelopes
 (`application/cose`) are recognised and reported unsupported.
+
+Sigstore bundles (cosign 3's default; a referrer with artifactType and one layer
+`application/vnd.dev.sigstore.bundle.v0.3+json`): a bundle holding a DSSE envelope is
+read as a cosign signature made with a key: the signature (the envelope's first) is over
+DSSE's pre-authentication encoding of payloadType and payload, and the payload is an
+in-toto statement whose subject digest names the signed manifest. Bundles holding a
+message signature are reported unsupported; keyless verification (certificate, Rekor
+entries) is not done.
 """
 
 from __future__ import annotations
@@ -122,6 +130,8 @@ def signature_layers(manifest: dict[str, Any]) -> tuple[str | None, list[Layer]]
         )
     if artifact_type == NOTATION_ARTIFACT_TYPE:
         return "notation", [x for x in found if x.media_type in (JWS, COSE)][:1]
+    if artifact_type == SIGSTORE_BUNDLE:
+        return "sigstore", [x for x in found if x.media_type == SIGSTORE_BUNDLE][:1]
     cosign = [x for x in found if x.media_type == COSIGN_PAYLOAD]
     if cosign:
         return "cosign", cosign[:MAX_SIGNATURES]
@@ -172,6 +182,31 @@ def read_cosign(layer: Layer, payload: bytes) -> Envelope:
         claimed_digest=claimed,
         certificates=certificates,
     )
+
+
+def read_bundle(layer: Layer, data: bytes) -> Envelope:
+    """A Sigstore bundle v0.3 holding a DSSE envelope (judged with cosign keys)."""
+    base = Envelope("cosign", layer.index)
+    try:
+        bundle = json.loads(data)
+        if "dsseEnvelope" not in bundle:
+            return _problem(base, "Sigstore bundles with a message signature are not supported")
+        dsse = bundle["dsseEnvelope"]
+        payload_type = dsse["payloadType"]
+        payload = base64.b64decode(dsse["payload"], validate=True)
+        signature = base64.b64decode(dsse["signatures"][0]["sig"], validate=True)
+        statement = json.loads(payload)
+        subject = statement["subject"][0]["digest"]["sha256"]
+        if not isinstance(payload_type, str) or not isinstance(subject, str):
+            raise TypeError
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, binascii.Error):
+        return _problem(base, "the Sigstore bundle's DSSE envelope is malformed")
+    encoded_type = payload_type.encode()
+    signed = b"DSSEv1 %d %s %d %s" % (len(encoded_type), encoded_type, len(payload), payload)
+    return Envelope(
+        "cosign", layer.index, signed_bytes=signed, signature=signature,
+        claimed_digest=f"sha256:{subject}",
+    )  # fmt: skip
 
 
 def read_notation(layer: Layer, envelope: bytes) -> Envelope:

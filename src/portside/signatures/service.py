@@ -232,10 +232,14 @@ class SignatureService:
             data = self._layer_bytes(layer)
             if data is None:
                 envelope = formats.Envelope(
-                    kind or "cosign", layer.index, problem="the signature layer cannot be read"
+                    "notation" if kind == "notation" else "cosign",
+                    layer.index,
+                    problem="the signature layer cannot be read",
                 )
             elif kind == "notation":
                 envelope = formats.read_notation(layer, data)
+            elif kind == "sigstore":
+                envelope = formats.read_bundle(layer, data)
             else:
                 envelope = formats.read_cosign(layer, data)
             found.append((layer.index, envelope))
