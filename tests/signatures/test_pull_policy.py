@@ -212,3 +212,17 @@ def test_sigstore_bundle_signed_image_pulls(acme: PortsideApp, client: TestClien
     bundle = push_bundle(client, REPO, target, b.sigstore_bundle(key, target.digest))
     assert get(client, "v1") == 200
     assert get(client, bundle) == 200
+
+
+def test_a_runnable_image_with_a_subject_is_still_policed(
+    acme: PortsideApp, client: TestClient
+) -> None:
+    """Carrying a `subject` does not make an image with filesystem layers a referrer that
+    escapes the policy."""
+    trust(acme, "release", b.p256().public_pem)
+    require_signed(acme)
+    target = image(client)
+    disguised = make_image(client, REPO, seed="disguised", subject=target.descriptor())
+    push_manifest(client, REPO, disguised.digest, disguised)
+    response = client.get(f"/v2/{REPO}/manifests/{disguised.digest}", headers=ACCEPT)
+    assert_error(response, 403, "DENIED")

@@ -24,7 +24,8 @@ Invariants:
 - Artifacts that describe another stay pullable whatever the policy: referrers (a
   `subject`: signatures, SBOMs, attestations) and cosign's tag-scheme artifacts
   (signature/attestation/SBOM manifests under `sha256-<hex>.sig|.att|.sbom`), which
-  clients must fetch to verify an image.
+  clients must fetch to verify an image. Never a manifest with a filesystem layer: a
+  runnable image does not escape the policy by carrying a `subject`.
 - Robots and administrators follow the rules. Readers exempt as Harbor exempts them (the
   scanner reading content to scan it, replication copying it) are identities of kind
   EXEMPT_KINDS; no such identity exists yet: the scanner and replication add their
@@ -67,6 +68,13 @@ _DESCRIBING_LAYERS = (
     "text/spdx",
     "application/vnd.cyclonedx",
     "application/vnd.syft",
+)
+
+
+# Layers a container runtime unpacks: their manifest is an image to run, policed always.
+_FILESYSTEM_LAYERS = (
+    "application/vnd.oci.image.layer.",
+    "application/vnd.docker.image.rootfs.",
 )
 
 
@@ -165,19 +173,19 @@ def refuse(message: str, repo: str, digest: str) -> Denied:
 
 def describes_another(content: bytes) -> bool:
     """A referrer (it has a subject), or a manifest whose layers are all signatures,
-    attestations or SBOMs (cosign's tag-scheme artifacts)."""
+    attestations or SBOMs (cosign's tag-scheme artifacts); never one with a filesystem
+    layer (a runnable image)."""
     try:
         manifest = json.loads(content)
     except ValueError:
         return False
     if not isinstance(manifest, dict):
         return False
+    layers = manifest.get("layers")
+    layers = [x for x in layers if isinstance(x, dict)] if isinstance(layers, list) else []
+    types = [str(layer.get("mediaType", "")) for layer in layers]
+    if any(media_type.startswith(_FILESYSTEM_LAYERS) for media_type in types):
+        return False
     if isinstance(manifest.get("subject"), dict):
         return True
-    layers = manifest.get("layers")
-    if not isinstance(layers, list) or not layers:
-        return False
-    return all(
-        isinstance(layer, dict) and str(layer.get("mediaType", "")).startswith(_DESCRIBING_LAYERS)
-        for layer in layers
-    )
+    return bool(types) and all(t.startswith(_DESCRIBING_LAYERS) for t in types)
