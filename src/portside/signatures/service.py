@@ -101,6 +101,9 @@ class _Project:
     policy: TrustPolicy
 
 
+_Snapshot = tuple[_Project, list[_SignatureArtifact], list[Any]]
+
+
 class SignatureService:
     def __init__(self, db: Database, storage: StorageDriver) -> None:
         self.db = db
@@ -113,13 +116,12 @@ class SignatureService:
         found: dict[str, list[SignatureReport]] = {d: [] for d in wanted}
         if not wanted:
             return found
-        self._ensure(repo, wanted)
-        with self.db.read() as conn:
-            project = _project(conn, repo)
-            if project is None:
-                return found
-            artifacts = _signature_artifacts(conn, project.repository_id, wanted)
-            rows = _verdict_rows(conn, project, wanted)
+        snapshot = self._read(repo, wanted)
+        if snapshot is not None and self._ensure(snapshot):
+            snapshot = self._read(repo, wanted)  # with the verdicts just stored
+        if snapshot is None:
+            return found
+        project, artifacts, rows = snapshot
         names = {key.id: key.name for key in project.keys}
         by_signature: dict[tuple[str, str, int], list[Any]] = {}
         for row in rows:
@@ -170,21 +172,26 @@ class SignatureService:
         return Trust(False, "no signature is verified by a trusted key: " + reasons[0])
 
     # -- verifying ------------------------------------------------------------------
-    def _ensure(self, repo: str, digests: list[str]) -> None:
-        """Verify and store the verdicts that are missing for the current generation."""
+    def _read(self, repo: str, digests: list[str]) -> _Snapshot | None:
+        """The repository's project with its keys, the artifacts' signature manifests
+        and their verdicts under the current generation (one read transaction)."""
         with self.db.read() as conn:
             project = _project(conn, repo)
             if project is None:
-                return
+                return None
             artifacts = _signature_artifacts(conn, project.repository_id, digests)
-            if not artifacts:
-                return
-            stored = _verdict_rows(conn, project, digests)
-            done = {(r.artifact_digest, r.signature_digest) for r in stored}
-            todo = [a for a in artifacts if (a.artifact, a.digest) not in done]
-            targets = _targets(conn, project.repository_id, {a.artifact for a in todo})
+            rows = _verdict_rows(conn, project, digests) if artifacts else []
+        return project, artifacts, rows
+
+    def _ensure(self, snapshot: _Snapshot) -> bool:
+        """Verify and store the verdicts missing from the snapshot; True if any were."""
+        project, artifacts, stored = snapshot
+        done = {(r.artifact_digest, r.signature_digest) for r in stored}
+        todo = [a for a in artifacts if (a.artifact, a.digest) not in done]
         if not todo:
-            return
+            return False
+        with self.db.read() as conn:
+            targets = _targets(conn, project.repository_id, {a.artifact for a in todo})
         now = utcnow()
         rows: list[dict[str, Any]] = []
         for artifact in todo:
@@ -220,6 +227,7 @@ class SignatureService:
                 )
             if rows:
                 conn.execute(v.insert(), rows)
+        return True
 
     def _envelopes(self, artifact: _SignatureArtifact) -> list[tuple[int, formats.Envelope]]:
         try:
