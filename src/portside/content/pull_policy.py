@@ -18,9 +18,9 @@ Invariants:
   settings change, drops it); on PostgreSQL every policed GET decides anew.
 - Only manifest GET is policed (blobs are not, as in Harbor: without the manifest a client
   does not know what to fetch, and a policy is about pulling an artifact); HEAD is
-  answered as usual (Harbor enforces its content-trust
-  and vulnerability policies on manifest GET only: a HEAD returns no content, and
-  clients' HEAD-then-GET pulls are refused at the GET).
+  answered as usual (Harbor enforces its content-trust and vulnerability policies on
+  manifest GET only: a HEAD returns no content, and clients' HEAD-then-GET pulls are
+  refused at the GET).
 - Artifacts that describe another stay pullable whatever the policy: referrers (a
   `subject`: signatures, SBOMs, attestations) and cosign's tag-scheme artifacts
   (signature/attestation/SBOM manifests under `sha256-<hex>.sig|.att|.sbom`), which
@@ -29,12 +29,18 @@ Invariants:
 - Robots and administrators follow the rules. Readers exempt as Harbor exempts them (the
   scanner reading content to scan it, replication copying it) are identities of kind
   EXEMPT_KINDS; no such identity exists yet: the scanner and replication add their
-  identity kind there (the one hook) when they get credentials of their own.
+  identity kind there (the one hook) when they get credentials of their own. (The
+  built-in scanner reads layers through content.walker and storage, not /v2, so it is
+  never policed.)
 
 Adding a check: write `def check(pull: Pull) -> str | None` (None allows, a message
-refuses; `pull.settings` is the project's row, `pull.policy` this module's services)
-and add `Check("name", "p.<column> <condition>", check)` to CHECKS. The SQL predicate
-makes the hot path notice the project; it reads columns of `projects p`.
+refuses; `pull.settings` is the project's row, `pull.policy.db` the database) and add
+`Check("name", "p.<column> <condition>", check)` to CHECKS. The SQL predicate makes the
+hot path notice the project (it reads columns of `projects p`, e.g.
+"p.prevent_vulnerable"). Decisions are cached (SQLite) until the next commit to the
+database, so a check must depend only on the database, never on the caller; one that
+depends on the time (an allowlist entry's expiry) is re-decided at the next commit, not
+at the exact second.
 """
 
 from __future__ import annotations
