@@ -105,6 +105,12 @@ ROUTES = {
     ("get", "/api/v1/projects/{project}/webhooks/{webhook_id}/deliveries"),
     ("post", "/api/v1/projects/{project}/webhooks/{webhook_id}/test"),
     ("post", "/api/v1/projects/{project}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"),
+    ("get", "/api/v1/repositories/{name:path}/-/artifacts/{reference}/signatures"),
+    ("get", "/api/v1/projects/{name}/trusted-keys"),
+    ("post", "/api/v1/projects/{name}/trusted-keys"),
+    ("delete", "/api/v1/projects/{name}/trusted-keys/{key}"),
+    ("get", "/api/v1/projects/{name}/pull-policy"),
+    ("patch", "/api/v1/projects/{name}/pull-policy"),
 }
 
 
