@@ -326,3 +326,35 @@ def bundle_manifest(bundle: bytes, subject: dict[str, Any]) -> bytes:
             "subject": subject,
         }
     )
+
+
+def keyless_layer(digest: str, email: str) -> SignedLayer:
+    """A cosign keyless signature: an ephemeral key, and a (self-made, Fulcio-like)
+    certificate naming the signer's e-mail in the layer's certificate annotation."""
+    key = p256()
+    now = datetime.now(UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sigstore.dev")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(name)
+        .public_key(key.private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(minutes=10))
+        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]), critical=True)
+        .sign(key.private, hashes.SHA256())
+    )
+    payload = simple_signing(digest)
+    pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+    return KeylessLayer(payload, key.sign(payload), pem)
+
+
+@dataclass(frozen=True)
+class KeylessLayer(SignedLayer):
+    certificate: str = ""
+
+    def descriptor(self) -> dict[str, Any]:
+        found = super().descriptor()
+        found["annotations"]["dev.sigstore.cosign/certificate"] = self.certificate
+        return found

@@ -350,3 +350,15 @@ def test_sigstore_bundle_with_dsse(acme: PortsideApp, client: TestClient) -> Non
     message = json.dumps({"mediaType": b.SIGSTORE_BUNDLE, "messageSignature": {}}).encode()
     push_bundle(client, REPO, v3, message)
     assert "not supported" in only(acme, v3.digest).verdicts[0].reason
+
+
+def test_keyless_cosign_signature_names_its_signer(acme: PortsideApp, client: TestClient) -> None:
+    """Keyless (Fulcio) signatures are shown with the certificate's identity but never
+    verified: Portside trusts keys, not a Fulcio root."""
+    trust(acme, "release", b.p256().public_pem)
+    target = image(client)
+    push_cosign_tag(client, REPO, target.digest, [b.keyless_layer(target.digest, "dev@acme.test")])
+    report = only(acme, target.digest)
+    assert not report.verified
+    assert report.signer == "dev@acme.test"
+    assert "keyless signature" in report.verdicts[0].reason

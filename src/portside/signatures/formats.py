@@ -8,8 +8,8 @@ layer is one signature: the base64 signature is the layer descriptor's
 `dev.cosignproject.cosign/signature` annotation, over the layer's exact bytes (ECDSA
 over their SHA-256, Ed25519 over the bytes). The payload is JSON whose
 `critical.image.docker-manifest-digest` names the signed manifest. Certificate, chain and
-bundle annotations (keyless signing) are kept for display; Portside verifies against the
-project's trusted keys only.
+bundle annotations (keyless signing) only give the signer's identity for display;
+Portside verifies against the project's trusted keys only.
 
 Notation: a referrer whose artifactType (or, for the OCI 1.0 form, config media type) is
 `application/vnd.cncf.notary.signature`, with one layer, the envelope. JWS
@@ -37,6 +37,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from cryptography import x509
 
 COSIGN_PAYLOAD = "application/vnd.dev.cosign.simplesigning.v1+json"
 COSIGN_SIGNATURE = "dev.cosignproject.cosign/signature"
@@ -100,6 +102,7 @@ class Envelope:
     certificates: list[bytes] = field(default_factory=list)  # DER, leaf first
     signing_time: str | None = None
     expiry: str | None = None
+    signer: str | None = None  # cosign keyless: the certificate's identity, for display
     problem: str | None = None
 
 
@@ -170,18 +173,32 @@ def read_cosign(layer: Layer, payload: bytes) -> Envelope:
             signature=signature,
             problem="the payload does not name a manifest digest (critical.image)",
         )
-    certificates = []
     pem = layer.annotations.get(COSIGN_CERTIFICATE)
-    if pem:
-        certificates.append(pem.encode())
     return Envelope(
         "cosign",
         layer.index,
         signed_bytes=payload,
         signature=signature,
         claimed_digest=claimed,
-        certificates=certificates,
+        signer=_keyless_identity(pem) if pem else None,
     )
+
+
+def _keyless_identity(pem: str) -> str:
+    """Who a keyless (Fulcio) signing certificate names: its SAN e-mail or URI, else
+    its subject."""
+    try:
+        certificate = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        return "an unreadable certificate"
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        found = names.get_values_for_type(x509.RFC822Name) + names.get_values_for_type(
+            x509.UniformResourceIdentifier
+        )
+    except x509.ExtensionNotFound:
+        found = []
+    return found[0] if found else certificate.subject.rfc4514_string()
 
 
 def read_bundle(layer: Layer, data: bytes) -> Envelope:

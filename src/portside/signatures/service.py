@@ -277,7 +277,8 @@ def _judge(
         return [(None, Verdict(False, envelope.problem))]
     keys = [k for k in project.keys if k.kind == envelope.format]
     if not keys:
-        return [(None, Verdict(False, f"the project trusts no {envelope.format} keys"))]
+        reason = f"the project trusts no {envelope.format} keys"
+        return [(None, Verdict(False, reason, envelope.signer))]
     return [(key.id, verify(envelope, key, target, project.policy)) for key in keys]
 
 

@@ -83,14 +83,18 @@ def _cosign(envelope: Envelope, key: TrustedKey, target: Target) -> Verdict:
         else:  # keys.parse_key admits no other kind
             return Verdict(False, f"key {key.name!r} is not a cosign key")
     except (InvalidSignature, ValueError):
-        return Verdict(False, f"signature does not verify with key {key.name!r}")
+        reason = f"signature does not verify with key {key.name!r}"
+        if envelope.signer:
+            reason += " (a keyless signature: only trusted keys are checked)"
+        return Verdict(False, reason, envelope.signer)
     if envelope.claimed_digest != target.digest:
         return Verdict(
             False,
             f"signed with key {key.name!r} but for another artifact "
             f"({envelope.claimed_digest}): a signature replayed onto this one does not count",
+            envelope.signer,
         )
-    return Verdict(True, f"verified with cosign key {key.name!r}")
+    return Verdict(True, f"verified with cosign key {key.name!r}", envelope.signer)
 
 
 def _notation(
