@@ -196,6 +196,7 @@ def make_leaf(
     elliptic: bool = False,
     not_before: datetime | None = None,
     not_after: datetime | None = None,
+    usage: Any = ExtendedKeyUsageOID.CODE_SIGNING,
 ) -> Cert:
     key: Any = (
         ec.generate_private_key(ec.SECP256R1())
@@ -212,7 +213,7 @@ def make_leaf(
         .not_valid_before(not_before or now - timedelta(days=1))
         .not_valid_after(not_after or now + timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .sign(ca.key, hashes.SHA256())
     )
     return Cert(key, certificate)

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from starlette.testclient import TestClient
 
 from portside.app import PortsideApp
@@ -362,3 +363,15 @@ def test_keyless_cosign_signature_names_its_signer(acme: PortsideApp, client: Te
     assert not report.verified
     assert report.signer == "dev@acme.test"
     assert "keyless signature" in report.verdicts[0].reason
+
+
+def test_notation_leaf_must_be_for_code_signing(
+    acme: PortsideApp, client: TestClient, ca: b.Cert
+) -> None:
+    trust(acme, "acme-ca", ca.pem)
+    target = image(client)
+    leaf = b.make_leaf(ca, usage=ExtendedKeyUsageOID.SERVER_AUTH)
+    push_notation(client, REPO, target, b.jws_envelope(leaf, [leaf, ca], target.descriptor()))
+    report = only(acme, target.digest)
+    assert not report.verified
+    assert "not for code signing" in report.verdicts[0].reason

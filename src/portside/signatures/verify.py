@@ -7,8 +7,10 @@ A signature counts only if all of these hold:
   Notation's targetArtifact digest, and its size and media type when given. A valid
   signature made for another artifact and copied onto this one ("replayed") is refused;
 - Notation only: the x5c chain links leaf to the trusted certificate (each certificate
-  issued and signed by the next, ending at or issued by the trusted one), the leaf's
-  subject matches a trusted identity of the project's trust policy, every certificate is
+  issued and signed by the next, ending at or issued by the trusted one), the leaf is a
+  code-signing certificate (not a CA; digitalSignature and codeSigning where it
+  restricts usage), its subject matches a trusted identity of the project's trust
+  policy, every certificate is
   within its validity period now, and the signature's own expiry (if any) is not past.
 
 Notation verification levels (the subset of notation's trust policy Portside
@@ -32,6 +34,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from portside.signatures.formats import Envelope
 from portside.signatures.keys import TrustedKey, TrustPolicy, load_certificate, load_public_key
@@ -116,7 +119,7 @@ def _notation(
     enforced: list[str] = []
     logged: list[str] = []
     # Authenticity: chained to this trusted certificate, and a trusted identity.
-    authenticity = _check_chain(chain, load_certificate(key.pem), key.name)
+    authenticity = _check_chain(chain, load_certificate(key.pem), key.name) or _check_leaf(leaf)
     if authenticity is None and not policy.trusts(leaf.subject):
         authenticity = f"signer {signer!r} is not a trusted identity of the trust policy"
     # Expiry: the certificates now, and the signature's own expiry.
@@ -194,6 +197,29 @@ def _check_chain(chain: list[x509.Certificate], trusted: x509.Certificate, name:
     if _issued_by(chain[-1], trusted):
         return None
     return f"the certificate chain does not lead to the trusted certificate {name!r}"
+
+
+def _check_leaf(leaf: x509.Certificate) -> str | None:
+    """The signing certificate must be one for signing code: not a CA, digitalSignature
+    if it restricts key usage, codeSigning if it restricts extended key usage."""
+    extensions = leaf.extensions
+    try:
+        if extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return "the signing certificate is a CA certificate"
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        if not extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature:
+            return "the signing certificate's key usage does not allow digital signatures"
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        usages = extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    if ExtendedKeyUsageOID.CODE_SIGNING not in usages:
+        return "the signing certificate is not for code signing (extended key usage)"
+    return None
 
 
 def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
