@@ -133,3 +133,25 @@ def test_queries_do_not_grow_with_the_page(acme: PortsideApp, client: TestClient
     with counted(acme) as five:
         assert len(grouped(client)) == 5
     assert len(five) == len(one), (len(one), len(five))
+
+
+def test_signatures_of_platform_manifests_come_with_their_index(
+    acme: PortsideApp, client: TestClient
+) -> None:
+    """`cosign sign --recursive` also signs each platform manifest: those signatures are
+    listed under the index too, not lost between the levels."""
+    key = b.p256()
+    trust(acme, "release", key.public_pem)
+    children = [make_image(client, REPO, seed=f"recursive {n}") for n in range(2)]
+    for child in children:
+        push_manifest(client, REPO, child.digest, child)
+    index = make_index(children)
+    push_manifest(client, REPO, "multi", index)
+    child_signature = push_cosign_tag(
+        client, REPO, children[0].digest, [b.cosign_layer(key, children[0].digest)]
+    )
+    (listed,) = grouped(client)
+    attached = {x["digest"]: x for x in listed["attached"]}
+    assert attached[child_signature]["relation"] == "tag"
+    assert attached[children[0].digest]["signature"]["status"] == "verified"
+    assert attached[children[1].digest]["signature"]["status"] == "none"

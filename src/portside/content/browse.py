@@ -238,15 +238,15 @@ class Browser:
         return result, int(total)
 
     def attached(self, repository: str, roots: list[ArtifactSummary]) -> dict[str, list[Attached]]:
-        """What belongs under each of `roots`: an index's platform manifests, referrers,
-        cosign's tag-scheme artifacts. A constant number of queries for the whole page."""
+        """What belongs under each of `roots`: an index's platform manifests, referrers and
+        cosign's tag-scheme artifacts, of the root and of its platform manifests (`cosign
+        sign --recursive` signs each). A constant number of queries for the whole page."""
         found: dict[str, list[Attached]] = {root.digest: [] for root in roots}
         if not roots:
             return found
         m, mc, t, r = s.manifests, s.manifest_children, s.tags, s.repositories
-        digests = list(found)
         relations: list[tuple[str, str, str]] = []  # (root, relation, attached digest)
-        by_tag = {name: root for root in digests for name in cosign_tags(root)}
+        owner = {digest: digest for digest in found}  # root or platform manifest -> root
         with self.db.read() as conn:
             repo_id = conn.execute(
                 select(r.c.id).where(r.c.name == repository)
@@ -256,21 +256,24 @@ class Browser:
             for row in conn.execute(
                 select(m.c.digest, mc.c.child_digest)
                 .join(mc, mc.c.manifest_id == m.c.id)
-                .where(m.c.repository_id == repo_id, m.c.digest.in_(digests))
+                .where(m.c.repository_id == repo_id, m.c.digest.in_(list(found)))
             ):
                 relations.append((row.digest, "child", row.child_digest))
+                owner.setdefault(row.child_digest, row.digest)
+            described = list(owner)
             for row in conn.execute(
                 select(m.c.subject_digest, m.c.digest).where(
-                    m.c.repository_id == repo_id, m.c.subject_digest.in_(digests)
+                    m.c.repository_id == repo_id, m.c.subject_digest.in_(described)
                 )
             ):
-                relations.append((row.subject_digest, "referrer", row.digest))
+                relations.append((owner[row.subject_digest], "referrer", row.digest))
+            by_tag = {name: digest for digest in described for name in cosign_tags(digest)}
             for row in conn.execute(
                 select(t.c.name, m.c.digest)
                 .join(m, m.c.id == t.c.manifest_id)
                 .where(t.c.repository_id == repo_id, t.c.name.in_(list(by_tag)))
             ):
-                relations.append((by_tag[row.name], "tag", row.digest))
+                relations.append((owner[by_tag[row.name]], "tag", row.digest))
         wanted = sorted({digest for _, _, digest in relations})
         summaries, _ = self.artifacts(
             repository, digests=wanted, sort="pushed_at", descending=False, limit=len(wanted) or 1
