@@ -90,7 +90,7 @@ def build_context(settings: Settings) -> Context:
         settings=settings,
         upstreams=endpoint_upstreams(settings, db),
     )
-    signatures = SignatureService(db, storage)
+    signatures = SignatureService(db, storage, read_only=settings.registry.read_only)
     return Context(
         settings=settings,
         db=db,

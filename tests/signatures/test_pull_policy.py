@@ -6,11 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from portside.app import PortsideApp
+from portside.app import PortsideApp, create_app
 from portside.auth.identity import Identity
+from portside.config import Settings
 from portside.content.pull_policy import PullPolicy
+from portside.metadata import schema as s
 from portside.signatures.keys import TrustedKeys
 from tests.api.helpers import (
     OCI_INDEX,
@@ -226,3 +229,28 @@ def test_a_runnable_image_with_a_subject_is_still_policed(
     push_manifest(client, REPO, disguised.digest, disguised)
     response = client.get(f"/v2/{REPO}/manifests/{disguised.digest}", headers=ACCEPT)
     assert_error(response, 403, "DENIED")
+
+
+def test_read_only_mode_judges_without_storing(
+    acme: PortsideApp, client: TestClient, settings: Settings
+) -> None:
+    """In read-only mode (portside.readonly) a policed pull still verifies the signature,
+    for the request, and writes no verdict: nothing changes during a registry copy."""
+    key = b.p256()
+    trust(acme, "release", key.public_pem)
+    require_signed(acme)
+    target = image(client)
+    push_cosign_tag(client, REPO, target.digest, [b.cosign_layer(key, target.digest)])
+    frozen = settings.model_copy(
+        update={"registry": settings.registry.model_copy(update={"read_only": True})}
+    )
+    app = create_app(frozen)
+    try:
+        with TestClient(app, base_url="http://registry.test") as reader:
+            assert get(reader, "v1") == 200
+            assert get(reader, "v1") == 200
+    finally:
+        app.ctx.close()
+    with acme.ctx.db.read() as conn:
+        stored = conn.execute(select(func.count()).select_from(s.signature_verdicts)).scalar()
+    assert stored == 0

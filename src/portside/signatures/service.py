@@ -14,8 +14,9 @@ runs again for that signature until the project's keys or trust policy change (w
 bumps `keyset_generation` and makes every verdict stale) or a new signature arrives.
 So a pull right after `cosign sign` sees the new signature at once (no background
 worker to wait for), and a manifest GET pays for cryptography at most once per
-signature and key set. Verdicts are per repository: a signature is trusted only in the
-repository it was pushed to.
+signature and key set. In read-only mode (portside.readonly) verdicts are judged for
+the request and not stored: nothing changes while a registry is being copied. Verdicts
+are per repository: a signature is trusted only in the repository it was pushed to.
 
 Invariants: a verdict row is written only by `_ensure`, for the generation it read the
 keys under; verified=True only if verify.verify() said so for a key the project trusted
@@ -27,6 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, delete, select
@@ -105,9 +107,10 @@ _Snapshot = tuple[_Project, list[_SignatureArtifact], list[Any]]
 
 
 class SignatureService:
-    def __init__(self, db: Database, storage: StorageDriver) -> None:
+    def __init__(self, db: Database, storage: StorageDriver, *, read_only: bool = False) -> None:
         self.db = db
         self.storage = storage
+        self.read_only = read_only  # portside.readonly: verdicts are judged, not stored
 
     # -- reading --------------------------------------------------------------------
     def reports(self, repo: str, digests: Iterable[str]) -> dict[str, list[SignatureReport]]:
@@ -117,10 +120,13 @@ class SignatureService:
         if not wanted:
             return found
         snapshot = self._read(repo, wanted)
-        if snapshot is not None and self._ensure(snapshot):
-            snapshot = self._read(repo, wanted)  # with the verdicts just stored
         if snapshot is None:
             return found
+        new = self._ensure(snapshot)
+        if new and self.read_only:  # judged, not stored (portside.readonly)
+            snapshot = (snapshot[0], snapshot[1], snapshot[2] + [SimpleNamespace(**r) for r in new])
+        elif new:
+            snapshot = self._read(repo, wanted) or snapshot  # with the verdicts just stored
         project, artifacts, rows = snapshot
         names = {key.id: key.name for key in project.keys}
         by_signature: dict[tuple[str, str, int], list[Any]] = {}
@@ -183,13 +189,14 @@ class SignatureService:
             rows = _verdict_rows(conn, project, digests) if artifacts else []
         return project, artifacts, rows
 
-    def _ensure(self, snapshot: _Snapshot) -> bool:
-        """Verify and store the verdicts missing from the snapshot; True if any were."""
+    def _ensure(self, snapshot: _Snapshot) -> list[dict[str, Any]]:
+        """Verify the signatures without a verdict in the snapshot and store their
+        verdicts (in read-only mode only return them); the new verdict rows."""
         project, artifacts, stored = snapshot
         done = {(r.artifact_digest, r.signature_digest) for r in stored}
         todo = [a for a in artifacts if (a.artifact, a.digest) not in done]
         if not todo:
-            return False
+            return []
         with self.db.read() as conn:
             targets = _targets(conn, project.repository_id, {a.artifact for a in todo})
         now = utcnow()
@@ -215,6 +222,8 @@ class SignatureService:
                             "checked_at": now,
                         }
                     )
+        if self.read_only or not rows:
+            return rows
         v = s.signature_verdicts
         with self.db.write() as conn:
             for artifact in todo:
@@ -225,9 +234,8 @@ class SignatureService:
                         v.c.signature_digest == artifact.digest,
                     )
                 )
-            if rows:
-                conn.execute(v.insert(), rows)
-        return True
+            conn.execute(v.insert(), rows)
+        return rows
 
     def _envelopes(self, artifact: _SignatureArtifact) -> list[tuple[int, formats.Envelope]]:
         try:
