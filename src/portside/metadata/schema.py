@@ -532,6 +532,121 @@ vulndb_affected = Table(
     Column("severity", Integer),  # per package (Debian urgency per release), else null
     Index(None, "ecosystem", "name", "import_id"),
     Index(None, "import_id"),
+
+# --- vulnerability scanning ----------------------------------------------------------------
+
+# One scan of one artifact (repository, manifest digest) by one scanner ("builtin" or a
+# registered adapter's name). A rescan replaces the row's results in place, so there is
+# at most one top-level row per (repository, digest, scanner). An index's scan has one
+# child row per platform manifest (`parent_id`), and its own counts are their aggregate.
+# `summary` is a JSON object of counts by severity name ("critical": 2, ...); `worst` is
+# the highest severity found (portside.scanning.model.Severity value), 0 for none.
+scans = Table(
+    "scans",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("digest", DIGEST, nullable=False),
+    Column("scanner", String(64), nullable=False),
+    Column("parent_id", Integer, ForeignKey("scans.id", ondelete="CASCADE")),
+    Column("platform", String(128)),  # "linux/amd64" for an index's child
+    Column("status", String(16), nullable=False),  # queued running succeeded failed
+    Column("reason", Text),  # why it failed
+    Column("job_id", Integer),
+    Column("requested_by", NAME, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("scanner_name", String(128)),  # as the scanner reports itself
+    Column("scanner_version", String(128)),
+    Column("db_generation", String(128)),  # the vulnerability database it matched against
+    Column("summary", Text),  # JSON counts by severity
+    Column("worst", Integer, nullable=False),
+    Column("fixable", Integer, nullable=False),  # findings with a fixed version
+    Column("sbom", Boolean, nullable=False),  # push SBOM referrers after it
+    Index(None, "repository_id", "digest"),
+    Index(None, "parent_id"),
+)
+
+scan_findings = Table(
+    "scan_findings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("scan_id", Integer, ForeignKey("scans.id", ondelete="CASCADE"), nullable=False),
+    Column("vulnerability_id", String(128), nullable=False),
+    Column("severity", Integer, nullable=False),  # Severity value
+    Column("package_name", String(512), nullable=False),
+    Column("package_version", String(255), nullable=False),
+    Column("ecosystem", String(128), nullable=False),
+    Column("purl", Text),
+    Column("path", Text),
+    Column("fixed_version", String(255)),
+    Column("cvss_score", Float),
+    Column("cvss_vector", String(255)),
+    Column("aliases", Text, nullable=False),  # JSON list
+    Column("links", Text, nullable=False),  # JSON list
+    Column("summary", Text, nullable=False),
+    Index(None, "scan_id", "severity"),
+)
+
+# The package inventory a built-in scan found (JSON), kept for SBOM documents.
+scan_inventories = Table(
+    "scan_inventories",
+    metadata,
+    Column("scan_id", Integer, ForeignKey("scans.id", ondelete="CASCADE"), primary_key=True),
+    Column("content", Text, nullable=False),
+)
+
+# A project's scanning settings and its "prevent vulnerable images" pull policy.
+project_scan_settings = Table(
+    "project_scan_settings",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("auto_scan", Boolean, nullable=False),
+    Column("generate_sbom", Boolean, nullable=False),
+    Column("prevent_vulnerable", Boolean, nullable=False),
+    Column("severity", Integer, nullable=False),  # refuse findings at or above this
+    Column("reuse_system_allowlist", Boolean, nullable=False),
+    Column("updated_by", NAME, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# CVE allowlists (Harbor's model): the system's (scope "system") and each project's
+# (scope "project:<id>"). `items` is a JSON list of vulnerability ids; after
+# `expires_at` the list no longer applies.
+cve_allowlists = Table(
+    "cve_allowlists",
+    metadata,
+    Column("scope", String(64), primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE")),
+    Column("items", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("updated_by", NAME, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# External scanners speaking Harbor's Pluggable Scanner API (a Trivy or Clair adapter).
+# `auth` is "" (none), "Basic", "Bearer" or "X-ScannerAdapter-API-Key"; the credential is
+# kept as given (it is sent with every request) and never returned by the API.
+scanners = Table(
+    "scanners",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("description", Text),
+    Column("url", Text, nullable=False),
+    Column("auth", String(32), nullable=False),
+    Column("access_credential", Text),
+    Column("enabled", Boolean, nullable=False),
+    Column("is_default", Boolean, nullable=False),
+    Column("created_by", NAME, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 # --- registry endpoints and replication -------------------------------------------------
