@@ -616,6 +616,53 @@ class EndpointSettings(_Section):
         return _networks(value)
 
 
+
+class ScanningSettings(_Section):
+    timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Connect, send and read timeout of each request to an external scanner.",
+    )
+    max_wait_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        description="How long a scan waits for an external scanner's report before failing.",
+    )
+    report_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Largest report an external scanner may return (a larger one fails the scan).",
+    )
+    token_lifetime_seconds: int = Field(
+        default=1800,
+        ge=60,
+        le=86400,
+        description="Lifetime of the pull-only token an external scanner is given to read "
+        "the artifact it scans.",
+    )
+    registry_url: str | None = Field(
+        default=None,
+        description="The registry URL external scanners are told to pull from (default: "
+        "`external_url`, else the URL `listen` is reached at).",
+    )
+    allow_private_scanners: bool = Field(
+        default=False,
+        description="Let registered scanner adapters be at loopback, private, link-local or "
+        "unique-local addresses (an adapter usually runs beside the registry: set this, "
+        "or list its network in `scanning.allowed_networks`).",
+    )
+    allowed_networks: tuple[str, ...] = Field(
+        default=(),
+        description="Networks (CIDR) scanner adapters may be in even when they would be refused.",
+    )
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _networks(value)
+
+
 class Settings(BaseModel):
     """All settings. A plain model: reading the environment and the YAML file
     (pydantic-settings, PyYAML) happens only in `load_settings`, so the worker processes,
@@ -652,6 +699,7 @@ class Settings(BaseModel):
     proxy: ProxySettings = ProxySettings()
     secrets: SecretSettings = SecretSettings()
     endpoints: EndpointSettings = EndpointSettings()
+    scanning: ScanningSettings = ScanningSettings()
     ui: UiSettings = UiSettings()
     vulndb: VulndbSettings = VulndbSettings()
     ldap: LdapSettings | None = Field(default=None, description="LDAP / Active Directory users.")

@@ -17,6 +17,7 @@ from portside.content.hotpath import HotQueries
 from portside.content.manifests import ManifestService
 from portside.content.pull_policy import PullPolicy
 from portside.content.uploads import UploadService
+from portside.content.vulnerability import VulnerabilityPolicy
 from portside.events.audit import AuditLog
 from portside.events.batch import EventBuffer
 from portside.metadata.db import Database
@@ -24,6 +25,7 @@ from portside.metadata.engine import POOL_SIZE, make_engine
 from portside.offload import Offloader
 from portside.proxy.endpoints import endpoint_upstreams
 from portside.proxy.service import ProxyService
+from portside.scans.service import ScanService
 from portside.signatures.service import SignatureService
 from portside.storage.base import StorageDriver
 from portside.storage.factory import open_storage
@@ -46,6 +48,8 @@ class Context:
     proxy: ProxyService  # proxy-cache projects and the mirror mode
     signatures: SignatureService
     pull_policy: PullPolicy  # manifest GET's one question to the project's policies
+    vulnerability: VulnerabilityPolicy  # the "prevent vulnerable images" pull policy
+    scans: ScanService
 
     def url(self, path: str) -> str:
         """A URL for a response header: absolute under `external_url` when one is set
@@ -107,4 +111,6 @@ def build_context(settings: Settings) -> Context:
         proxy=proxy,
         signatures=signatures,
         pull_policy=PullPolicy(db, hot, signatures),
+        vulnerability=VulnerabilityPolicy(db),
+        scans=ScanService(settings, db, auth),
     )

@@ -128,6 +128,7 @@ class Sent:
     body: bytes
     url: str
     seconds: float
+    headers: Mapping[str, str] = field(default_factory=dict)  # names in lowercase
 
 
 def send(
@@ -138,15 +139,31 @@ def send(
     content: bytes = b"",
     headers: Mapping[str, str] | None = None,
     verify: bool = True,
+    max_body: int = _BODY_KEPT,
+    follow: bool = True,
 ) -> Sent:
-    """One request, its redirects followed under `policy`. Refused: a target (the first
-    or a redirect's) is not allowed, or too many redirects; httpx.HTTPError: the
-    request failed (connection, TLS, timeout)."""
+    """One request, its redirects followed under `policy` (unless not `follow`: then a
+    redirect is the answer). At most `max_body` bytes of the answer are read (a longer
+    body is cut there). Refused: a target (the first or a redirect's) is not allowed,
+    or too many redirects; httpx.HTTPError: the request failed (connection, TLS,
+    timeout)."""
     started = time.monotonic()
-    status, body, final, _headers = _follow(
-        policy, method, url, content=content, headers=headers, verify=verify, read=_kept
+
+    def read(response: httpx.Response) -> bytes:
+        return _kept(response, max_body)
+
+    status, body, final, answer = _follow(
+        policy,
+        method,
+        url,
+        content=content,
+        headers=headers,
+        verify=verify,
+        read=read,
+        follow=follow,
     )
-    return Sent(status, body, final, time.monotonic() - started)
+    lowered = {name.lower(): value for name, value in answer.items()}
+    return Sent(status, body, final, time.monotonic() - started, lowered)
 
 
 Reader = Callable[[httpx.Response], bytes]
@@ -161,6 +178,7 @@ def _follow(
     headers: Mapping[str, str] | None,
     verify: bool,
     read: Reader,
+    follow: bool = True,
 ) -> tuple[int, bytes, str, httpx.Headers]:
     """Send, following redirects (each target checked); the final answer's status, what
     `read` made of its body, its URL and headers."""
@@ -177,7 +195,7 @@ def _follow(
             read=read,
         )
         location = answer.get("location")
-        if status not in _REDIRECTS or location is None:
+        if not follow or status not in _REDIRECTS or location is None:
             return status, body, str(target), answer
         url = str(target.join(location))
         if status == 303 or (status in (301, 302) and method == "POST"):
@@ -185,14 +203,14 @@ def _follow(
     raise Refused(f"more than {policy.max_redirects} redirects")
 
 
-def _kept(response: httpx.Response) -> bytes:
-    """The start of a response's body (up to _BODY_KEPT bytes)."""
-    body = b""
+def _kept(response: httpx.Response, limit: int = _BODY_KEPT) -> bytes:
+    """The start of a response's body (up to `limit` bytes)."""
+    body = bytearray()
     for chunk in response.iter_bytes():
         body += chunk
-        if len(body) >= _BODY_KEPT:
-            return body[:_BODY_KEPT]
-    return body
+        if len(body) >= limit:
+            return bytes(body[:limit])
+    return bytes(body)
 
 
 class TooLarge(Exception):

@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 
 from portside.api.http import Request, Response, empty, json_body
+from portside.auth.tokens import TokenInvalid
 from portside.content.manifests import StoredManifest
 from portside.content.pull_policy import refuse
+from portside.content.vulnerability import POLICY_NAME, SCANNER_SUBJECT_PREFIX
 from portside.context import Context
 from portside.digest import is_digest
-from portside.errors import ManifestTooLarge, ManifestUnknown, Unsupported
+from portside.errors import Denied, ManifestTooLarge, ManifestUnknown, Unsupported
 from portside.proxy.bindings import Binding
 from portside.proxy.service import STALE_HEADERS
+from portside.reference import project_of
 
 
 def accepts(accept_header: str | None, media_type: str) -> bool:
@@ -117,6 +120,41 @@ async def _proxied(
         with contextlib.suppress(ManifestUnknown):
             return await _local(ctx, name, reference), False
     return await ctx.proxy.manifest(binding, name, reference)
+
+
+# --- pull policies ---------------------------------------------------------------------
+# The one place manifest GETs are checked against project pull policies (HEAD is not:
+# as in Harbor, only GET returns the content). Projects without a policy cost one dict
+# lookup (portside.content.vulnerability).
+async def _pull_policies(ctx: Context, request: Request, name: str, digest: str) -> None:
+    policy = ctx.vulnerability
+    project = project_of(name)
+    applies = policy.applies(project)
+    if applies is None:
+        await ctx.io.run(policy.refresh)
+        applies = policy.applies(project)
+    if not applies or _is_scanner(ctx, request):
+        return
+    why = await ctx.io.run(policy.refusal, project, name, digest)
+    if why is not None:
+        raise Denied(why, detail={"policy": POLICY_NAME, "digest": digest})
+
+
+def _is_scanner(ctx: Context, request: Request) -> bool:
+    """A scanner pulling with the token minted for its scan (exempt, as in Harbor). In an
+    open registry the guard reads no tokens, so the header is verified here."""
+    caller = request.caller
+    token = getattr(caller, "token", None)
+    if token is None:
+        header = request.header("authorization") or ""
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            return False
+        try:
+            token = ctx.auth.verifier.verify(credentials.strip())
+        except TokenInvalid:
+            return False
+    return not token.external and token.subject.startswith(SCANNER_SUBJECT_PREFIX)
 
 
 async def put(ctx: Context, request: Request, name: str, reference: str) -> Response:

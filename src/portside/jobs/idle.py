@@ -204,7 +204,11 @@ def work_waiting(query: Query, kinds: Sequence[str] | None, lost_after: timedelt
     schedules = query("SELECT next_run_at FROM schedules WHERE enabled")
     if any((due := _as_utc(at)) is not None and due <= now for (at,) in schedules):
         return True
-    return webhook_work_waiting(query, now) or replication_work_waiting(query)
+    return (
+        webhook_work_waiting(query, now)
+        or replication_work_waiting(query)
+        or scan_work_waiting(query)
+    )
 
 
 def replication_work_waiting(query: Query) -> bool:
@@ -219,6 +223,20 @@ def replication_work_waiting(query: Query) -> bool:
         return True
     ((latest,),) = query("SELECT MAX(id) FROM events")
     return latest is not None and int(latest) > int(cursor[0][0])
+
+
+def scan_work_waiting(query: Query) -> bool:
+    """Events the `scans` consumer (portside.jobs.scan) would act on: pushes and
+    vulnerability database updates after its cursor (it has none until scanning is used)."""
+    cursor = query("SELECT position FROM event_cursors WHERE consumer = 'scans'")
+    if not cursor:
+        return False
+    position = int(cursor[0][0])  # an integer from our own table: safe to inline
+    waiting = query(
+        f"SELECT id FROM events WHERE id > {position}"  # noqa: S608
+        " AND type IN ('artifact.pushed', 'vulndb.updated') LIMIT 1"
+    )
+    return bool(waiting)
 
 
 def webhook_work_waiting(query: Query, now: datetime) -> bool:

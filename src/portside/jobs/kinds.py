@@ -70,6 +70,14 @@ def _eviction_params(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _scan_params(params: dict[str, Any]) -> dict[str, Any]:
+    _only(params, {"scan_id"})
+    value = params.get("scan_id")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ParamsError("scan_id must be a scan's id (start scans through the scans API)")
+    return {"scan_id": value}
+
+
 def _probe_params(params: dict[str, Any]) -> dict[str, Any]:
     _only(params, {"seconds"})
     return {"seconds": _number(params, "seconds", 0, 3600)}
@@ -151,6 +159,14 @@ KINDS: dict[str, Kind] = {
             per_project=False,
             description="evict least-recently-pulled artifacts of proxy caches over their "
             "size limit, then reclaim their blobs",
+        ),
+        Kind(
+            "scan",
+            "portside.jobs.scan:run_scan",
+            _scan_params,
+            per_project=True,
+            description="scan an artifact for vulnerabilities",
+            exclusive=False,  # scans of different artifacts go side by side
         ),
         Kind(
             "probe",

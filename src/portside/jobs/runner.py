@@ -20,6 +20,7 @@ import structlog
 
 from portside.events import outbox
 from portside.events.audit import AuditLog
+from portside.jobs import scan as scan_jobs
 from portside.jobs.context import JobContext, JobFailed, JobStopped
 from portside.jobs.kinds import KINDS, ParamsError, kind
 from portside.jobs.replication import queue_event_runs
@@ -264,6 +265,9 @@ class Worker:
         queue_event_runs(self.db)
         for job_id in self.schedules.fire_due(self.jobs):
             log.info("jobs.scheduled", job=job_id)
+        # Scans asked for by events (auto-scan on push, rescans): portside.jobs.scan.
+        if scan_jobs.catch_up(self.db, lambda: self.services):
+            log.info("jobs.scans_queued_from_events")
         record = self.jobs.claim_next(self.name, list(KINDS))
         if record is None:
             return False
