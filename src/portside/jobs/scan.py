@@ -111,7 +111,7 @@ def catch_up(db: Database, services: Callable[[], Context]) -> int:
                 elif event.type == VULNDB_UPDATED:
                     _on_vulndb(db, service, conn, event)
             except (NoScanner, NotScannable, ManifestUnknown) as error:
-                log.info("scans.not_queued", event=event.id, reason=str(error))
+                log.info("scans.not_queued", event_id=event.id, reason=str(error))
 
     return Consumer(db, CURSOR, start_at_end=True).catch_up(handle)
 
