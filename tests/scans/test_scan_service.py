@@ -36,8 +36,14 @@ def scan(app: PortsideApp, repository: str, digest: str) -> ScanRecord:
     ctx = app.ctx
     with ctx.db.write() as conn:
         scan_id, _job = request_scan(
-            ctx.db, ctx.scans, conn, repository, digest, scanner=None,
-            requested_by="admin", sbom=False,
+            ctx.db,
+            ctx.scans,
+            conn,
+            repository,
+            digest,
+            scanner=None,
+            requested_by="admin",
+            sbom=False,
         )
     worker = Worker(ctx, name="test-worker")
     while worker.tick():
@@ -51,8 +57,13 @@ def settle(app: PortsideApp, **changes: object) -> None:
     current = ScanSettingsStore(app.ctx.db).get("acme")
     fields = {
         name: getattr(current, name)
-        for name in ("auto_scan", "generate_sbom", "prevent_vulnerable", "severity",
-                     "reuse_system_allowlist")
+        for name in (
+            "auto_scan",
+            "generate_sbom",
+            "prevent_vulnerable",
+            "severity",
+            "reuse_system_allowlist",
+        )
     }
     fields.update(changes)
     ScanSettingsStore(app.ctx.db).save("acme", ScanSettings(**fields), ADMIN)  # type: ignore[arg-type]
