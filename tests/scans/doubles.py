@@ -19,6 +19,7 @@ from portside.scans.scanner import ScanFailed, ScannerInfo, ScanReport, ScanTarg
 def finding(
     vulnerability_id: str,
     severity: Severity,
+    *,
     name: str = "openssl",
     version: str = "3.0.11-1",
     fixed: str | None = None,

@@ -149,11 +149,13 @@ def test_adapter_scans_with_a_pull_only_token(
             "mime_type": "application/vnd.oci.image.manifest.v1+json",
             "tag": "v1",
         }
-        assert done.scanner == "trivy" and done.scanner_name == "Trivy"
+        assert done.scanner == "trivy"
+        assert done.scanner_name == "Trivy"
         assert done.scanner_version == "0.50.1"
         (found,) = services.scans.store.findings(done)
         assert (found.vulnerability_id, found.severity) == ("CVE-2023-5678", Severity.HIGH)
-        assert found.cvss_score == 7.5 and found.fixed_version == "3.0.11-1~deb12u2"
+        assert found.cvss_score == 7.5
+        assert found.fixed_version == "3.0.11-1~deb12u2"
         # Everyone else is refused with the policy's message; the admin too.
         with httpx.Client(base_url=server.url, headers=basic(), timeout=30) as http:
             refused = http.get(f"/v2/acme/app/manifests/{digest}")
@@ -191,6 +193,8 @@ def test_adapter_errors_fail_the_scan_with_their_message(
         while worker.tick():
             pass
         done = services.scans.store.get(scan_id)
-        assert done is not None and done.status == "failed"
+        assert done is not None
+        assert done.status == "failed"
         assert done.reason == "scanner 'broken' metadata: HTTP 401: wrong API key"
-        assert isinstance(adapter, Adapter) and adapter.requests == []
+        assert isinstance(adapter, Adapter)
+        assert adapter.requests == []

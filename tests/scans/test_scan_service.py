@@ -80,9 +80,12 @@ def test_scan_stores_findings_summary_and_event(
     ]
     done = scan(app, "acme/app", image.digest)
     assert done.status == "succeeded", done.reason
-    assert done.summary["critical"] == 1 and done.summary["low"] == 1
-    assert done.worst == Severity.CRITICAL and done.fixable == 1
-    assert done.db_generation == "gen-1" and done.scanner_name == "test-double"
+    assert done.summary["critical"] == 1
+    assert done.summary["low"] == 1
+    assert done.worst == Severity.CRITICAL
+    assert done.fixable == 1
+    assert done.db_generation == "gen-1"
+    assert done.scanner_name == "test-double"
     found = app.ctx.scans.store.findings(done, severity=Severity.HIGH)
     assert [f.vulnerability_id for f in found] == ["CVE-2024-0001"]
     assert app.ctx.scans.store.findings(done, package="zlib")[0].package_version == "1.2.13"
@@ -90,7 +93,8 @@ def test_scan_stores_findings_summary_and_event(
         "CVE-2024-0001"
     ]
     events = [e for e in outbox.recent(app.ctx.db, limit=1000) if e.type == outbox.SCAN_COMPLETED]
-    assert events and events[-1].data["summary"]["critical"] == 1
+    assert events
+    assert events[-1].data["summary"]["critical"] == 1
     assert events[-1].resource == f"acme/app@{image.digest}"
 
 
@@ -118,9 +122,11 @@ def test_failed_scan_keeps_reason_and_raises_scan_failed(
     double.fail_with = "layer sha256:abc expands past the 4 GiB limit (decompression bomb?)"
     done = scan(app, "acme/app", image.digest)
     assert done.status == "failed"
-    assert done.reason is not None and "decompression bomb" in done.reason
+    assert done.reason is not None
+    assert "decompression bomb" in done.reason
     failed = [e for e in outbox.recent(app.ctx.db, limit=1000) if e.type == outbox.SCAN_FAILED]
-    assert failed and "decompression bomb" in failed[-1].data["reason"]
+    assert failed
+    assert "decompression bomb" in failed[-1].data["reason"]
 
 
 def test_non_images_are_not_scanned(app: PortsideApp, client: TestClient) -> None:
@@ -128,7 +134,8 @@ def test_non_images_are_not_scanned(app: PortsideApp, client: TestClient) -> Non
     sbom = make_artifact(client, "acme/app", image)
     push_manifest(client, "acme/app", sbom.digest, sbom)
     done = scan(app, "acme/app", sbom.digest)
-    assert done.status == "failed" and "not a container image" in (done.reason or "")
+    assert done.status == "failed"
+    assert "not a container image" in (done.reason or "")
 
 
 def test_auto_scan_on_push_skips_referrers(
@@ -145,7 +152,8 @@ def test_auto_scan_on_push_skips_referrers(
         worker.tick()
     assert [t.digest for t in double.scanned] == [image.digest]
     latest = app.ctx.scans.store.latest("acme/auto", image.digest)
-    assert latest is not None and latest.status == "succeeded"
+    assert latest is not None
+    assert latest.status == "succeeded"
     assert latest.requested_by == "system"
 
 
