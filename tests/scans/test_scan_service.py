@@ -66,7 +66,7 @@ def settle(app: PortsideApp, **changes: object) -> None:
         )
     }
     fields.update(changes)
-    ScanSettingsStore(app.ctx.db).save("acme", ScanSettings(**fields), ADMIN)  # type: ignore[arg-type]
+    ScanSettingsStore(app.ctx.db).save("acme", ScanSettings(**fields), ADMIN)
     app.ctx.vulnerability.forget()
 
 

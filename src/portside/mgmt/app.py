@@ -30,6 +30,7 @@ from portside.mgmt.routes import (
     repositories,
     retention,
     robots,
+    scans,
     signatures,
     system,
     tokens,
@@ -138,6 +139,7 @@ def create_management_app(ctx: Context) -> FastAPI:
         projects,
         robots,
         signatures,  # before repositories: /repositories/{name:path} would take its paths
+        scans,  # before repositories: its /repositories/{name:path} would take .../scan
         repositories,
         audit,
         jobs,

@@ -246,6 +246,18 @@ class PlatformOut(BaseModel):
     variant: str | None = None
 
 
+class VulnerabilitySummary(BaseModel):
+    """The artifact's latest scan, in short (full results: .../scan)."""
+
+    scan_id: int
+    scanner: str
+    status: str
+    worst: str = Field(description="Highest severity found: none, unknown ... critical.")
+    counts: dict[str, int] = Field(description="Findings by severity.")
+    fixable: int
+    finished_at: datetime | None
+
+
 class ArtifactOut(BaseModel):
     digest: str
     media_type: str
@@ -257,6 +269,7 @@ class ArtifactOut(BaseModel):
     platforms: list[PlatformOut]
     pushed_at: datetime
     pulled_at: datetime | None
+    vulnerabilities: VulnerabilitySummary | None = None
     signature: SignatureStatusOut | None = Field(
         default=None, description="With ?grouped=true: its signatures, verified or not."
     )

@@ -17,7 +17,9 @@ from portside.mgmt.schemas import (
     RobotOut,
     SignatureStatusOut,
     UserOut,
+    VulnerabilitySummary,
 )
+from portside.scans.store import ScanRecord
 from portside.signatures.service import SignatureReport
 
 
@@ -110,4 +112,18 @@ def audit(e: AuditEntry) -> AuditOut:
         result=e.result,
         source=e.source,
         detail=e.detail,
+    )
+
+
+def vulnerabilities(scan: ScanRecord | None) -> VulnerabilitySummary | None:
+    if scan is None:
+        return None
+    return VulnerabilitySummary(
+        scan_id=scan.id,
+        scanner=scan.scanner,
+        status=scan.status,
+        worst=scan.worst.name.lower(),
+        counts=scan.summary,
+        fixable=scan.fixable,
+        finished_at=scan.finished_at,
     )

@@ -116,9 +116,11 @@ def list_artifacts(
     if not found and total == 0 and ctx.browser.repository(name) is None:
         raise Missing(f"no repository {name!r}")
     describe_page(request, response, paging, total)
-    if not grouped:
-        return [convert.artifact(a) for a in found]
-    return _grouped(ctx, name, found)
+    scans = ctx.scans.store.summaries(name, [a.digest for a in found])
+    listed = [convert.artifact(a) for a in found] if not grouped else _grouped(ctx, name, found)
+    for out in listed:
+        out.vulnerabilities = convert.vulnerabilities(scans.get(out.digest))
+    return listed
 
 
 def _grouped(ctx: Ctx, name: str, found: list[ArtifactSummary]) -> list[ArtifactOut]:
@@ -167,8 +169,10 @@ def get_artifact(name: RepositoryName, reference: str, ctx: Ctx, caller: Caller)
         )
         for r in ctx.manifests.referrers(name, stored.digest, None)
     ]
+    latest = ctx.scans.store.latest(name, stored.digest)
     return ArtifactDetail(
-        **convert.artifact(summary).model_dump(),
+        **convert.artifact(summary).model_dump(exclude={"vulnerabilities"}),
+        vulnerabilities=convert.vulnerabilities(latest),
         manifest=manifest,
         config=config,
         referrers=referrers,
