@@ -4,6 +4,7 @@ listings; SBOM referrers listed and downloaded; allowlists; the scanners registr
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -177,7 +178,7 @@ def test_client_pushed_sboms_are_listed_and_downloaded(
     }
     body = canonical(document)
     pushed = admin.put(
-        f"/v2/acme/app/manifests/sha256:{__import__('hashlib').sha256(body).hexdigest()}",
+        f"/v2/acme/app/manifests/sha256:{hashlib.sha256(body).hexdigest()}",
         content=body,
         headers={"content-type": "application/vnd.oci.image.manifest.v1+json"},
     )
