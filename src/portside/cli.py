@@ -152,6 +152,7 @@ def _register_account_commands() -> None:
     from portside.commands.replication import replication
     from portside.commands.retention import retention
     from portside.commands.robots import robot
+    from portside.commands.scans import scan, scanner, vulnerability
     from portside.commands.signatures import key, policy, signatures
     from portside.commands.storage import storage
     from portside.commands.usage import usage
@@ -166,6 +167,9 @@ def _register_account_commands() -> None:
     project.add_command(key)
     project.add_command(policy)
     main.add_command(signatures)
+    policy.add_command(vulnerability)
+    main.add_command(scan)
+    main.add_command(scanner)
     main.add_command(usage)
     main.add_command(retention)
     main.add_command(vulndb)
