@@ -99,7 +99,7 @@ def test_image_page_shows_layers_referrers_and_manifest(
     assert SBOM_TYPE in referrers
     assert artifact_url(REPO, content.artifact.digest) in referrers
     assert size(content.artifact.size) in referrers
-    assert "scanning is not set up" in section(html, "vulnerabilities-heading")
+    assert "has not been scanned" in section(html, "vulnerabilities-heading")
     manifest = section(html, "manifest-heading")
     assert "<pre" in manifest
     assert "&#34;schemaVersion&#34;: 2" in manifest

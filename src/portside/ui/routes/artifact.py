@@ -60,6 +60,7 @@ async def artifact_page(request: Request) -> Response:
         signatures=signatures,
         signature=signature_status(signatures),
         host=registry_host(who),
+        **await _vulnerabilities(request, name, artifact),
         may_push="push" in actions,
         may_delete="delete" in actions,
     )
@@ -71,6 +72,59 @@ def signature_status(signatures: list[dict[str, Any]]) -> dict[str, Any]:
         if s.get("verified"):
             return {"status": "verified", "verified_by": s.get("verified_by")}
     return {"status": "unverified" if signatures else "none", "count": len(signatures)}
+
+
+SEVERITIES = ("critical", "high", "medium", "low", "negligible", "unknown")
+
+
+async def _vulnerabilities(request: Request, name: str, artifact: dict[str, Any]) -> dict[str, Any]:
+    """The latest scan, its findings (filtered by the page's query: severity, package,
+    fixable) and the SBOMs, for the Vulnerabilities section."""
+    calls = web.api(request)
+    digest = artifacts.text(artifact.get("digest"))
+    query = request.query_params
+    severity = query.get("severity") if query.get("severity") in SEVERITIES else None
+    package = (query.get("package") or "")[:255]
+    fixable = query.get("fixable") if query.get("fixable") in ("true", "false") else None
+    found: dict[str, Any] = {
+        "scan": None,
+        "findings": [],
+        "sboms": [],
+        "severities": SEVERITIES,
+        "filters": {"severity": severity, "package": package, "fixable": fixable},
+        "scannable": artifact.get("kind") in ("image", "index"),
+    }
+    try:
+        found["scan"] = (await calls.get(repository_path(name, "artifacts", digest, "scan"))).body
+    except ApiError:
+        found["scan"] = None
+    if found["scan"] is not None:
+        params: dict[str, Any] = {}
+        if severity:
+            params["severity"] = severity
+        if package:
+            params["package"] = package
+        if fixable:
+            params["fixable"] = fixable
+        found["findings"] = (
+            await calls.get(
+                repository_path(name, "artifacts", digest, "scan", "findings"), **params
+            )
+        ).body
+    found["sboms"] = (await calls.get(repository_path(name, "artifacts", digest, "sboms"))).body
+    return found
+
+
+async def start_scan(request: Request) -> Response:
+    await web.checked_form(request)
+    name = request.path_params["name"]
+    digest = request.path_params["digest"]
+    back = web.artifact_url(name, digest) + "#vulnerabilities-heading"
+    try:
+        await web.api(request).post(repository_path(name, "artifacts", digest, "scan"), {})
+    except ApiError as error:
+        return web.redirect(back, f"Could not start a scan: {error.explanation}", error=True)
+    return web.redirect(back, "Scan queued; reload the page to see its results.")
 
 
 async def _children(request: Request, name: str, manifest: dict[str, Any]) -> list[dict[str, Any]]:
@@ -108,5 +162,6 @@ async def _children(request: Request, name: str, manifest: dict[str, Any]) -> li
 
 
 routes = [
+    Route("/repositories/{name:path}/-/artifacts/{digest}/scan", start_scan, methods=["POST"]),
     Route("/repositories/{name:path}/-/artifacts/{digest}", artifact_page, methods=["GET"]),
 ]

@@ -37,12 +37,18 @@ async def settings(request: Request) -> Response:
     usage = (
         await web.api(request).get(path("/projects", page.name, "usage"), repositories=True)
     ).body
+    calls = web.api(request)
+    scanning = (await calls.get(path("/projects", page.name, "scan-settings"))).body
+    allowlist = (await calls.get(path("/projects", page.name, "cve-allowlist"))).body
     return await render_tab(
         request,
         page,
         "project_settings.html",
         "settings",
         usage=usage,
+        scanning=scanning,
+        allowlist=allowlist,
+        severities=("critical", "high", "medium", "low", "negligible", "unknown"),
         quota_text=exact_size(page.project.get("quota_bytes")),
     )
 
@@ -67,6 +73,34 @@ async def save_settings(request: Request) -> Response:
     return web.redirect(back, "Settings saved.")
 
 
+async def save_scanning(request: Request) -> Response:
+    """The Vulnerabilities card: scan settings, the pull policy and the project's CVE
+    allowlist (ids separated by spaces, commas or new lines; an optional expiry date)."""
+    form = await web.checked_form(request)
+    name = request.path_params["name"]
+    back = web.project_url(name, "settings") + "#vulnerabilities"
+    body = {
+        "auto_scan": web.text(form, "auto_scan") == "on",
+        "generate_sbom": web.text(form, "generate_sbom") == "on",
+        "prevent_vulnerable": web.text(form, "prevent_vulnerable") == "on",
+        "severity": web.text(form, "severity", "critical"),
+        "reuse_system_allowlist": web.text(form, "allowlist_source") == "system",
+    }
+    ids = [i for i in web.text(form, "allowlist").replace(",", " ").split() if i]
+    expires = web.text(form, "expires_at")
+    allowlist: dict[str, object] = {"items": ids}
+    if expires:
+        allowlist["expires_at"] = f"{expires}T00:00:00Z"
+    calls = web.api(request)
+    try:
+        # The allowlist first: it is what can be refused (a malformed id).
+        await calls.put(path("/projects", name, "cve-allowlist"), allowlist)
+        await calls.put(path("/projects", name, "scan-settings"), body)
+    except ApiError as error:
+        return web.redirect(back, f"Could not save: {error.explanation}", error=True)
+    return web.redirect(back, "Vulnerability settings saved.")
+
+
 async def delete_project(request: Request) -> Response:
     form = await web.checked_form(request)
     name = request.path_params["name"]
@@ -86,4 +120,5 @@ routes: list[BaseRoute] = [
     Route("/projects/{name}/settings", settings, methods=["GET"]),
     Route("/projects/{name}/settings", save_settings, methods=["POST"]),
     Route("/projects/{name}/delete", delete_project, methods=["POST"]),
+    Route("/projects/{name}/scanning", save_scanning, methods=["POST"]),
 ]
