@@ -203,3 +203,38 @@ def test_event_replication_work_wakes_it(query: idle.Query, database_url: str) -
         assert not idle.replication_work_waiting(query)
     finally:
         db.engine.dispose()
+def test_scan_work_wakes_it(query: idle.Query, db: Database) -> None:
+    """The full worker queues scans from the outbox (portside.jobs.scan): a push or a
+    vulnerability database update after its cursor is work; without the cursor (nobody
+    ever scanned or turned auto-scan on), and for other events, there is none."""
+    from portside.events import outbox
+    from portside.events.outbox import Actor
+    from portside.metadata import schema as s
+    from portside.scans.settings import ensure_cursor
+
+    def emit(kind: str) -> None:
+        with db.write() as conn:
+            outbox.emit(conn, kind, Actor("alice"), resource="acme/app@sha256:" + "0" * 64)
+
+    def waiting() -> bool:
+        return idle.work_waiting(query, None, LOST_AFTER)
+
+    emit(outbox.ARTIFACT_PUSHED)
+    assert not waiting()  # no cursor: scanning was never used
+    with db.write() as conn:
+        ensure_cursor(db, conn)
+    assert not waiting()  # the cursor starts after the events already there
+    emit(outbox.TAG_MOVED)
+    assert not waiting()  # not an event the scans consumer acts on
+    emit(outbox.ARTIFACT_PUSHED)
+    assert waiting()
+    (latest,) = query("SELECT MAX(id) FROM events")[0]
+    with db.write() as conn:
+        conn.execute(
+            s.event_cursors.update()
+            .where(s.event_cursors.c.consumer == "scans")
+            .values(position=int(latest))
+        )
+    assert not waiting()  # handled
+    emit("vulndb.updated")
+    assert waiting()

@@ -43,6 +43,7 @@ class RecordedFindingsScanner:
     findings: Sequence[Finding] = ()
     fail_with: str | None = None
     name: str = "builtin"
+    generation: str = "gen-1"
     scanned: list[ScanTarget] = field(default_factory=list)
 
     def info(self) -> ScannerInfo:
@@ -53,4 +54,4 @@ class RecordedFindingsScanner:
         self.scanned.append(target)
         if self.fail_with is not None:
             raise ScanFailed(self.fail_with)
-        return ScanReport(tuple(self.findings), self.info(), db_generation="gen-1")
+        return ScanReport(tuple(self.findings), self.info(), db_generation=self.generation)

@@ -13,7 +13,7 @@ from portside.content.vulnerability import ScanSettings
 from portside.events import outbox
 from portside.events.outbox import Actor
 from portside.jobs.runner import Worker
-from portside.jobs.scan import request_scan
+from portside.jobs.scan import VULNDB_UPDATED, request_scan
 from portside.metadata.db import utcnow
 from portside.scanning.model import Severity
 from portside.scans.settings import ScanSettingsStore
@@ -197,3 +197,36 @@ def test_prevent_vulnerable_policy_with_allowlists(
     # Another project without the policy pays nothing and is never refused.
     other = push_image(client, "nopolicy/app", "v1")
     assert client.get(f"/v2/nopolicy/app/manifests/{other.digest}").status_code == 200
+
+
+def test_rescan_when_the_vulnerability_database_changes(
+    app: PortsideApp, client: TestClient, double: RecordedFindingsScanner
+) -> None:
+    image = push_image(client, "acme/app", "v1")
+    first = scan(app, "acme/app", image.digest)
+    assert first.db_generation == "gen-1"
+    assert first.total == 0
+    # The vulnerability database imported new data: its import raises vulndb.updated.
+    double.generation = "gen-2"
+    double.findings = [finding("CVE-2025-0001", Severity.HIGH)]
+    with app.ctx.db.write() as conn:
+        outbox.emit(
+            conn, VULNDB_UPDATED, Actor("vulndb"), resource="vulndb", data={"generation": "gen-2"}
+        )
+    worker = Worker(app.ctx, name="test-worker")
+    for _ in range(3):
+        worker.tick()
+    again = app.ctx.scans.store.get(first.id)
+    assert again is not None
+    assert again.db_generation == "gen-2"
+    assert again.summary["high"] == 1
+    assert again.requested_by == "system"
+    # Scanned against the current generation already: the same event rescans nothing.
+    before = len(double.scanned)
+    with app.ctx.db.write() as conn:
+        outbox.emit(
+            conn, VULNDB_UPDATED, Actor("vulndb"), resource="vulndb", data={"generation": "gen-2"}
+        )
+    for _ in range(3):
+        worker.tick()
+    assert len(double.scanned) == before
