@@ -350,6 +350,7 @@ def running_world(root: Path) -> Iterator[World]:
                 "PORTSIDE_WEBHOOKS__ALLOW_PRIVATE_TARGETS": "true",
                 "PORTSIDE_ENDPOINTS__ALLOW_PRIVATE_TARGETS": "true",
                 "PORTSIDE_SECRETS__ENCRYPTION_KEY": new_key(),
+                "PORTSIDE_SCANNING__ALLOW_PRIVATE_SCANNERS": "true",
             },
         )
         server.start()
@@ -389,6 +390,13 @@ def running_world(root: Path) -> Iterator[World]:
                     },
                 )
                 assert seeded.status_code == 201, seeded.text
+                # A default scanner, so scans can start (the receiver is no adapter: the
+                # scans fail, which is not what the matrix looks at).
+                registered = admin_api.post(
+                    "/api/v1/scanners",
+                    json={"name": "stub", "url": refuser.url, "is_default": True},
+                )
+                assert registered.status_code == 201, registered.text
                 yield world
         finally:
             server.stop()

@@ -243,6 +243,14 @@ REGISTRY: list[Row] = [
 #   key-delete        DELETE /api/v1/projects/acme/trusted-keys/<key> (fresh, added by the admin)
 #   pull-policy       GET /api/v1/projects/acme/pull-policy
 #   pull-policy-patch PATCH /api/v1/projects/acme/pull-policy {"require_signed": false}
+#   scan-settings     GET /api/v1/projects/acme/scan-settings
+#   scan-settings-put PUT /api/v1/projects/acme/scan-settings (auto-scan off, no policy)
+#   allowlist-put     PUT /api/v1/projects/acme/cve-allowlist
+#   sboms             GET /api/v1/repositories/acme/app/-/artifacts/v1/sboms
+#   scan-start        POST /api/v1/repositories/acme/app/-/artifacts/v1/scan (a scanner is
+#                     registered: a loopback receiver, so the scan itself fails)
+#   scanners          GET /api/v1/scanners
+#   system-allowlist  GET /api/v1/system/cve-allowlist
 MANAGEMENT: list[Row] = [
     # -- projects
     R("anonymous", "projects", 200, PUB),
@@ -675,6 +683,90 @@ MANAGEMENT: list[Row] = [
     R("robot-ci", "pull-policy-patch", 403),
     R("robot-pull", "pull-policy-patch", 403),
     R("disabled", "pull-policy-patch", 401),
+    # -- scan-settings
+    R("anonymous", "scan-settings", 404),
+    R("admin", "scan-settings", 200),
+    R("project-admin", "scan-settings", 200),
+    R("maintainer", "scan-settings", 200),
+    R("developer", "scan-settings", 200),
+    R("guest", "scan-settings", 200),
+    R("limited-guest", "scan-settings", 200),
+    R("outsider", "scan-settings", 404),
+    R("robot-ci", "scan-settings", 200),
+    R("robot-pull", "scan-settings", 200),
+    R("disabled", "scan-settings", 401),
+    # -- scan-settings-put
+    R("anonymous", "scan-settings-put", 404),
+    R("admin", "scan-settings-put", 200),
+    R("project-admin", "scan-settings-put", 200),
+    R("maintainer", "scan-settings-put", 403),
+    R("developer", "scan-settings-put", 403),
+    R("guest", "scan-settings-put", 403),
+    R("limited-guest", "scan-settings-put", 403),
+    R("outsider", "scan-settings-put", 404),
+    R("robot-ci", "scan-settings-put", 403),
+    R("robot-pull", "scan-settings-put", 403),
+    R("disabled", "scan-settings-put", 401),
+    # -- allowlist-put
+    R("anonymous", "allowlist-put", 404),
+    R("admin", "allowlist-put", 200),
+    R("project-admin", "allowlist-put", 200),
+    R("maintainer", "allowlist-put", 403),
+    R("developer", "allowlist-put", 403),
+    R("guest", "allowlist-put", 403),
+    R("limited-guest", "allowlist-put", 403),
+    R("outsider", "allowlist-put", 404),
+    R("robot-ci", "allowlist-put", 403),
+    R("robot-pull", "allowlist-put", 403),
+    R("disabled", "allowlist-put", 401),
+    # -- sboms
+    R("anonymous", "sboms", 404),
+    R("admin", "sboms", 200),
+    R("project-admin", "sboms", 200),
+    R("maintainer", "sboms", 200),
+    R("developer", "sboms", 200),
+    R("guest", "sboms", 200),
+    R("limited-guest", "sboms", 200),
+    R("outsider", "sboms", 404),
+    R("robot-ci", "sboms", 200),
+    R("robot-pull", "sboms", 200),
+    R("disabled", "sboms", 401),
+    # -- scan-start
+    R("anonymous", "scan-start", 404),
+    R("admin", "scan-start", 202),
+    R("project-admin", "scan-start", 202),
+    R("maintainer", "scan-start", 202),
+    R("developer", "scan-start", 202),
+    R("guest", "scan-start", 403),
+    R("limited-guest", "scan-start", 403),
+    R("outsider", "scan-start", 404),
+    R("robot-ci", "scan-start", 202),
+    R("robot-pull", "scan-start", 403),
+    R("disabled", "scan-start", 401),
+    # -- scanners
+    R("anonymous", "scanners", 401),
+    R("admin", "scanners", 200),
+    R("project-admin", "scanners", 403),
+    R("maintainer", "scanners", 403),
+    R("developer", "scanners", 403),
+    R("guest", "scanners", 403),
+    R("limited-guest", "scanners", 403),
+    R("outsider", "scanners", 403),
+    R("robot-ci", "scanners", 403),
+    R("robot-pull", "scanners", 403),
+    R("disabled", "scanners", 401),
+    # -- system-allowlist
+    R("anonymous", "system-allowlist", 401),
+    R("admin", "system-allowlist", 200),
+    R("project-admin", "system-allowlist", 200),
+    R("maintainer", "system-allowlist", 200),
+    R("developer", "system-allowlist", 200),
+    R("guest", "system-allowlist", 200),
+    R("limited-guest", "system-allowlist", 200),
+    R("outsider", "system-allowlist", 200),
+    R("robot-ci", "system-allowlist", 200),
+    R("robot-pull", "system-allowlist", 200),
+    R("disabled", "system-allowlist", 401),
 ]
 
 
@@ -1287,6 +1379,20 @@ def _get(path: str) -> ManagementAction:
     return action
 
 
+def _put(path: str, body: dict[str, Any]) -> ManagementAction:
+    def action(world: World, subject: Subject, project: str) -> httpx.Response:
+        return _api(world, subject, "PUT", path.format(project=project), json=body)
+
+    return action
+
+
+def _post(path: str, body: dict[str, Any]) -> ManagementAction:
+    def action(world: World, subject: Subject, project: str) -> httpx.Response:
+        return _api(world, subject, "POST", path.format(project=project), json=body)
+
+    return action
+
+
 _FAKE = sha256(b"no such artifact")
 _COSIGN_PUB = (
     ec.generate_private_key(ec.SECP256R1())
@@ -1385,6 +1491,13 @@ MANAGEMENT_ACTIONS: dict[str, ManagementAction] = {
     "key-delete": _key_delete,
     "pull-policy": _get("/projects/{project}/pull-policy"),
     "pull-policy-patch": _policy_patch,
+    "scan-settings": _get("/projects/{project}/scan-settings"),
+    "scan-settings-put": _put("/projects/{project}/scan-settings", {"severity": "high"}),
+    "allowlist-put": _put("/projects/{project}/cve-allowlist", {"items": ["CVE-2024-1"]}),
+    "sboms": _get("/repositories/{project}/app/-/artifacts/v1/sboms"),
+    "scan-start": _post("/repositories/{project}/app/-/artifacts/v1/scan", {}),
+    "scanners": _get("/scanners"),
+    "system-allowlist": _get("/system/cve-allowlist"),
 }
 
 # What an allowed listing must contain (beyond `sees`).
