@@ -251,6 +251,8 @@ REGISTRY: list[Row] = [
 #                     registered: a loopback receiver, so the scan itself fails)
 #   scanners          GET /api/v1/scanners
 #   system-allowlist  GET /api/v1/system/cve-allowlist
+#   allowlist         GET /api/v1/projects/acme/cve-allowlist
+#   system-allowlist-put  PUT /api/v1/system/cve-allowlist
 MANAGEMENT: list[Row] = [
     # -- projects
     R("anonymous", "projects", 200, PUB),
@@ -767,6 +769,30 @@ MANAGEMENT: list[Row] = [
     R("robot-ci", "system-allowlist", 200),
     R("robot-pull", "system-allowlist", 200),
     R("disabled", "system-allowlist", 401),
+    # -- allowlist
+    R("anonymous", "allowlist", 404),
+    R("admin", "allowlist", 200),
+    R("project-admin", "allowlist", 200),
+    R("maintainer", "allowlist", 200),
+    R("developer", "allowlist", 200),
+    R("guest", "allowlist", 200),
+    R("limited-guest", "allowlist", 200),
+    R("outsider", "allowlist", 404),
+    R("robot-ci", "allowlist", 200),
+    R("robot-pull", "allowlist", 200),
+    R("disabled", "allowlist", 401),
+    # -- system-allowlist-put
+    R("anonymous", "system-allowlist-put", 401),
+    R("admin", "system-allowlist-put", 200),
+    R("project-admin", "system-allowlist-put", 403),
+    R("maintainer", "system-allowlist-put", 403),
+    R("developer", "system-allowlist-put", 403),
+    R("guest", "system-allowlist-put", 403),
+    R("limited-guest", "system-allowlist-put", 403),
+    R("outsider", "system-allowlist-put", 403),
+    R("robot-ci", "system-allowlist-put", 403),
+    R("robot-pull", "system-allowlist-put", 403),
+    R("disabled", "system-allowlist-put", 401),
 ]
 
 
@@ -1498,6 +1524,8 @@ MANAGEMENT_ACTIONS: dict[str, ManagementAction] = {
     "scan-start": _post("/repositories/{project}/app/-/artifacts/v1/scan", {}),
     "scanners": _get("/scanners"),
     "system-allowlist": _get("/system/cve-allowlist"),
+    "allowlist": _get("/projects/{project}/cve-allowlist"),
+    "system-allowlist-put": _put("/system/cve-allowlist", {"items": []}),
 }
 
 # What an allowed listing must contain (beyond `sees`).
