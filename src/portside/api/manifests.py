@@ -131,7 +131,7 @@ async def _pull_policies(ctx: Context, request: Request, name: str, digest: str)
     project = project_of(name)
     applies = policy.applies(project)
     if applies is None:
-        await ctx.io.run(policy.refresh)
+        await ctx.io.shared("vulnerability-policy", policy.refresh)  # one refresh at a time
         applies = policy.applies(project)
     if not applies or _is_scanner(ctx, request):
         return
