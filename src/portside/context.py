@@ -78,6 +78,7 @@ def build_context(settings: Settings) -> Context:
     audit = AuditLog(db, pending=events)
     # Read-only mode (portside.readonly): pulls write nothing, no event, no last_pulled_at.
     pulls = events if settings.audit.record_pulls and not settings.registry.read_only else None
+    uploads = UploadService(db, storage, blobs, io)
     manifests = ManifestService(
         db,
         hot,
@@ -100,7 +101,7 @@ def build_context(settings: Settings) -> Context:
         db=db,
         storage=storage,
         blobs=blobs,
-        uploads=UploadService(db, storage, blobs, io),
+        uploads=uploads,
         manifests=manifests,
         hot=hot,
         auth=auth,
@@ -112,5 +113,5 @@ def build_context(settings: Settings) -> Context:
         signatures=signatures,
         pull_policy=PullPolicy(db, hot, signatures),
         vulnerability=VulnerabilityPolicy(db),
-        scans=ScanService(settings, db, auth),
+        scans=ScanService(settings, db, auth, uploads, manifests),
     )

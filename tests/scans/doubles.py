@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from portside.scanning.model import Finding, Package, Severity
+from portside.scanning.model import Finding, Inventory, Package, Severity
 from portside.scans.scanner import ScanFailed, ScannerInfo, ScanReport, ScanTarget
 
 
@@ -44,6 +44,7 @@ class RecordedFindingsScanner:
     fail_with: str | None = None
     name: str = "builtin"
     generation: str = "gen-1"
+    inventory: Inventory | None = None
     scanned: list[ScanTarget] = field(default_factory=list)
 
     def info(self) -> ScannerInfo:
@@ -54,4 +55,9 @@ class RecordedFindingsScanner:
         self.scanned.append(target)
         if self.fail_with is not None:
             raise ScanFailed(self.fail_with)
-        return ScanReport(tuple(self.findings), self.info(), db_generation=self.generation)
+        return ScanReport(
+            tuple(self.findings),
+            self.info(),
+            db_generation=self.generation,
+            inventory=self.inventory,
+        )

@@ -10,17 +10,21 @@ puts SBOM attestations in the index instead, not listed here) and the like.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
 from portside.content.manifests import ManifestService
+from portside.content.uploads import UploadService
 from portside.digest import Digest
 from portside.errors import BlobUnknown, ManifestUnknown
+from portside.events.outbox import Actor
 from portside.metadata import schema as s
-from portside.metadata.db import Database
+from portside.metadata.db import Database, utcnow
+from portside.oci import mediatypes as mt
+from portside.scanning.model import Inventory
 from portside.storage.base import StorageDriver
 from portside.storage.paths import blob_path
 
@@ -103,3 +107,55 @@ def document(db: Database, storage: StorageDriver, repository: str, sbom: Sbom) 
             reader.close()
 
     return Document(str(layer.get("mediaType") or sbom.artifact_type), size, chunks())
+
+
+EMPTY_CONFIG = b"{}"
+TITLES = {"spdx": "sbom.spdx.json", "cyclonedx": "sbom.cdx.json", "syft": "sbom.syft.json"}
+
+Generator = Callable[[Inventory], list[tuple[str, bytes]]]
+"""Renders an inventory as SBOM documents: (artifact type, document bytes) pairs."""
+
+
+def attach(
+    uploads: UploadService,
+    manifests: ManifestService,
+    repository: str,
+    *,
+    subject: tuple[str, str, int],
+    artifact_type: str,
+    document: bytes,
+    actor: Actor,
+) -> str:
+    """Push `document` as an OCI 1.1 referrer of `subject` (digest, media type, size):
+    an image manifest with `artifactType`, the empty config and the document as its one
+    layer, through the normal upload and manifest services (so quota, events and the
+    referrers API see it like a client's push). Returns the referrer's digest."""
+    config = Digest.of(EMPTY_CONFIG, "sha256")
+    layer = Digest.of(document, "sha256")
+    uploads.store(repository, config, [EMPTY_CONFIG], actor)
+    uploads.store(repository, layer, [document], actor)
+    digest, media_type, size = subject
+    kind = FORMATS.get(artifact_type, "sbom")
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": mt.OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {"mediaType": mt.OCI_EMPTY_CONFIG, "digest": str(config), "size": 2},
+        "layers": [
+            {
+                "mediaType": artifact_type,
+                "digest": str(layer),
+                "size": len(document),
+                "annotations": {"org.opencontainers.image.title": TITLES.get(kind, "sbom.json")},
+            }
+        ],
+        "subject": {"mediaType": media_type, "digest": digest, "size": size},
+        "annotations": {
+            CREATED: utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            CREATOR: "portside",
+        },
+    }
+    body = json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode()
+    pushed = str(Digest.of(body, "sha256"))
+    manifests.put(repository, pushed, body, mt.OCI_MANIFEST, actor)
+    return pushed

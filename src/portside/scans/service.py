@@ -16,16 +16,21 @@ from typing import Any
 
 from sqlalchemy import select
 
+from portside.auth.errors import ManagementError
 from portside.auth.scopes import Access
 from portside.auth.service import AuthService
 from portside.auth.tokens import TokenIssuer
 from portside.config import Settings
+from portside.content.manifests import ManifestService
+from portside.content.uploads import UploadService
 from portside.content.vulnerability import SCANNER_SUBJECT_PREFIX
 from portside.egress import EgressPolicy, policy_from
-from portside.errors import ManifestUnknown
+from portside.errors import ManifestUnknown, RegistryError
+from portside.events.outbox import Actor
 from portside.metadata import schema as s
 from portside.metadata.db import Database
 from portside.oci import mediatypes as mt
+from portside.scans import sbom
 from portside.scans.harbor import HarborAdapterScanner
 from portside.scans.registry import ScannerRegistry
 from portside.scans.scanner import BUILTIN, ScanFailed, Scanner, ScanReport, ScanTarget
@@ -35,6 +40,7 @@ IMAGE_CONFIGS = frozenset(
     {"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"}
 )
 _ATTESTATION = "vnd.docker.reference.type"
+SBOM_ACTOR = "scanner"  # who the events of SBOMs Portside attaches name
 
 
 class NotScannable(Exception):
@@ -50,6 +56,7 @@ class Image:
     digest: str
     media_type: str
     platform: str | None  # set for an index's platforms
+    size: int = 0
 
 
 def egress_policy(settings: Settings) -> EgressPolicy:
@@ -87,7 +94,7 @@ def images_of(db: Database, repository: str, digest: str) -> list[Image]:
         rows = {
             row.digest: row
             for row in conn.execute(
-                select(m.c.digest, m.c.media_type, m.c.content)
+                select(m.c.digest, m.c.media_type, m.c.content, m.c.size)
                 .join(s.repositories, s.repositories.c.id == m.c.repository_id)
                 .where(s.repositories.c.name == repository, m.c.digest == digest)
             )
@@ -102,7 +109,7 @@ def images_of(db: Database, repository: str, digest: str) -> list[Image]:
                     f"{repository}@{digest} is not a container image "
                     f"({parsed.get('artifactType') or root.media_type}); only images are scanned"
                 )
-            return [Image(digest, root.media_type, None)]
+            return [Image(digest, root.media_type, None, int(root.size))]
         if "subject" in parsed:
             raise NotScannable(f"{repository}@{digest} is a referrer, not an image")
         entries = [
@@ -117,7 +124,7 @@ def images_of(db: Database, repository: str, digest: str) -> list[Image]:
         children = {
             row.digest: row
             for row in conn.execute(
-                select(m.c.digest, m.c.media_type, m.c.content)
+                select(m.c.digest, m.c.media_type, m.c.content, m.c.size)
                 .join(s.repositories, s.repositories.c.id == m.c.repository_id)
                 .where(
                     s.repositories.c.name == repository,
@@ -129,7 +136,7 @@ def images_of(db: Database, repository: str, digest: str) -> list[Image]:
     for entry in entries:
         child = children.get(entry["digest"])
         if child is not None and _is_image(json.loads(bytes(child.content)), child.media_type):
-            images.append(Image(child.digest, child.media_type, _platform(entry)))
+            images.append(Image(child.digest, child.media_type, _platform(entry), int(child.size)))
     if not images:
         raise NotScannable(f"{repository}@{digest} is an index without image manifests here")
     return images
@@ -141,14 +148,21 @@ class ScanService:
         settings: Settings,
         db: Database,
         auth: AuthService,
+        uploads: UploadService,
+        manifests: ManifestService,
         *,
         builtin: Callable[[], Scanner] | None = None,
+        sbom_generator: sbom.Generator | None = None,
     ) -> None:
         """`builtin`: builds the built-in scanner, when it is installed (None: only
-        registered adapters can scan)."""
+        registered adapters can scan). `sbom_generator`: renders an inventory as SBOM
+        documents (comes with the built-in scanner; None: no SBOMs are generated)."""
         self.settings = settings
         self.db = db
         self.auth = auth
+        self.uploads = uploads
+        self.manifests = manifests
+        self.sbom_generator = sbom_generator
         self.store = ScanStore(db)
         self.egress = egress_policy(settings)
         self.registry = ScannerRegistry(db, self.egress)
@@ -235,7 +249,41 @@ class ScanService:
             done = self.store.get(scan_id)
             assert done is not None
             return done
-        return self.store.finish(scan, results, failures=failures)
+        done = self.store.finish(scan, results, failures=failures)
+        if scan.sbom:
+            self._attach_sboms(scan, images, results, log)
+        return done
+
+    def _attach_sboms(
+        self,
+        scan: ScanRecord,
+        images: list[Image],
+        results: list[tuple[str, str | None, ScanReport]],
+        log: Callable[[str], None],
+    ) -> None:
+        """Push the SBOMs of each scanned image as its referrers. An SBOM that cannot be
+        attached (e.g. over quota) is logged; the scan's results stand."""
+        by_digest = {image.digest: image for image in images}
+        for digest, _platform, report in results:
+            if report.inventory is None or self.sbom_generator is None:
+                log(f"{digest}: no SBOM generated (the scanner reports no package inventory)")
+                continue
+            image = by_digest[digest]
+            for artifact_type, document in self.sbom_generator(report.inventory):
+                try:
+                    pushed = sbom.attach(
+                        self.uploads,
+                        self.manifests,
+                        scan.repository,
+                        subject=(image.digest, image.media_type, image.size),
+                        artifact_type=artifact_type,
+                        document=document,
+                        actor=Actor(SBOM_ACTOR),
+                    )
+                except (RegistryError, ManagementError) as error:
+                    log(f"{digest}: {artifact_type} SBOM not attached: {error}")
+                    continue
+                log(f"{digest}: attached {artifact_type} SBOM {pushed}")
 
     def _tag(self, scan: ScanRecord) -> str | None:
         """One tag of the artifact, for adapters that show it (Harbor sends one)."""
