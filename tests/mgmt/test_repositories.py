@@ -64,6 +64,7 @@ ARTIFACT_FIELDS = {
     "pulled_at",
     "signature",  # null unless ?grouped=true (tests/signatures/test_grouping.py)
     "attached",
+    "vulnerabilities",  # the latest scan's summary, or null (tests/scans)
 }
 REPO = "acme/app"
 ARTIFACTS = f"{API}/repositories/{REPO}/-/artifacts"

@@ -111,6 +111,22 @@ ROUTES = {
     ("delete", "/api/v1/projects/{name}/trusted-keys/{key}"),
     ("get", "/api/v1/projects/{name}/pull-policy"),
     ("patch", "/api/v1/projects/{name}/pull-policy"),
+    ("post", "/api/v1/repositories/{name:path}/-/artifacts/{reference}/scan"),
+    ("get", "/api/v1/repositories/{name:path}/-/artifacts/{reference}/scan"),
+    ("get", "/api/v1/repositories/{name:path}/-/artifacts/{reference}/scan/findings"),
+    ("get", "/api/v1/repositories/{name:path}/-/artifacts/{reference}/sboms"),
+    ("get", "/api/v1/repositories/{name:path}/-/artifacts/{reference}/sboms/{sbom_digest}"),
+    ("get", "/api/v1/projects/{project}/scan-settings"),
+    ("put", "/api/v1/projects/{project}/scan-settings"),
+    ("get", "/api/v1/projects/{project}/cve-allowlist"),
+    ("put", "/api/v1/projects/{project}/cve-allowlist"),
+    ("get", "/api/v1/system/cve-allowlist"),
+    ("put", "/api/v1/system/cve-allowlist"),
+    ("get", "/api/v1/scanners"),
+    ("post", "/api/v1/scanners"),
+    ("patch", "/api/v1/scanners/{scanner}"),
+    ("delete", "/api/v1/scanners/{scanner}"),
+    ("get", "/api/v1/scanners/{scanner}/metadata"),
 }
 
 
