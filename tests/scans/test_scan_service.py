@@ -186,6 +186,17 @@ def test_prevent_vulnerable_policy_with_allowlists(
     store.save_allowlist("acme", ["cve-2024-1234"], utcnow() + timedelta(days=1), ADMIN)
     assert client.get(url).status_code == 200  # allowlisted; the medium one is below high
 
+    # A rescan that has not run yet leaves the previous outcome in force.
+    ctx = app.ctx
+    with ctx.db.write() as conn:
+        request_scan(ctx.db, ctx.scans, conn, "acme/app", image.digest, scanner=None,
+                     requested_by="admin", sbom=False)  # fmt: skip
+    queued = ctx.scans.store.latest("acme/app", image.digest)
+    assert queued is not None
+    assert queued.status == "queued"
+    assert queued.summary["critical"] == 1  # the previous results, until the new ones
+    assert client.get(url).status_code == 200
+
     store.save_allowlist("acme", ["CVE-2024-1234"], utcnow() - timedelta(seconds=1), ADMIN)
     assert client.get(url).status_code == 403  # the list expired
 

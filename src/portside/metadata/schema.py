@@ -556,7 +556,11 @@ scans = Table(
     Column("parent_id", Integer, ForeignKey("scans.id", ondelete="CASCADE")),
     Column("platform", String(128)),  # "linux/amd64" for an index's child
     Column("status", String(16), nullable=False),  # queued running succeeded failed
-    Column("reason", Text),  # why it failed
+    # The outcome of the last finished run ("succeeded"/"failed"; NULL: none yet). A
+    # rescan keeps the previous results (and this) until it finishes, so the pull policy
+    # never sees an artifact as unscanned while it is being scanned again.
+    Column("result", String(16)),
+    Column("reason", Text),  # why the last finished run failed
     Column("job_id", Integer),
     Column("requested_by", NAME, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),

@@ -206,14 +206,13 @@ class ScanStore:
                 t.c.parent_id.is_(None),
             )
         ).scalar_one_or_none()
+        # The previous run's outcome, reason and results stay until this run finishes.
         values = {
             "status": "queued",
-            "reason": None,
             "job_id": None,
             "requested_by": requested_by,
             "created_at": utcnow(),
             "started_at": None,
-            "finished_at": None,
             "sbom": sbom,
         }
         if existing is not None:
@@ -242,7 +241,7 @@ class ScanStore:
             conn.execute(
                 update(s.scans)
                 .where(s.scans.c.id == scan_id)
-                .values(status="running", started_at=utcnow(), finished_at=None, reason=None)
+                .values(status="running", started_at=utcnow())
             )
         found = self.get(scan_id)
         if found is None:
@@ -300,6 +299,7 @@ class ScanStore:
                 .where(t.c.id == scan.id)
                 .values(
                     status="failed" if failures else "succeeded",
+                    result="failed" if failures else "succeeded",
                     reason=reason[:4000] if reason else None,
                     finished_at=now,
                     scanner_name=info.name[:128] if info else None,
@@ -321,7 +321,9 @@ class ScanStore:
                 conn.execute(
                     update(s.scans)
                     .where(s.scans.c.id == scan.id)
-                    .values(status="failed", reason=reason[:4000], finished_at=utcnow())
+                    .values(
+                        status="failed", result="failed", reason=reason[:4000], finished_at=utcnow()
+                    )
                 ).rowcount
                 == 0
             )
@@ -348,6 +350,7 @@ class ScanStore:
                     parent_id=parent.id,
                     platform=platform,
                     status=status,
+                    result=status,
                     reason=reason,
                     requested_by=parent.requested_by,
                     created_at=now,
@@ -555,7 +558,7 @@ class ScanStore:
                 select(s.repositories.c.name, t.c.digest)
                 .join(s.repositories, s.repositories.c.id == t.c.repository_id)
                 .where(t.c.scanner == scanner, t.c.parent_id.is_(None))
-                .where(t.c.status.in_(("succeeded", "failed")))
+                .where(t.c.result.is_not(None), t.c.status.in_(("succeeded", "failed")))
             )
             if other_than is not None:
                 query = query.where(

@@ -79,6 +79,7 @@ def upgrade() -> None:
         sa.Column("parent_id", sa.Integer(), nullable=True),
         sa.Column("platform", sa.String(length=128), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("result", sa.String(length=16), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("job_id", sa.Integer(), nullable=True),
         sa.Column("requested_by", sa.String(length=255), nullable=False),
