@@ -157,6 +157,25 @@ def test_auto_scan_on_push_skips_referrers(
     assert latest.requested_by == "system"
 
 
+def test_auto_scan_scans_an_index_once_through_its_platforms(
+    app: PortsideApp, client: TestClient, double: RecordedFindingsScanner
+) -> None:
+    settle(app, auto_scan=True)
+    children = [make_image(client, "acme/multi", seed=str(n)) for n in range(2)]
+    for child in children:  # as clients push an index: platforms by digest, then the index
+        push_manifest(client, "acme/multi", child.digest, child)
+    index = make_index(children)
+    push_manifest(client, "acme/multi", "v1", index)
+    worker = Worker(app.ctx, name="test-worker")
+    for _ in range(5):
+        worker.tick()
+    assert sorted(t.digest for t in double.scanned) == sorted(c.digest for c in children)
+    done = app.ctx.scans.store.latest("acme/multi", index.digest)
+    assert done is not None
+    assert done.status == "succeeded"
+    assert len(done.platforms) == 2
+
+
 def test_prevent_vulnerable_policy_with_allowlists(
     app: PortsideApp, client: TestClient, double: RecordedFindingsScanner
 ) -> None:

@@ -129,6 +129,8 @@ def _on_push(db: Database, service: ScanService, conn: Connection, event: Event)
     settings = read_settings(conn, int(project_id))
     if not settings.auto_scan:
         return
+    if event.data.get("tag") is None and _is_platform_of_index(conn, repository, digest):
+        return  # scanned as a platform of its index (clients push platforms first)
     images_of(db, repository, digest)  # NotScannable: a signature, an SBOM, a chart...
     request_scan(
         db,
@@ -139,6 +141,22 @@ def _on_push(db: Database, service: ScanService, conn: Connection, event: Event)
         scanner=None,
         requested_by=SYSTEM.name,
         sbom=settings.generate_sbom,
+    )
+
+
+def _is_platform_of_index(conn: Connection, repository: str, digest: str) -> bool:
+    m = s.manifests
+    return (
+        conn.execute(
+            select(s.manifest_children.c.manifest_id)
+            .join(m, m.c.id == s.manifest_children.c.manifest_id)
+            .join(s.repositories, s.repositories.c.id == m.c.repository_id)
+            .where(
+                s.repositories.c.name == repository, s.manifest_children.c.child_digest == digest
+            )
+            .limit(1)
+        ).first()
+        is not None
     )
 
 
