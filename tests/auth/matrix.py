@@ -397,6 +397,8 @@ def running_world(root: Path) -> Iterator[World]:
                     json={"name": "stub", "url": refuser.url, "is_default": True},
                 )
                 assert registered.status_code == 201, registered.text
+                scan = admin_api.post("/api/v1/repositories/acme/app/-/artifacts/v1/scan")
+                assert scan.status_code == 202, scan.text
                 yield world
         finally:
             server.stop()

@@ -253,6 +253,10 @@ REGISTRY: list[Row] = [
 #   system-allowlist  GET /api/v1/system/cve-allowlist
 #   allowlist         GET /api/v1/projects/acme/cve-allowlist
 #   system-allowlist-put  PUT /api/v1/system/cve-allowlist
+#   scan              GET /api/v1/repositories/acme/app/-/artifacts/v1/scan (the admin
+#                     asked for one when the world was made)
+#   scan-findings     GET /api/v1/repositories/acme/app/-/artifacts/v1/scan/findings
+#   scanner-create    POST /api/v1/scanners (a loopback receiver)
 MANAGEMENT: list[Row] = [
     # -- projects
     R("anonymous", "projects", 200, PUB),
@@ -793,6 +797,42 @@ MANAGEMENT: list[Row] = [
     R("robot-ci", "system-allowlist-put", 403),
     R("robot-pull", "system-allowlist-put", 403),
     R("disabled", "system-allowlist-put", 401),
+    # -- scan
+    R("anonymous", "scan", 404),
+    R("admin", "scan", 200),
+    R("project-admin", "scan", 200),
+    R("maintainer", "scan", 200),
+    R("developer", "scan", 200),
+    R("guest", "scan", 200),
+    R("limited-guest", "scan", 200),
+    R("outsider", "scan", 404),
+    R("robot-ci", "scan", 200),
+    R("robot-pull", "scan", 200),
+    R("disabled", "scan", 401),
+    # -- scan-findings
+    R("anonymous", "scan-findings", 404),
+    R("admin", "scan-findings", 200),
+    R("project-admin", "scan-findings", 200),
+    R("maintainer", "scan-findings", 200),
+    R("developer", "scan-findings", 200),
+    R("guest", "scan-findings", 200),
+    R("limited-guest", "scan-findings", 200),
+    R("outsider", "scan-findings", 404),
+    R("robot-ci", "scan-findings", 200),
+    R("robot-pull", "scan-findings", 200),
+    R("disabled", "scan-findings", 401),
+    # -- scanner-create
+    R("anonymous", "scanner-create", 401),
+    R("admin", "scanner-create", 201),
+    R("project-admin", "scanner-create", 403),
+    R("maintainer", "scanner-create", 403),
+    R("developer", "scanner-create", 403),
+    R("guest", "scanner-create", 403),
+    R("limited-guest", "scanner-create", 403),
+    R("outsider", "scanner-create", 403),
+    R("robot-ci", "scanner-create", 403),
+    R("robot-pull", "scanner-create", 403),
+    R("disabled", "scanner-create", 401),
 ]
 
 
@@ -1405,6 +1445,11 @@ def _get(path: str) -> ManagementAction:
     return action
 
 
+def _scanner_create(world: World, subject: Subject, project: str) -> httpx.Response:
+    body = {"name": "another", "url": world.receiver.url}
+    return _api(world, subject, "POST", "/scanners", json=body)
+
+
 def _put(path: str, body: dict[str, Any]) -> ManagementAction:
     def action(world: World, subject: Subject, project: str) -> httpx.Response:
         return _api(world, subject, "PUT", path.format(project=project), json=body)
@@ -1526,6 +1571,9 @@ MANAGEMENT_ACTIONS: dict[str, ManagementAction] = {
     "system-allowlist": _get("/system/cve-allowlist"),
     "allowlist": _get("/projects/{project}/cve-allowlist"),
     "system-allowlist-put": _put("/system/cve-allowlist", {"items": []}),
+    "scan": _get("/repositories/{project}/app/-/artifacts/v1/scan"),
+    "scan-findings": _get("/repositories/{project}/app/-/artifacts/v1/scan/findings"),
+    "scanner-create": _scanner_create,
 }
 
 # What an allowed listing must contain (beyond `sees`).
