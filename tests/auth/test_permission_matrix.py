@@ -1446,6 +1446,7 @@ def _get(path: str) -> ManagementAction:
 
 
 def _scanner_create(world: World, subject: Subject, project: str) -> httpx.Response:
+    assert world.receiver is not None
     body = {"name": "another", "url": world.receiver.url}
     return _api(world, subject, "POST", "/scanners", json=body)
 

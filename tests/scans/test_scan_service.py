@@ -13,7 +13,7 @@ from portside.content.vulnerability import ScanSettings
 from portside.events import outbox
 from portside.events.outbox import Actor
 from portside.jobs.runner import Worker
-from portside.jobs.scan import VULNDB_UPDATED, request_scan
+from portside.jobs.scan import request_scan
 from portside.metadata.db import utcnow
 from portside.scanning.model import Severity
 from portside.scans.settings import ScanSettingsStore
@@ -241,7 +241,11 @@ def test_rescan_when_the_vulnerability_database_changes(
     double.findings = [finding("CVE-2025-0001", Severity.HIGH)]
     with app.ctx.db.write() as conn:
         outbox.emit(
-            conn, VULNDB_UPDATED, Actor("vulndb"), resource="vulndb", data={"generation": "gen-2"}
+            conn,
+            outbox.VULNDB_UPDATED,
+            Actor("vulndb"),
+            resource="vulndb",
+            data={"generation": "gen-2"},
         )
     worker = Worker(app.ctx, name="test-worker")
     for _ in range(3):
@@ -255,7 +259,11 @@ def test_rescan_when_the_vulnerability_database_changes(
     before = len(double.scanned)
     with app.ctx.db.write() as conn:
         outbox.emit(
-            conn, VULNDB_UPDATED, Actor("vulndb"), resource="vulndb", data={"generation": "gen-2"}
+            conn,
+            outbox.VULNDB_UPDATED,
+            Actor("vulndb"),
+            resource="vulndb",
+            data={"generation": "gen-2"},
         )
     for _ in range(3):
         worker.tick()

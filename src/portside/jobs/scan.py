@@ -18,7 +18,7 @@ from sqlalchemy import Connection, select
 
 from portside.content.vulnerability import read_settings
 from portside.errors import ManifestUnknown
-from portside.events.outbox import ARTIFACT_PUSHED, SYSTEM, Consumer, Event
+from portside.events.outbox import ARTIFACT_PUSHED, SYSTEM, VULNDB_UPDATED, Consumer, Event
 from portside.jobs.context import JobContext, JobFailed
 from portside.jobs.store import Jobs
 from portside.metadata import schema as s
@@ -32,8 +32,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-VULNDB_UPDATED = "vulndb.updated"  # raised by the vulnerability database after an import
-HANDLED = (ARTIFACT_PUSHED, VULNDB_UPDATED)
+HANDLED = (ARTIFACT_PUSHED, VULNDB_UPDATED)  # raised by pushes, and by vulndb imports
 
 
 def request_scan(

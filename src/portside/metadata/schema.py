@@ -532,6 +532,7 @@ vulndb_affected = Table(
     Column("severity", Integer),  # per package (Debian urgency per release), else null
     Index(None, "ecosystem", "name", "import_id"),
     Index(None, "import_id"),
+)
 
 # --- vulnerability scanning ----------------------------------------------------------------
 
