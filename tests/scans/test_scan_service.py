@@ -268,3 +268,16 @@ def test_rescan_when_the_vulnerability_database_changes(
     for _ in range(3):
         worker.tick()
     assert len(double.scanned) == before
+
+
+def test_a_deleted_artifacts_scans_go_with_it(
+    app: PortsideApp, client: TestClient, double: RecordedFindingsScanner
+) -> None:
+    image = push_image(client, "acme/app", "v1")
+    double.findings = [finding("CVE-2024-0001", Severity.HIGH)]
+    done = scan(app, "acme/app", image.digest)
+    assert client.delete(f"/v2/acme/app/manifests/{image.digest}").status_code == 202
+    worker = Worker(app.ctx, name="test-worker")
+    worker.tick()
+    assert app.ctx.scans.store.get(done.id) is None
+    assert app.ctx.scans.store.latest("acme/app", image.digest) is None
