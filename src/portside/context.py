@@ -25,6 +25,7 @@ from portside.metadata.engine import POOL_SIZE, make_engine
 from portside.offload import Offloader
 from portside.proxy.endpoints import endpoint_upstreams
 from portside.proxy.service import ProxyService
+from portside.scans.builtin import BuiltinScanner, render_sboms
 from portside.scans.service import ScanService
 from portside.signatures.service import SignatureService
 from portside.storage.base import StorageDriver
@@ -65,6 +66,11 @@ class Context:
         self.events.flush()
         self.hot.close()
         self.db.engine.dispose()
+
+
+def registry_host(settings: Settings) -> str:
+    """host[:port] of the registry as clients name it (for SBOMs' package URLs)."""
+    return settings.public_url.split("://", 1)[-1].rstrip("/")
 
 
 def build_context(settings: Settings) -> Context:
@@ -113,5 +119,15 @@ def build_context(settings: Settings) -> Context:
         signatures=signatures,
         pull_policy=PullPolicy(db, hot, signatures),
         vulnerability=VulnerabilityPolicy(db),
-        scans=ScanService(settings, db, auth, uploads, manifests),
+        scans=ScanService(
+            settings,
+            db,
+            auth,
+            uploads,
+            manifests,
+            builtin=lambda: BuiltinScanner(db, storage),
+            sbom_generator=lambda found, repository, digest: render_sboms(
+                found, repository, digest, registry_host(settings)
+            ),
+        ),
     )

@@ -22,7 +22,7 @@ from tests.scans.doubles import RecordedFindingsScanner
 SPDX = "application/spdx+json"
 
 
-def render_for_tests(inventory: Inventory) -> list[tuple[str, bytes]]:
+def render_for_tests(inventory: Inventory, repository: str, digest: str) -> list[tuple[str, bytes]]:
     """Test double of the SBOM renderers: one SPDX-shaped document naming the packages."""
     names = [p.name for p in inventory.packages]
     return [(SPDX, json.dumps({"spdxVersion": "SPDX-2.3", "packages": names}).encode())]

@@ -112,8 +112,9 @@ def document(db: Database, storage: StorageDriver, repository: str, sbom: Sbom) 
 EMPTY_CONFIG = b"{}"
 TITLES = {"spdx": "sbom.spdx.json", "cyclonedx": "sbom.cdx.json", "syft": "sbom.syft.json"}
 
-Generator = Callable[[Inventory], list[tuple[str, bytes]]]
-"""Renders an inventory as SBOM documents: (artifact type, document bytes) pairs."""
+Generator = Callable[[Inventory, str, str], list[tuple[str, bytes]]]
+"""Renders an image's inventory (with its repository and digest) as SBOM documents:
+(artifact type, document bytes) pairs."""
 
 
 def attach(

@@ -269,7 +269,8 @@ class ScanService:
                 log(f"{digest}: no SBOM generated (the scanner reports no package inventory)")
                 continue
             image = by_digest[digest]
-            for artifact_type, document in self.sbom_generator(report.inventory):
+            rendered = self.sbom_generator(report.inventory, scan.repository, image.digest)
+            for artifact_type, document in rendered:
                 try:
                     pushed = sbom.attach(
                         self.uploads,
