@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from portside import readonly
 from portside.commands.common import (
     CLI,
     CONFIG_OPTION,
@@ -91,6 +92,9 @@ def scan_image(
 
     repository, reference = split_image(image)
     with context_from(config_file, data_dir) as ctx:
+        if ctx.settings.registry.read_only:
+            click.echo(f"error: no scan: {readonly.MESSAGE}", err=True)
+            sys.exit(2)
         digest = _digest(ctx, repository, reference)
         try:
             images_of(ctx.db, repository, digest)
