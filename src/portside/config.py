@@ -616,7 +616,6 @@ class EndpointSettings(_Section):
         return _networks(value)
 
 
-
 class ScanningSettings(_Section):
     timeout_seconds: float = Field(
         default=30.0,

@@ -203,6 +203,8 @@ def test_event_replication_work_wakes_it(query: idle.Query, database_url: str) -
         assert not idle.replication_work_waiting(query)
     finally:
         db.engine.dispose()
+
+
 def test_scan_work_wakes_it(query: idle.Query, db: Database) -> None:
     """The full worker queues scans from the outbox (portside.jobs.scan): a push or a
     vulnerability database update after its cursor is work; without the cursor (nobody
