@@ -26,12 +26,12 @@ from portside.auth.projects import Projects
 from portside.auth.throttle import LoginThrottle
 from portside.metadata.db import Database
 from portside.metadata.engine import make_engine
-from tests.auth.matrix import MatrixServer
 from tests.clients.conftest import containers_config, storage_tool
 from tests.clients.images import Image, build_image, write_layout
 from tests.clients.test_auth_clients import fatal_message
 from tests.clients.test_docker import docker
 from tests.clients.tooling import ContainersStorageTool, Docker, Skopeo, require_binary
+from tests.durability.server import ServerProcess
 from tests.scans.adapter import Adapter, running_adapter
 
 pytestmark = pytest.mark.clients
@@ -53,7 +53,7 @@ __all__ = ["docker"]  # the private dockerd fixture, for the docker test
 
 @dataclass
 class Scene:
-    server: MatrixServer
+    server: ServerProcess
     adapter: Adapter
     api: httpx.Client
     skopeo: Skopeo
@@ -79,7 +79,7 @@ def scene(tmp_path: Path, database_url: str) -> Iterator[Scene]:
         db.engine.dispose()
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    server = MatrixServer(
+    server = ServerProcess(
         data_dir=data_dir,
         database_url=database_url,
         log_dir=tmp_path,

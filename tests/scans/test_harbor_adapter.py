@@ -24,7 +24,6 @@ from portside.jobs.runner import Worker
 from portside.jobs.scan import request_scan
 from portside.scanning.model import Severity
 from portside.scans.settings import ScanSettingsStore
-from tests.auth.matrix import MatrixServer
 from tests.durability.server import (
     ServerProcess,
     free_port,
@@ -62,7 +61,7 @@ def served(tmp_path: Path, database_url: str) -> Iterator[tuple[ServerProcess, C
     db = services.db
     Accounts(db, LoginThrottle(db, 5, 300)).create_user("admin", PASSWORD, admin=True)
     Projects(db).create("acme", creator="admin")
-    server = MatrixServer(data_dir=data_dir, database_url=database_url, log_dir=tmp_path)
+    server = ServerProcess(data_dir=data_dir, database_url=database_url, log_dir=tmp_path)
     server.start(port)
     try:
         # The scans run in this process (as `portside worker` would), on the same database.
