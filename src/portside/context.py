@@ -17,7 +17,6 @@ from portside.content.hotpath import HotQueries
 from portside.content.manifests import ManifestService
 from portside.content.pull_policy import PullPolicy
 from portside.content.uploads import UploadService
-from portside.content.vulnerability import VulnerabilityPolicy
 from portside.events.audit import AuditLog
 from portside.events.batch import EventBuffer
 from portside.metadata.db import Database
@@ -49,7 +48,6 @@ class Context:
     proxy: ProxyService  # proxy-cache projects and the mirror mode
     signatures: SignatureService
     pull_policy: PullPolicy  # manifest GET's one question to the project's policies
-    vulnerability: VulnerabilityPolicy  # the "prevent vulnerable images" pull policy
     scans: ScanService
 
     def url(self, path: str) -> str:
@@ -118,7 +116,6 @@ def build_context(settings: Settings) -> Context:
         proxy=proxy,
         signatures=signatures,
         pull_policy=PullPolicy(db, hot, signatures),
-        vulnerability=VulnerabilityPolicy(db),
         scans=ScanService(
             settings,
             db,

@@ -72,8 +72,20 @@ def test_scan_results_show_findings(
 
 
 def test_project_policy_and_scanners(app: PortsideApp, settings: Settings) -> None:
-    run(settings, "project", "policy", "set", "acme", "--prevent-vulnerable", "--severity", "high")
-    shown = json.loads(run(settings, "project", "policy", "show", "acme", "--json").output)
+    run(
+        settings,
+        "project",
+        "policy",
+        "vulnerability",
+        "set",
+        "acme",
+        "--prevent-vulnerable",
+        "--severity",
+        "high",
+    )
+    shown = json.loads(
+        run(settings, "project", "policy", "vulnerability", "show", "acme", "--json").output
+    )
     assert shown["prevent_vulnerable"] is True
     assert shown["severity"] == "high"
     assert shown["auto_scan"] is False
@@ -81,17 +93,21 @@ def test_project_policy_and_scanners(app: PortsideApp, settings: Settings) -> No
         settings,
         "project",
         "policy",
+        "vulnerability",
         "allowlist",
         "acme",
         "CVE-2024-1",
         "--expires-at",
         "2030-01-01",
     )
-    shown = json.loads(run(settings, "project", "policy", "show", "acme", "--json").output)
+    shown = json.loads(
+        run(settings, "project", "policy", "vulnerability", "show", "acme", "--json").output
+    )
     assert shown["allowlist"] == ["CVE-2024-1"]
     assert shown["allowlist_expires_at"] == "2030-01-01T00:00:00+00:00"
     assert (
-        "no project 'nosuch'" in run(settings, "project", "policy", "show", "nosuch", code=1).output
+        "no project 'nosuch'"
+        in run(settings, "project", "policy", "vulnerability", "show", "nosuch", code=1).output
     )
 
     refused = run(settings, "scanner", "add", "trivy", "http://127.0.0.1:8080", code=1)

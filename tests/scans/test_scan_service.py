@@ -67,7 +67,6 @@ def settle(app: PortsideApp, **changes: object) -> None:
     }
     fields.update(changes)
     ScanSettingsStore(app.ctx.db).save("acme", ScanSettings(**fields), ADMIN)
-    app.ctx.vulnerability.forget()
 
 
 def test_scan_stores_findings_summary_and_event(
@@ -197,7 +196,7 @@ def test_prevent_vulnerable_policy_with_allowlists(
     refused = client.get("/v2/acme/app/manifests/v1")
     assert refused.status_code == 403
     assert error_message(refused) == (
-        f"project policy 'prevent vulnerable images' refuses {image.digest}: "
+        f"pull refused by project policy 'prevent vulnerable images': {image.digest}: "
         "CVE-2024-1234 (critical) in openssl 3.0.11-1 (threshold: high)"
     )
 

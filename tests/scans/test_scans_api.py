@@ -105,7 +105,6 @@ def test_settings_allowlists_and_policy(world: tuple[Registry, RecordedFindingsS
     assert saved.json()["updated_by"] == PROJECT_ADMIN
     assert project_admin.put(settings_url, json={"severity": "worst"}).status_code == 400
 
-    # The policy applies at once in this process (the route forgets the cached list).
     refused = developer.get(f"/v2/acme/app/manifests/{digest}")
     assert refused.status_code == 403
     assert "prevent vulnerable images" in refused.json()["errors"][0]["message"]

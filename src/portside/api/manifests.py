@@ -8,13 +8,12 @@ from portside.api.http import Request, Response, empty, json_body
 from portside.auth.tokens import TokenInvalid
 from portside.content.manifests import StoredManifest
 from portside.content.pull_policy import refuse
-from portside.content.vulnerability import POLICY_NAME, SCANNER_SUBJECT_PREFIX
+from portside.content.vulnerability import SCANNER_SUBJECT_PREFIX
 from portside.context import Context
 from portside.digest import is_digest
-from portside.errors import Denied, ManifestTooLarge, ManifestUnknown, Unsupported
+from portside.errors import ManifestTooLarge, ManifestUnknown, Unsupported
 from portside.proxy.bindings import Binding
 from portside.proxy.service import STALE_HEADERS
-from portside.reference import project_of
 
 
 def accepts(accept_header: str | None, media_type: str) -> bool:
@@ -86,7 +85,7 @@ async def _police(ctx: Context, request: Request, name: str, manifest: StoredMan
     Only policed projects get here; their decision is cached under the hot path's data
     version (one more probe; none on PostgreSQL, where each policed GET decides)."""
     policy = ctx.pull_policy
-    if policy.exempt(getattr(request.caller, "identity", None)):
+    if policy.exempt(getattr(request.caller, "identity", None)) or _is_scanner(ctx, request):
         return
     version = ctx.hot.version()
     decision = policy.cached(name, manifest.digest, version)
@@ -120,24 +119,6 @@ async def _proxied(
         with contextlib.suppress(ManifestUnknown):
             return await _local(ctx, name, reference), False
     return await ctx.proxy.manifest(binding, name, reference)
-
-
-# --- pull policies ---------------------------------------------------------------------
-# The one place manifest GETs are checked against project pull policies (HEAD is not:
-# as in Harbor, only GET returns the content). Projects without a policy cost one dict
-# lookup (portside.content.vulnerability).
-async def _pull_policies(ctx: Context, request: Request, name: str, digest: str) -> None:
-    policy = ctx.vulnerability
-    project = project_of(name)
-    applies = policy.applies(project)
-    if applies is None:
-        await ctx.io.shared("vulnerability-policy", policy.refresh)  # one refresh at a time
-        applies = policy.applies(project)
-    if not applies or _is_scanner(ctx, request):
-        return
-    why = await ctx.io.run(policy.refusal, project, name, digest)
-    if why is not None:
-        raise Denied(why, detail={"policy": POLICY_NAME, "digest": digest})
 
 
 def _is_scanner(ctx: Context, request: Request) -> bool:

@@ -5,6 +5,9 @@ Checks (CHECKS, in order; the first refusal wins):
 - "only signed images" (projects.require_signed): the artifact, or an index in its
   repository that contains it, has a signature verified by a key the project trusts
   (signatures.service: verified against the keys, not mere presence).
+- "prevent vulnerable images" (project_scan_settings.prevent_vulnerable): the latest scan
+  has no finding at or above the project's threshold that no CVE allowlist covers, and
+  there is one (content.vulnerability).
 
 A refusal is `Denied` (403 DENIED) whose message names the policy and says why.
 
@@ -53,6 +56,8 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from portside.auth.identity import Identity
+from portside.content.vulnerability import POLICY_NAME
+from portside.content.vulnerability import refusal as vulnerability_refusal
 from portside.errors import Denied
 from portside.metadata import schema as s
 from portside.metadata.db import Database
@@ -117,7 +122,20 @@ def only_signed(pull: Pull) -> str | None:
     return None if trust.signed else str(trust.detail)
 
 
-CHECKS: tuple[Check, ...] = (Check("only signed images", "p.require_signed", only_signed),)
+def prevent_vulnerable(pull: Pull) -> str | None:
+    """Harbor's "prevent vulnerable images from running" (content.vulnerability)."""
+    return vulnerability_refusal(pull.policy.db, pull.settings.id, pull.repository, pull.digest)
+
+
+CHECKS: tuple[Check, ...] = (
+    Check("only signed images", "p.require_signed", only_signed),
+    Check(
+        POLICY_NAME,
+        "EXISTS (SELECT 1 FROM project_scan_settings v"
+        " WHERE v.project_id = p.id AND v.prevent_vulnerable)",
+        prevent_vulnerable,
+    ),
+)
 
 # The hot path's query selects this (`projects p` joined by the repository's project).
 ACTIVE = "(" + " OR ".join(check.active_sql for check in CHECKS) + ")"

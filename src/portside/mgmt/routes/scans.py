@@ -345,7 +345,6 @@ def put_scan_settings(
         reuse_system_allowlist=body.reuse_system_allowlist,
     )
     saved = ScanSettingsStore(ctx.db).save(project, wanted, caller.actor)
-    ctx.vulnerability.forget()
     return _settings_out(project, saved)
 
 

@@ -4,7 +4,7 @@ Vulnerability scans and their findings and inventories, projects' scan settings 
 pull policy, CVE allowlists, and registered external scanners.
 
 Revision ID: 0008
-Revises: 0011
+Revises: 0009
 Create Date: 2026-12-07 15:00:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0011"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
