@@ -7,8 +7,6 @@ import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import pytest
-
 from portside.api.http import Response, stream_rsgi
 
 
@@ -70,8 +68,9 @@ def test_stream_is_closed_when_the_client_leaves() -> None:
     body = Body([b"ab", b"cd", b"e"])
     protocol = Protocol(Transport(fail_after=1))
     response = Response(200, stream=body)
-    with pytest.raises(RuntimeError):
-        asyncio.run(stream_rsgi(protocol, response, head=False))
+    # The client leaving ends the response quietly (granian raises RSGIProtocolClosed, a
+    # RuntimeError, on the next send): nothing to answer, but the stream must be closed.
+    asyncio.run(stream_rsgi(protocol, response, head=False))
     assert response.sent_bytes == 2
     assert body.closed == 1
     assert body.finished
