@@ -508,7 +508,8 @@ class ProxyMirrorSettings(_Section):
     project: str = Field(
         description="Project the mirrored content is cached in; create it first "
         "(`portside project create NAME --public` lets anonymous clients pull through "
-        "the mirror). Pulls through the mirror need pull permission there."
+        "the mirror): `serve` refuses to start while it is missing. Pulls through the "
+        "mirror need pull permission there."
     )
     endpoints: tuple[str, ...] = Field(
         min_length=1,

@@ -5,8 +5,11 @@ A user who may configure a target must not be able to make the registry talk to 
 only the registry can reach: loopback services, the private network, link-local and
 unique-local addresses, and the cloud metadata endpoints. So:
 
-* every answer for the target's host name is checked (`check`); one refused answer
-  refuses the target, since which answer a connection uses is not ours to choose;
+* saving a target checks only what cannot change (`check_saved`: syntax, literal
+  addresses, `localhost`), so DNS being down does not stop an administrator;
+* every answer for the target's host name is checked at each connection (`check`); one
+  refused answer refuses the target, since which answer a connection uses is not ours
+  to choose;
 * the connection goes to an address that was checked, never to the name (no second
   DNS lookup that a rebinding DNS server could answer differently); the request still
   carries the name in `Host` and, over TLS, in SNI, and the certificate is verified
@@ -98,16 +101,28 @@ class EgressPolicy:
             return "a private or reserved address"
         return None
 
+    def check_saved(self, url: str | httpx.URL) -> httpx.URL:
+        """The parsed URL if a target may be saved there; Refused otherwise. Only what
+        does not change is checked: the syntax, and the address when the host is an IP
+        literal or a `localhost` name (RFC 6761: always loopback). A host name is not
+        resolved: DNS may be unavailable or answer differently later, and `check` looks
+        at every answer each time a connection is made."""
+        parsed = _parsed(url)
+        literal = _literal(parsed.host)
+        if literal is not None:
+            why = self.refusal(literal)
+            if why is not None:
+                raise Refused(f"{parsed.host} is {why}; targets there are not allowed")
+        elif _is_localhost(parsed.host):
+            for address in (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")):
+                why = self.refusal(address)
+                if why is not None:
+                    raise Refused(f"{parsed.host} is {why}; targets there are not allowed")
+        return parsed
+
     def check(self, url: str | httpx.URL) -> tuple[httpx.URL, list[IPAddress]]:
         """The parsed URL and the addresses it may be reached at; Refused otherwise."""
-        try:
-            parsed = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError) as error:
-            raise Refused(f"not a valid URL: {error}") from None
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise Refused("the URL must be absolute http:// or https://")
-        if parsed.userinfo:
-            raise Refused("the URL must not contain credentials")
+        parsed = _parsed(url)
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         addresses = self.resolver(parsed.host, port)
         if not addresses:
@@ -118,6 +133,31 @@ class EgressPolicy:
                 shown = parsed.host if parsed.host == str(address) else f"{parsed.host} ({address})"
                 raise Refused(f"{shown} is {why}; targets there are not allowed")
         return parsed, addresses
+
+
+def _parsed(url: str | httpx.URL) -> httpx.URL:
+    """`url` parsed, if it is an absolute http(s) URL without credentials."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as error:
+        raise Refused(f"not a valid URL: {error}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise Refused("the URL must be absolute http:// or https://")
+    if parsed.userinfo:
+        raise Refused("the URL must not contain credentials")
+    return parsed
+
+
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def _is_localhost(host: str) -> bool:
+    name = host.lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,11 +355,7 @@ def _send_once(
 
 
 def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+    return _literal(host) is not None
 
 
 def policy_from(

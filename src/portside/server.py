@@ -182,6 +182,18 @@ def start_job_workers(settings: Settings) -> list[subprocess.Popen[bytes]]:
     ]
 
 
+def _check_mirror(settings: Settings) -> None:
+    from portside.metadata.db import Database
+    from portside.metadata.engine import make_engine
+    from portside.proxy.bindings import check_mirror
+
+    engine = make_engine(settings.database_url)
+    try:
+        check_mirror(Database(engine), settings.proxy)
+    finally:
+        engine.dispose()
+
+
 def _describe_storage(settings: Settings) -> str:
     if settings.storage.driver == "s3":
         s3 = settings.storage.s3
@@ -202,6 +214,7 @@ def serve(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
     prepare_auth(settings)
+    _check_mirror(settings)
     if not settings.registry.read_only:  # portside.readonly: start-up changes nothing
         _sync_vulndb_schedule(settings)
         _purge_abandoned_uploads(settings)

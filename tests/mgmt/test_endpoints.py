@@ -5,13 +5,17 @@ the audit log without secrets."""
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from portside.egress import IPAddress
 from portside.endpoints.secrets import new_key
+from portside.endpoints.store import EndpointStore
 from portside.metadata import schema as s
 from tests.auth.conftest import Registry
 from tests.mgmt.conftest import API, PROJECT_ADMIN, MakeRegistry, client_for
@@ -89,6 +93,34 @@ def test_loopback_is_refused_unless_allowed(make_registry: MakeRegistry) -> None
     refused = client_for(strict, "admin").post(ENDPOINTS, json=body("http://127.0.0.1:5000"))
     assert_error(refused, 400, "INVALID")
     assert "loopback" in refused.text
+
+
+def test_a_name_that_does_not_resolve_is_saved_and_the_test_says_why(
+    make_registry: MakeRegistry,
+) -> None:
+    """Saving does not resolve the host (`.invalid` never resolves, RFC 6761): a machine
+    without DNS, or a DNS failure, does not stop an endpoint being added; the test action
+    names the DNS failure, and a name that later resolves to loopback is refused when
+    connecting."""
+    strict = make_registry(secrets={"encryption_key": new_key()})
+    admin = client_for(strict, "admin")
+    created = json_object(
+        admin.post(ENDPOINTS, json=body("https://registry.example.invalid")), 201
+    )
+    assert created["url"] == "https://registry.example.invalid"
+    json_object(admin.post(ENDPOINTS, json={"name": "hub", "type": "docker-hub"}), 201)
+    tested = json_object(admin.post(f"{ENDPOINTS}/peer/test"))
+    assert tested["ok"] is False
+    assert "cannot resolve 'registry.example.invalid'" in tested["message"], tested
+
+    def loopback(host: str, port: int) -> list[IPAddress]:
+        return [ipaddress.ip_address("127.0.0.1")]
+
+    store = EndpointStore(strict.app.ctx.db, strict.app.ctx.settings)
+    store.egress = dataclasses.replace(store.egress, resolver=loopback)
+    refused = store.test(store.get("peer"))
+    assert refused.ok is False
+    assert "registry.example.invalid (127.0.0.1) is a loopback address" in refused.message
 
 
 def test_credentials_need_an_encryption_key(make_registry: MakeRegistry) -> None:

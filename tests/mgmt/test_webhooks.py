@@ -129,6 +129,20 @@ def test_permissions(lenient: Registry, user: str, read: int, manage: int) -> No
     assert client_for(lenient).get(HOOKS).status_code == 404  # anonymous
 
 
+def test_a_target_name_is_not_resolved_when_saved(registry: Registry) -> None:
+    """`.invalid` never resolves (RFC 6761); saving does not need DNS, deliveries check
+    every answer when they connect."""
+    response = client_for(registry, "admin").post(
+        HOOKS,
+        json={
+            "name": "x",
+            "target_url": "https://hooks.example.invalid/in",
+            "event_types": ["artifact.pushed"],
+        },
+    )
+    assert response.status_code == 201, response.text
+
+
 @pytest.mark.parametrize(
     "target",
     [

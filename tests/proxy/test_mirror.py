@@ -4,6 +4,7 @@ containerd's mirrors expect (docker sends Docker Hub names: `library/alpine`).""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from portside.app import PortsideApp, create_app
+from portside.auth.projects import Projects
 from portside.config import load_settings
+from portside.metadata.db import Database
+from portside.metadata.engine import make_engine
+from portside.proxy.bindings import check_mirror
+from tests.durability.server import PORTSIDE, free_port, portside_env
 from tests.proxy.conftest import Factory, Upstreams, remote_upstream
 from tests.proxy.upstreams import OCI_MANIFEST, push_image
 from tests.remote.peers import distribution
@@ -67,3 +73,39 @@ def test_mirror_serves_library_images_through_upstreams_in_order(
             refused = client.post("/v2/mirror/library/alpine/blobs/uploads/")
             assert refused.status_code == 403
     assert upstream.counting.count("GET", "/v2/library/alpine/manifests/3.20") == 1
+
+
+def test_serve_refuses_to_start_without_the_mirror_project(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A mirror whose project is missing would answer every mirrored pull with an error;
+    `serve` says so at start, naming the key (it does not create the project: public or
+    not is the administrator's choice)."""
+    result = subprocess.run(
+        [PORTSIDE, "serve", "--listen", f"127.0.0.1:{free_port()}",
+         "--data-dir", str(tmp_path / "data")],
+        env=portside_env(
+            database_url,
+            PORTSIDE_PROXY__MIRROR__PROJECT="mirror",
+            PORTSIDE_PROXY__MIRROR__ENDPOINTS='["hub"]',
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "proxy.mirror.project: there is no project 'mirror'" in result.stderr, result.stderr
+    assert "portside project create mirror --public" in result.stderr
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        database={"url": database_url},
+        proxy={"mirror": {"project": "mirror", "endpoints": ["hub"]}},
+    )
+    engine = make_engine(database_url)
+    try:
+        db = Database(engine)
+        Projects(db).create("mirror", public=True)
+        check_mirror(db, settings.proxy)  # now it starts
+    finally:
+        engine.dispose()

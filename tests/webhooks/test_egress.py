@@ -171,3 +171,38 @@ def test_connection_failures_are_http_errors() -> None:
         port = receiver.port
     with pytest.raises(httpx.ConnectError):
         send(PRIVATE_OK, "POST", f"http://127.0.0.1:{port}/gone")
+
+
+def test_saving_checks_syntax_and_literal_addresses_but_does_not_resolve() -> None:
+    """A name is not looked up when a target is saved (no DNS, or a failing one, must not
+    stop an administrator); literal addresses and `localhost` are refused as at connect."""
+
+    def no_dns(host: str, port: int) -> list[IPAddress]:
+        raise AssertionError(f"{host} was resolved when saving")
+
+    policy = EgressPolicy(resolver=no_dns, timeout_seconds=5)
+    assert policy.check_saved("https://registry.example.invalid/x").host == (
+        "registry.example.invalid"
+    )
+    for url, why in [
+        ("http://127.0.0.1:5000", "loopback"),
+        ("http://[::1]/", "loopback"),
+        ("http://[::ffff:10.0.0.1]/", "private"),
+        ("http://169.254.169.254/", "metadata"),
+        ("http://localhost:8080/", "loopback"),
+        ("http://Registry.LOCALHOST./", "loopback"),
+        ("ftp://example.com/", "http"),
+        ("http://user:pw@example.com/", "credentials"),
+    ]:
+        with pytest.raises(Refused, match=why):
+            policy.check_saved(url)
+    allowed = EgressPolicy(allow_private=True, resolver=no_dns)
+    assert allowed.check_saved("http://localhost:5000").port == 5000
+    assert allowed.check_saved("http://10.1.2.3/").host == "10.1.2.3"
+
+
+def test_a_saved_name_that_resolves_to_loopback_is_refused_at_connect() -> None:
+    policy = _fixed("127.0.0.1")
+    policy.check_saved("http://sneaky.example.com/hook")
+    with pytest.raises(Refused, match=r"sneaky.example.com \(127.0.0.1\) is a loopback"):
+        send(policy, "POST", "http://sneaky.example.com/hook", content=b"{}")

@@ -94,7 +94,7 @@ class EndpointStore:
         if len(url) > MAX_URL:
             raise Invalid(f"the URL is longer than {MAX_URL} characters")
         try:
-            parsed, _ = self.egress.check(url)
+            parsed = self.egress.check_saved(url)
         except Refused as refused:
             raise Invalid(f"endpoint URL {url!r} refused: {refused}") from None
         if parsed.query or parsed.fragment or parsed.path not in ("", "/"):

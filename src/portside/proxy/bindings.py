@@ -21,7 +21,7 @@ from sqlalchemy import Connection, func, select
 
 from portside.auth.errors import Invalid, Missing
 from portside.auth.projects import project_id
-from portside.config import ProxySettings
+from portside.config import ConfigError, ProxySettings
 from portside.errors import Denied
 from portside.events import outbox
 from portside.events.outbox import Actor
@@ -329,3 +329,22 @@ def _pull_counts(conn: Connection, project: str) -> dict[tuple[str, str], int]:
 
 def _emit(conn: Connection, actor: Actor, project: str, data: dict[str, Any]) -> None:
     outbox.emit(conn, outbox.PROJECT_UPDATED, actor, resource=project, project=project, data=data)
+
+
+def check_mirror(db: Database, settings: ProxySettings) -> None:
+    """With `proxy.mirror` configured, its project must exist: ConfigError naming the key
+    otherwise. It is not created for the administrator, because whether it is public
+    (anonymous clients pulling through the mirror) is theirs to choose."""
+    mirror = settings.mirror
+    if mirror is None:
+        return
+    with db.read() as conn:
+        found = conn.execute(
+            select(s.projects.c.id).where(s.projects.c.name == mirror.project)
+        ).first()
+    if found is None:
+        raise ConfigError(
+            f"proxy.mirror.project: there is no project {mirror.project!r}; create it first "
+            f"(`portside project create {mirror.project} --public` for anonymous clients, "
+            "without --public for clients that log in)"
+        )

@@ -97,7 +97,7 @@ class PolicyStore:
         if len(url) > MAX_URL:
             raise Invalid(f"the target URL is longer than {MAX_URL} characters")
         try:
-            self.egress.check(url)
+            self.egress.check_saved(url)  # DNS is checked when a delivery connects
         except Refused as refused:
             raise Invalid(f"target {url!r} refused: {refused}") from None
         return url
