@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from portside.remote import RegistryClient
+from portside.replication.runs import Runs
 from tests.api.helpers import (
     make_artifact,
     make_image,
@@ -149,12 +150,20 @@ def test_an_interrupted_run_then_a_rerun_copies_only_what_is_missing(
         local.endpoint("flaky", proxy.url)
         rule = local.rule("interrupted", "push", "flaky")
         job, items = local.run(rule)
-        assert job.status == "succeeded", job.error  # the run ends; one artifact failed
+        # The run goes to its end, and fails as Harbor's does, its summary and
+        # per-artifact results kept for the API, CLI and UI.
+        assert job.status == "failed", job.error
+        assert job.error is not None
+        assert "1 of 2 artifacts failed" in job.error
         by_source = {i.source: i for i in items}
         assert by_source["team/small:v1"].status == "copied"
         assert by_source["team/big:v1"].status == "failed"
         assert job.result is not None
-        assert job.result["failed"] == 1
+        assert (job.result["copied"], job.result["failed"]) == (1, 1)
+        shown = Runs(local.app.ctx.db).get(job.id)
+        assert shown is not None
+        assert (shown.status, shown.error) == ("failed", job.error)
+        assert shown.result == job.result
         cutting["on"] = False
         again, items = local.run(rule)
     assert again.status == "succeeded", again.error

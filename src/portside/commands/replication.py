@@ -255,6 +255,8 @@ def rule_run(name: str, here: bool, config_file: Path | None, data_dir: Path | N
             f"{result.get('skipped', 0)} skipped, {result.get('failed', 0)} failed, "
             f"{format_size(int(result.get('bytes', 0)))}"
         )
+        if final.error:
+            click.echo(f"error: {final.error}", err=True)
         if final.status != "succeeded" or result.get("failed"):
             sys.exit(1)
         return

@@ -16,7 +16,13 @@ class JobStopped(Exception):
 
 
 class JobFailed(Exception):
-    """A job ends failed with this message (bad parameters, missing project...)."""
+    """A job ends failed with this message (bad parameters, missing project...). A job
+    that did work before failing passes `result` (its summary), kept as a succeeded
+    job's would be."""
+
+    def __init__(self, message: str, *, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass

@@ -82,7 +82,7 @@ def run_replication(job: JobContext) -> dict[str, Any]:
         ]
     services = Services(ctx.db, ctx.storage, ctx.blobs, ctx.uploads, ctx.manifests)
     try:
-        return replicate(
+        summary = replicate(
             services,
             EndpointStore(ctx.db, ctx.settings),
             rule,
@@ -93,6 +93,15 @@ def run_replication(job: JobContext) -> dict[str, Any]:
         )
     except RunFailed as error:
         raise JobFailed(str(error)) from None
+    failed = int(summary.get("failed", 0))
+    if failed:  # as Harbor: a run that left artifacts behind failed (a rerun finishes it)
+        done = sum(int(summary.get(k, 0)) for k in ("copied", "skipped", "deleted"))
+        raise JobFailed(
+            f"{failed} of {failed + done} artifacts failed (see the run's failed items); "
+            "running the rule again copies only what is still missing",
+            result=summary,
+        )
+    return summary
 
 
 def queue_run(db: Database, rule: Rule, *, actor: Actor, trigger: str = "manual") -> int:

@@ -320,6 +320,8 @@ class Worker:
             running.log("warning", f"{lost.why}; the job will run again", closing=True)
         except (JobFailed, ParamsError) as failure:
             error = str(failure)
+            if isinstance(failure, JobFailed):
+                result = failure.result
             running.log("error", error, closing=True)
         except Exception as failure:
             error = f"internal error: {type(failure).__name__}: {failure}"
