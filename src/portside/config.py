@@ -538,6 +538,22 @@ class ProxySettings(_Section):
         gt=0,
         description="Longest a pull waits for a blob another process is fetching.",
     )
+    max_fills: int = Field(
+        default=32,
+        ge=1,
+        le=1024,
+        description="Blobs one process fetches into the cache at once (each fetch holds "
+        "a thread for its download). A request for another missing blob waits up to "
+        "`fill_slot_wait_seconds` for one to end, then gets the blob passed through from "
+        "the upstream without caching it (`X-Portside-Cache: pass`).",
+    )
+    fill_slot_wait_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How long a blob request waits for a free fill slot "
+        "(`proxy.max_fills`) before the blob is passed through uncached.",
+    )
     mirror: ProxyMirrorSettings | None = Field(
         default=None,
         description="Transparent mirror: /v2 requests for repositories of no project "

@@ -104,9 +104,7 @@ def test_a_name_that_does_not_resolve_is_saved_and_the_test_says_why(
     connecting."""
     strict = make_registry(secrets={"encryption_key": new_key()})
     admin = client_for(strict, "admin")
-    created = json_object(
-        admin.post(ENDPOINTS, json=body("https://registry.example.invalid")), 201
-    )
+    created = json_object(admin.post(ENDPOINTS, json=body("https://registry.example.invalid")), 201)
     assert created["url"] == "https://registry.example.invalid"
     json_object(admin.post(ENDPOINTS, json={"name": "hub", "type": "docker-hub"}), 201)
     tested = json_object(admin.post(f"{ENDPOINTS}/peer/test"))

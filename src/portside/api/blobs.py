@@ -18,7 +18,7 @@ from portside.content.blobs import BlobInfo
 from portside.context import Context
 from portside.digest import Digest
 from portside.errors import BlobUnknown, RangeUnsatisfiable, Unsupported
-from portside.proxy.fill import Fill
+from portside.proxy.service import Streamed
 from portside.storage.base import PathNotFound, Reader
 
 # Reads from a driver without local files (object storage): two of these in flight per
@@ -65,7 +65,7 @@ async def get(ctx: Context, request: Request, name: str, digest_text: str) -> Re
                 raise
             filling = await ctx.proxy.blob(binding, name, digest, head=request.method == "HEAD")
             if filling is not None:
-                return _filling(ctx, request, digest, *filling)
+                return _filling(request, digest, filling)
             info = await _stat(ctx, name, digest, None)
     digest_text = str(digest)
     headers = [
@@ -112,18 +112,18 @@ async def _stat(ctx: Context, name: str, digest: Digest, version: int | None) ->
     return await ctx.io.shared(key, ctx.blobs.stat, name, digest, version)
 
 
-def _filling(ctx: Context, request: Request, digest: Digest, size: int, fill: Fill) -> Response:
-    """A blob being fetched into the cache: streamed from its fill as it arrives (the
-    whole blob; a Range is ignored, as RFC 9110 allows)."""
+def _filling(request: Request, digest: Digest, streamed: Streamed) -> Response:
+    """A blob fetched from the upstream: streamed from its fill as it arrives, or passed
+    through (the whole blob; a Range is ignored, as RFC 9110 allows)."""
     headers = [
         ("docker-content-digest", str(digest)),
         ("content-type", "application/octet-stream"),
-        ("content-length", str(size)),
-        ("x-portside-cache", "miss"),
+        ("content-length", str(streamed.size)),
+        ("x-portside-cache", streamed.cache),
     ]
     if request.method == "HEAD":
         return Response(200, headers)
-    return Response(200, headers, stream=ctx.proxy.follow(fill, size))
+    return Response(200, headers, stream=streamed.body)
 
 
 @dataclass(frozen=True, slots=True)

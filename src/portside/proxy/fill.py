@@ -26,6 +26,12 @@ Concurrent requests share one upstream fetch:
   the database; waiting keeps the rule simple and the cold cost is one blob's download.
 Followers stream from the partial file only on drivers with local files (filesystem);
 on others they wait for the commit too.
+
+Each fill holds a thread for as long as its download, so a process runs at most
+`proxy.max_fills` at once. A request for another blob waits up to
+`proxy.fill_slot_wait_seconds` for one to end; if none does, the blob is passed through
+from the upstream without being cached (clients keep working; the next request after the
+rush fills the cache), see proxy.service.
 """
 
 from __future__ import annotations
@@ -171,23 +177,46 @@ class Fills:
         *,
         lease_seconds: float,
         wait_seconds: float,
+        max_fills: int = 32,
+        slot_wait_seconds: float = 5.0,
     ) -> None:
         self.db = db
         self.storage = storage
         self.blobs = blobs
         self.lease = Lease(db, lease_seconds)
         self.wait_seconds = wait_seconds
+        self.max_fills = max_fills
+        self.slot_wait_seconds = slot_wait_seconds
         self._fills: dict[str, Fill] = {}
         self._threads: set[threading.Thread] = set()
+        self._running = 0  # fills started and not yet forgotten (each holds a thread)
+        self._slot_waiters: list[asyncio.Future[None]] = []
 
-    def start(self, repository: str, digest: Digest, open_blob: OpenBlob) -> Fill:
-        """The fill of `digest` in progress in this process, or a new one (on the loop)."""
+    async def start(self, repository: str, digest: Digest, open_blob: OpenBlob) -> Fill | None:
+        """The fill of `digest` in progress in this process, or a new one (on the loop).
+        At most `max_fills` run at once (each is a thread): a new one waits up to
+        `slot_wait_seconds` for a slot, and None means there was none (the caller serves
+        the blob without caching it)."""
+        loop = asyncio.get_running_loop()
         key = str(digest)
-        fill = self._fills.get(key)
-        if fill is not None and not fill.over:
-            return fill
-        fill = Fill(digest, repository, asyncio.get_running_loop())
+        deadline = loop.time() + self.slot_wait_seconds
+        while True:
+            fill = self._fills.get(key)
+            if fill is not None and not fill.over:
+                return fill  # joining a fill in progress takes no slot
+            if self._running < self.max_fills:
+                break
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.info("proxy.fill_slots_full", digest=key, max_fills=self.max_fills)
+                return None
+            waiter = loop.create_future()
+            self._slot_waiters.append(waiter)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, remaining)
+        fill = Fill(digest, repository, loop)
         self._fills[key] = fill
+        self._running += 1
         thread = threading.Thread(
             target=self._run, args=(fill, open_blob), name="portside-fill", daemon=True
         )
@@ -204,8 +233,14 @@ class Fills:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def _forget(self, fill: Fill) -> None:
+        """On the loop, once per fill when its thread is done: its slot is free."""
         if self._fills.get(str(fill.digest)) is fill:
             del self._fills[str(fill.digest)]
+        self._running -= 1
+        waiters, self._slot_waiters = self._slot_waiters, []
+        for waiter in waiters:  # they look again; those finding no slot wait again
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _run(self, fill: Fill, open_blob: OpenBlob) -> None:
         digest = str(fill.digest)

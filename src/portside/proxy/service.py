@@ -16,7 +16,11 @@ Manifests (GET/HEAD on a proxy project's repository):
 Blobs (GET/HEAD) on a miss: only digests a cached manifest of the repository lists are
 fetched (the proxy is not an open fetcher of arbitrary upstream content); a blob already
 stored for another repository is linked, else filled from the upstream while clients
-stream it (proxy.fill).
+stream it (proxy.fill). When all of this process's fill slots (`proxy.max_fills`) stay
+busy for `proxy.fill_slot_wait_seconds`, the blob is passed through from the upstream
+without being cached (`X-Portside-Cache: pass`), its reads on a pool of `max_fills`
+threads: clients keep working and threads stay bounded (an upstream that does not say
+the blob's length gets the client a 503 with Retry-After instead).
 
 Upstream calls block: they run on the proxy's own small thread pool, so a slow upstream
 never holds the blocking-work pool that local requests need. Concurrent misses of one
@@ -30,6 +34,7 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -102,7 +107,10 @@ class ProxyService:
             blobs,
             lease_seconds=settings.proxy.fill_lease_seconds,
             wait_seconds=settings.proxy.wait_seconds,
+            max_fills=settings.proxy.max_fills,
+            slot_wait_seconds=settings.proxy.fill_slot_wait_seconds,
         )
+        self._passing: ThreadPoolExecutor | None = None
         self.mirror = settings.proxy.mirror is not None
         # Read-only mode (portside.readonly): what is cached is served as it is; nothing
         # is fetched or revalidated (that would write).
@@ -281,9 +289,10 @@ class ProxyService:
     # -- blobs ------------------------------------------------------------------------
     async def blob(
         self, binding: Binding, repository: str, digest: Digest, *, head: bool
-    ) -> tuple[int, Fill] | None:
+    ) -> Streamed | None:
         """A blob missing from the repository: None once it is stored and linked (the
-        caller then serves it as usual), or (size, fill) to stream from the fill."""
+        caller then serves it as usual), or what to stream (from its fill, or passed
+        through when no fill slot came free)."""
         listed = await self.io.run(self._listed, repository, digest)
         if not listed:
             raise BlobUnknown(detail={"digest": str(digest)})
@@ -292,14 +301,16 @@ class ProxyService:
         if await self.io.run(self.blobs.link_stored, repository, digest) is not None:
             return None
         name = binding.upstream_name(repository)
-        fill = self.fills.start(
+        fill = await self.fills.start(
             repository, digest, lambda: self._open_blob(binding, name, str(digest))
         )
+        if fill is None:
+            return await self._pass_through(binding, name, digest, head=head)
         await fill.ready()
         if fill.phase == "failed":
             raise _blob_error(fill.error, digest)
         if fill.phase == "streaming" and fill.readable and fill.size is not None:
-            return fill.size, fill
+            return Streamed(fill.size, FollowStream(self, fill, fill.size), "miss")
         await fill.finished()
         if fill.error is not None:
             raise _blob_error(fill.error, digest)
@@ -307,8 +318,26 @@ class ProxyService:
             await self.io.run(self.blobs.link_stored, repository, digest)
         return None
 
-    def follow(self, fill: Fill, size: int) -> FollowStream:
-        return FollowStream(self, fill, size)
+    async def _pass_through(
+        self, binding: Binding, name: str, digest: Digest, *, head: bool
+    ) -> Streamed:
+        """The upstream's blob, streamed to the client without being cached."""
+        loop = asyncio.get_running_loop()
+        pool = self.passing
+        try:
+            stream = await loop.run_in_executor(pool, self._open_blob, binding, name, str(digest))
+        except UpstreamError as error:
+            raise _blob_error(error, digest) from None
+        size = stream.size
+        if size is None or head:
+            await loop.run_in_executor(pool, stream.close)
+        if size is None:  # no length to announce: let the client come back
+            raise Unavailable(
+                f"blob {digest}: every proxy fill slot is busy (proxy.max_fills); try again",
+                headers={"Retry-After": "5"},
+            )
+        log.info("proxy.blob_passed", digest=str(digest), repo=name, size=size)
+        return Streamed(size, PassStream(pool, stream), "pass")
 
     def _listed(self, repository: str, digest: Digest) -> bool:
         """Does a manifest of the repository list the blob (config or layer)?"""
@@ -347,6 +376,13 @@ class ProxyService:
         return found
 
     @property
+    def passing(self) -> ThreadPoolExecutor:
+        """Threads reading passed-through blobs (as many as fill slots)."""
+        if self._passing is None:
+            self._passing = ThreadPoolExecutor(self.fills.max_fills, "portside-pass")
+        return self._passing
+
+    @property
     def executor(self) -> ThreadPoolExecutor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(_UPSTREAM_THREADS, "portside-upstream")
@@ -373,15 +409,53 @@ class ProxyService:
         closing = getattr(self.upstreams, "close", None)
         if closing is not None:  # the factory's clients (their connections)
             closing()
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+        for executor in (self._executor, self._passing):
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+        self._executor = self._passing = None
 
 
 def _blob_error(error: Exception | None, digest: Digest) -> Exception:
     if isinstance(error, UpstreamMissing):
         return BlobUnknown("not found in the upstream registry", detail={"digest": str(digest)})
     return Unavailable(f"could not fetch blob {digest} from the upstream registry: {error}")
+
+
+@dataclass(frozen=True, slots=True)
+class Streamed:
+    """A blob response body the cache streams: its length, the body (a response body
+    stream, as api.http sends them) and the `X-Portside-Cache` value: `miss` (being
+    cached) or `pass` (not cached)."""
+
+    size: int
+    body: FollowStream | PassStream
+    cache: str
+
+
+class PassStream:
+    """An upstream blob download relayed as it is read, each read on `pool`. Nothing is
+    stored; the client checks the digest, as for any blob."""
+
+    def __init__(self, pool: ThreadPoolExecutor, stream: BlobStream) -> None:
+        self.pool = pool
+        self.stream = stream
+
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
+        loop = asyncio.get_running_loop()
+        source = iter(self.stream.chunks())
+        while True:
+            try:
+                chunk = await loop.run_in_executor(self.pool, next, source, None)
+            except Exception as error:  # the upstream broke off: end the response short
+                log.warning("proxy.pass_failed", error=str(error))
+                return
+            if chunk is None:
+                return
+            yield chunk
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):  # a broken upstream connection: gone anyway
+            await asyncio.get_running_loop().run_in_executor(self.pool, self.stream.close)
 
 
 class FollowStream:
