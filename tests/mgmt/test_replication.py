@@ -44,7 +44,7 @@ def test_validation_in_words(lenient: Registry) -> None:
         (rule(repositories="[unclosed"), "repositories:"),
         (rule(destination_namespace="Bad Name"), "destination_namespace"),
         (rule(labels=["novalue"]), "key=value"),
-        (rule(copy_deletions=True), "copy_deletions applies to event-triggered"),
+        (rule(direction="pull", copy_deletions=True), "copy_deletions applies to push rules"),
     ]
     for body, message in cases:
         refused = admin.post(RULES, json=body)

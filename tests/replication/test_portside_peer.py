@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from portside.events.outbox import Actor
 from portside.remote import Credentials, RegistryClient
 from tests.api.helpers import make_artifact, make_image, make_index, push_manifest
 from tests.durability.server import ServerProcess
@@ -70,3 +71,32 @@ def test_push_to_portside_with_token_auth_then_pull_back(local: Local, peer: Ser
     listed = local.client.get(f"/v2/back/team/app/referrers/{index.digest}").json()
     assert [d["digest"] for d in listed["manifests"]] == [signature.digest]
     assert peer.internal_errors() == []
+
+
+def test_deletions_are_copied_by_tag_to_a_portside_peer(local: Local, peer: ServerProcess) -> None:
+    """Portside deletes a tag alone: a tag gone here goes there even when another tag
+    shares its manifest (which stays, with that tag)."""
+    from tests.api.helpers import push_image
+
+    shared = push_image(local.client, "team/app", "v1", seed="shared")
+    push_manifest(local.client, "team/app", "v1-alias", shared)
+    push_image(local.client, "team/app", "v2", seed="two")
+    local.endpoint("peer", peer.url, kind="portside", username=PEER_ADMIN[0],
+                   password=PEER_ADMIN[1])  # fmt: skip
+    rule = local.rule("mirror", "push", "peer", repositories="team/**", copy_deletions=True)
+    job, _ = local.run(rule)
+    assert job.status == "succeeded", job.error
+    manifests = local.app.ctx.manifests
+    manifests.delete("team/app", "v1", actor=Actor("admin"))
+    manifests.delete("team/app", "v2", actor=Actor("admin"))
+    job, items = local.run(rule)
+    assert job.status == "succeeded", job.error
+    deleted = sorted(i.source for i in items if i.status == "deleted")
+    assert deleted == ["team/app:v1", "team/app:v2"]
+    with RegistryClient(
+        peer.url, egress=LOOPBACK_ALLOWED, credentials=Credentials(*PEER_ADMIN)
+    ) as there:
+        assert sorted(there.tags("team/app")) == ["v1-alias"]
+        alias = there.head_manifest("team/app", "v1-alias")
+        assert alias is not None
+        assert alias.digest == shared.digest

@@ -211,3 +211,66 @@ def test_a_run_to_a_refused_address_fails_in_words(
     assert job.error is not None
     assert "loopback address" in job.error
     assert items == []
+
+
+def _tags(peer: Peer, repository: str) -> set[str]:
+    with peer.client() as there:
+        answer = there.get(f"/v2/{repository}/tags/list")
+    return set(answer.json().get("tags") or ()) if answer.status_code == 200 else set()
+
+
+def test_a_manual_run_copies_deletions_within_the_rules_scope(local: Local, peer: Peer) -> None:
+    """Distribution deletes by digest only: a tag gone here is deleted there when its
+    manifest has no other tag there; one sharing its manifest with a kept tag stays (and
+    the item says why). Tags outside the tag pattern, repositories outside the pattern
+    and content outside the destination namespace are never touched."""
+    for tag in ("v1", "v2", "keep"):
+        push_image(local.client, "team/app", tag, seed=tag)
+    shared = push_image(local.client, "team/app", "v3", seed="shared")
+    push_manifest(local.client, "team/app", "v3-alias", shared)
+    push_image(local.client, "other/app", "v1", seed="other")
+    local.endpoint("dist", peer.url)
+    rule = local.rule(
+        "with-deletions",
+        "push",
+        "dist",
+        repositories="team/**",
+        tags="v*",
+        destination_namespace="backup",
+        flattening=0,
+        copy_deletions=True,
+    )
+    job, _ = local.run(rule)
+    assert job.status == "succeeded", job.error
+    assert _tags(peer, "backup/team/app") == {"v1", "v2", "v3", "v3-alias"}
+    # Written there by someone else: outside the namespace, and a tag outside the pattern.
+    from tests.proxy.upstreams import push_image as push_there
+
+    with peer.client() as there:
+        push_there(there, "team/app", "v2", [b"theirs"])
+        push_there(there, "backup/team/app", "manual-1", [b"theirs too"])
+    manifests = local.app.ctx.manifests
+    manifests.delete("team/app", "v2", actor=ADMIN)  # untagged here
+    manifests.delete("team/app", "v3", actor=ADMIN)  # v3-alias still points to it
+    manifests.delete("team/app", "keep", actor=ADMIN)  # outside the tag pattern anyway
+
+    job, items = local.run(rule)
+    assert job.status == "succeeded", job.error
+    by_source = {i.source: i for i in items if i.status in ("deleted", "skipped") and i.message}
+    assert by_source["team/app:v2"].status == "deleted"
+    assert by_source["team/app:v2"].destination == "backup/team/app"
+    kept = by_source["team/app:v3"]
+    assert kept.status == "skipped"
+    assert kept.message is not None
+    assert "v3-alias point to the same manifest" in kept.message
+    assert job.result is not None
+    assert job.result["deleted"] == 1
+    assert _tags(peer, "backup/team/app") == {"v1", "v3", "v3-alias", "manual-1"}
+    assert _tags(peer, "team/app") == {"v2"}
+    # A rule without copy_deletions leaves everything.
+    manifests.delete("team/app", "v1", actor=ADMIN)
+    local.rules.update("with-deletions", actor=ADMIN, copy_deletions=False)
+    job, items = local.run(local.rules.get("with-deletions"))
+    assert job.status == "succeeded", job.error
+    assert [i.status for i in items if i.status == "deleted"] == []
+    assert "v1" in _tags(peer, "backup/team/app")

@@ -93,7 +93,12 @@ def _rule_options(function: Any) -> Any:
             type=click.IntRange(-1, 3),
             help="-1 all levels, 0 none, 1 (default), 2, 3.",
         ),
-        click.option("--copy-deletions/--no-copy-deletions", default=None),
+        click.option(
+            "--copy-deletions/--no-copy-deletions",
+            default=None,
+            help="Push rules: delete on the destination, within the rule's filters, what "
+            "was deleted here (event runs as it happens; manual and scheduled runs sweep).",
+        ),
         click.option("--override/--no-override", default=None, help="Replace existing tags."),
         click.option("--bandwidth-kbps", type=click.IntRange(0, 10**8), help="0: unlimited."),
         click.option("--trigger", type=click.Choice(list(TRIGGERS))),

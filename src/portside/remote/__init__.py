@@ -21,6 +21,7 @@ from portside.remote.push import (
     PushedBlob,
     PushedManifest,
     delete_manifest,
+    delete_tag,
     push_blob,
     push_manifest,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "RetryPolicy",
     "Unreachable",
     "delete_manifest",
+    "delete_tag",
     "push_blob",
     "push_manifest",
     "remote_repository",

@@ -271,6 +271,25 @@ def delete_manifest(client: RegistryClient, repository: str, digest: str) -> boo
     return True
 
 
+def delete_tag(client: RegistryClient, repository: str, tag: str) -> bool | None:
+    """Delete a tag alone (the OCI spec's optional DELETE by tag): True if deleted, False
+    if the peer has no such tag, None if the peer does not delete by tag (Distribution
+    answers 400 DIGEST_INVALID; others 405 or UNSUPPORTED), so the caller can decide
+    whether deleting the manifest by digest is safe."""
+    response = client.request(
+        "DELETE",
+        f"/v2/{repository}/manifests/{tag}",
+        scopes=[scope_of(repository, "pull", "push", "delete")],
+    )
+    if response.status_code == 404:
+        return False
+    if response.status_code in (400, 405, 501):
+        response.close()
+        return None
+    expect_status(response, (200, 202), f"deleting tag {repository}:{tag}")
+    return True
+
+
 def _location(client: RegistryClient, response: httpx.Response, default: str = "") -> str:
     location = response.headers.get("location") or default
     if not location:

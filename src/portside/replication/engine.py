@@ -177,7 +177,7 @@ def record(
         job_id,
         source=artifact.source,
         destination=destination,
-        digest=artifact.digest,
+        digest=artifact.digest or None,
         status=status,
         blobs=copied.blobs,
         size=copied.bytes,

@@ -10,10 +10,20 @@ put in another repository there are mounted, the rest uploaded (chunked when lar
 resumed after a failure). Then the tags, unless a tag there points elsewhere and the rule
 does not override. Deletions (event runs with `copy_deletions`) delete the manifest on
 the destination by digest.
+
+With `copy_deletions`, a full (manual or scheduled) run then sweeps (`sweep`): in each
+destination repository the rule writes to (the destinations of the local repositories it
+selects now, and those earlier runs wrote to whose source it still selects), a tag that
+the tag pattern selects, whose manifest the resource and label filters take, and that no
+selected source repository has, is deleted: by tag where the registry deletes tags;
+else by digest, only when no other tag there points to that manifest and no index
+tagged there lists it. Anything else is left alone (and said why in the run's items).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -22,9 +32,11 @@ from portside.digest import Digest
 from portside.errors import ManifestUnknown, NameUnknown, RegistryError
 from portside.remote import (
     BlobSource,
+    NotFound,
     RegistryClient,
     RemoteError,
     delete_manifest,
+    delete_tag,
     push_blob,
     push_manifest,
 )
@@ -107,6 +119,99 @@ class Pusher:
             self.one(artifact)
             self.reporter.progress(done, total, artifact.source)
         return self.tally
+
+    # -- deletions (copy_deletions, full runs) ---------------------------------------
+    def sweep(self) -> None:
+        """Delete what the source no longer has within the rule's scope (module doc)."""
+        for target, sources in sorted(self._deletion_scope().items()):
+            self.reporter.check_stop()
+            try:
+                self._sweep(target, sorted(sources))
+            except (RemoteError, RegistryError) as error:
+                message = getattr(error, "message", None) or str(error)
+                self.reporter.log(f"deletions in {target}: failed: {message}", "warning")
+                self._record(Artifact(min(sources), ""), target, "failed", message=message)
+
+    def _deletion_scope(self) -> dict[str, set[str]]:
+        """Destination repository -> the selected local repositories mapped to it."""
+        repositories = self.rule.repository_pattern()
+        scope: dict[str, set[str]] = defaultdict(set)
+        for repository in self.services.manifests.catalog(None, None):
+            if repositories.matches(repository):
+                with contextlib.suppress(Unflattenable):
+                    scope[self.destination_of(repository)].add(repository)
+        for source, target in self.runs.written(self.rule.id):
+            if not repositories.matches(source):
+                continue  # the rule no longer selects it: not ours to delete
+            with contextlib.suppress(Unflattenable):
+                if self.destination_of(source) == target:
+                    scope[target].add(source)
+        return scope
+
+    def _sweep(self, target: str, sources: list[str]) -> None:
+        tags = self.rule.tag_pattern()
+        kept: set[str] = set()
+        for source in sources:
+            with contextlib.suppress(NameUnknown):
+                kept.update(t for t in self.services.manifests.tags(source, None, None))
+        try:
+            there = list(self.client.tags(target))
+        except NotFound:
+            return  # nothing there
+        digests: dict[str, str] = {}
+        for tag in there:
+            found = self.client.head_manifest(target, tag)
+            if found is not None:
+                digests[tag] = found.digest
+        listed: set[str] | None = None  # manifests that indexes tagged there list
+        for tag in sorted(digests):
+            if not tags.matches(tag) or tag in kept:
+                continue
+            digest = digests[tag]
+            gone = Artifact(sources[0], digest, (tag,), deleted=True)
+            manifest = self.client.get_manifest(target, digest)
+            if selected(self.rule, manifest.body) is not None:
+                continue  # outside the rule's resource or label filters
+            deleted = delete_tag(self.client, target, tag)
+            if deleted is None:  # by digest only: that would take every tag on it
+                others = sorted(t for t, d in digests.items() if d == digest and t != tag)
+                if listed is None:
+                    listed = self._listed_by_indexes(target, set(digests.values()))
+                if others or digest in listed:
+                    why = (
+                        f"tags {', '.join(others)} point to the same manifest"
+                        if others
+                        else "an index tagged there lists its manifest"
+                    )
+                    self._record(
+                        gone,
+                        target,
+                        "skipped",
+                        message=f"tag {tag} not deleted: the registry deletes by digest only "
+                        f"and {why}",
+                    )
+                    continue
+                deleted = delete_manifest(self.client, target, digest)
+            del digests[tag]
+            self.reporter.log(f"{target}:{tag} deleted (gone from {', '.join(sources)})")
+            self._record(
+                gone, target, "deleted" if deleted else "skipped",
+                message="no longer here" if deleted else "already gone there",
+            )  # fmt: skip
+
+    def _listed_by_indexes(self, target: str, digests: set[str]) -> set[str]:
+        """The children of the indexes among `digests` (manifests tagged there)."""
+        children: set[str] = set()
+        for digest in sorted(digests):
+            body = self.client.get_manifest(target, digest).body
+            try:
+                document = json.loads(body)
+            except ValueError:
+                continue
+            for child in document.get("manifests") or () if isinstance(document, dict) else ():
+                if isinstance(child, dict) and isinstance(child.get("digest"), str):
+                    children.add(child["digest"])
+        return children
 
     def one(self, artifact: Artifact) -> None:
         try:

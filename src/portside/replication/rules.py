@@ -308,8 +308,8 @@ def _check(values: dict[str, Any]) -> dict[str, Any]:
         cron = None
     if trigger == "event" and values["direction"] != "push":
         raise Invalid("event triggers are for push rules (pushes and deletions here)")
-    if values["copy_deletions"] and trigger != "event":
-        raise Invalid("copy_deletions applies to event-triggered push rules")
+    if values["copy_deletions"] and values["direction"] != "push":
+        raise Invalid("copy_deletions applies to push rules")
     return {
         "description": values["description"] or None,
         "enabled": bool(values["enabled"]),

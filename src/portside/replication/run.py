@@ -67,6 +67,8 @@ def replicate(
             raise RunFailed(f"planning against {endpoint.name!r} failed: {error}") from None
         reporter.log(f"{rule.describe()}: {len(planned)} artifacts planned ({trigger})")
         tally = worker.run(planned)
+        if isinstance(worker, Pusher) and artifacts is None and rule.copy_deletions:
+            worker.sweep()  # event runs name their deletions; a full run looks
     summary = tally.summary() | {"trigger": trigger, "job": job_id}
     reporter.log(
         f"done: {tally.copied} copied, {tally.skipped} skipped, {tally.deleted} deleted, "

@@ -9,6 +9,7 @@ holds one row per artifact (or deletion): source, destination, digest, status (`
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -152,6 +153,19 @@ class Runs:
                 select(i).where(*where).order_by(i.c.id).limit(limit).offset(offset)
             ).all()
         return [_item(r) for r in rows], int(total)
+
+    def written(self, rule_id: int) -> set[tuple[str, str]]:
+        """(source repository, destination repository) pairs earlier runs of the rule
+        copied to (or found there): where deletions may have to follow."""
+        i, r = s.replication_items, s.replication_runs
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(i.c.source, i.c.destination)
+                .join(r, r.c.job_id == i.c.job_id)
+                .where(r.c.rule_id == rule_id, i.c.status.in_(("copied", "skipped")))
+                .distinct()
+            ).all()
+        return {(re.split(r"[:@]", row.source, maxsplit=1)[0], row.destination) for row in rows}
 
     def find(
         self, *, rule_id: int | None = None, limit: int = 50, offset: int = 0
