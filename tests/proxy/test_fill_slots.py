@@ -1,6 +1,7 @@
 """Fill threads are bounded per process (`proxy.max_fills`): with every slot busy, a
 request for another missing blob waits `proxy.fill_slot_wait_seconds`, then gets the blob
-passed through from the upstream uncached; once a slot is free, blobs are cached again.
+passed through from the upstream uncached (or, when the upstream does not say its
+length, a 503 with Retry-After); once a slot is free, blobs are cached again.
 
 The upstream is a real Distribution 2.8; to keep the one slot busy for as long as the
 test needs, its blob download for one digest is held at a gate in front of the real
@@ -30,9 +31,10 @@ from tests.proxy.upstreams import OCI_MANIFEST, push_image
 class GatedUpstream(RemoteUpstream):
     """The real upstream client, except that the download of `held` waits for `gate`."""
 
-    def __init__(self, real: RemoteUpstream, held: str) -> None:
+    def __init__(self, real: RemoteUpstream, held: str, unsized: str) -> None:
         super().__init__(real.label, real.kind, real.client)
         self.held = held
+        self.unsized = unsized  # answered without its length (as a chunked response)
         self.entered = threading.Event()
         self.gate = threading.Event()
 
@@ -40,7 +42,20 @@ class GatedUpstream(RemoteUpstream):
         if digest == self.held:
             self.entered.set()
             assert self.gate.wait(120), "the test never opened the gate"
-        return super().blob(repository, digest)
+        stream = super().blob(repository, digest)
+        return Unsized(stream) if digest == self.unsized else stream
+
+
+class Unsized:
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.size = None
+
+    def chunks(self) -> Iterator[bytes]:
+        return iter(self.stream.chunks())
+
+    def close(self) -> None:
+        self.stream.close()
 
 
 @pytest.fixture
@@ -73,7 +88,7 @@ def test_a_busy_process_passes_blobs_through_then_caches_again(
     held, passed = (d for d in list(image.blobs)[1:])
     config = next(iter(image.blobs))
     bind(app, upstream)
-    gated = GatedUpstream(remote_upstream(upstream.counting.url), held)
+    gated = GatedUpstream(remote_upstream(upstream.counting.url), held, unsized=config)
     app.ctx.proxy.upstreams = Factory({"up": gated})
     with (
         TestClient(app, base_url="http://registry.test") as client,
@@ -88,10 +103,15 @@ def test_a_busy_process_passes_blobs_through_then_caches_again(
         assert through.status_code == 200, through.text
         assert through.headers["x-portside-cache"] == "pass"
         assert through.content == image.blobs[passed]
-        head = client.head(f"/v2/hub/team/app/blobs/{config}")
+        head = client.head(f"/v2/hub/team/app/blobs/{passed}")
         assert head.status_code == 200, head.text
         assert head.headers["x-portside-cache"] == "pass"
-        assert int(head.headers["content-length"]) == len(image.config)
+        assert int(head.headers["content-length"]) == len(image.blobs[passed])
+        # Without a length to announce, the client is told to come back.
+        busy = client.get(f"/v2/hub/team/app/blobs/{config}")
+        assert busy.status_code == 503, busy.text
+        assert busy.json()["errors"][0]["code"] == "UNAVAILABLE"
+        assert busy.headers["retry-after"] == "5"
         assert not _cached(app, "hub/team/app", passed)
         assert not _cached(app, "hub/team/app", config)
         gated.gate.set()

@@ -274,3 +274,29 @@ def test_a_manual_run_copies_deletions_within_the_rules_scope(local: Local, peer
     assert job.status == "succeeded", job.error
     assert [i.status for i in items if i.status == "deleted"] == []
     assert "v1" in _tags(peer, "backup/team/app")
+
+
+def test_a_platform_manifest_an_index_lists_is_not_deleted_by_digest(
+    local: Local, peer: Peer
+) -> None:
+    """On a registry that deletes by digest only, deleting the tag of a platform manifest
+    would delete the manifest an index tagged there still lists: it stays."""
+    amd = make_image(local.client, "team/app", seed="amd64")
+    arm = make_image(local.client, "team/app", seed="arm64")
+    push_manifest(local.client, "team/app", "v1-amd64", amd)
+    push_manifest(local.client, "team/app", arm.digest, arm)
+    push_manifest(local.client, "team/app", "v1", make_index([amd, arm]))
+    local.endpoint("dist", peer.url)
+    rule = local.rule("platforms", "push", "dist", repositories="team/**", copy_deletions=True)
+    job, _ = local.run(rule)
+    assert job.status == "succeeded", job.error
+    local.app.ctx.manifests.delete("team/app", "v1-amd64", actor=ADMIN)
+    job, items = local.run(rule)
+    assert job.status == "succeeded", job.error
+    kept = [i for i in items if i.source == "team/app:v1-amd64"]
+    assert [i.status for i in kept] == ["skipped"]
+    assert kept[0].message is not None
+    assert "an index tagged there lists its manifest" in kept[0].message
+    assert _tags(peer, "team/app") == {"v1", "v1-amd64"}
+    with remote(peer) as there:
+        assert there.head_manifest("team/app", amd.digest) is not None
