@@ -256,3 +256,130 @@ def test_a_tag_pushed_while_gc_deletes_makes_gc_skip(app: PortsideApp, client: T
 
 def _last_event(app: PortsideApp) -> int:
     return max((e.id for e in outbox.recent(app.ctx.db, limit=100_000)), default=0)
+
+
+# -- what was learnt about a manifest goes with it --------------------------------------
+
+
+def _scan_row(app: PortsideApp, digest: str, parent: int | None = None) -> int:
+    with app.ctx.db.write() as conn:
+        repo = repository_id(conn, REPO)
+        scan_id = conn.execute(
+            s.scans.insert().values(
+                repository_id=repo,
+                digest=digest,
+                scanner="builtin",
+                parent_id=parent,
+                status="succeeded",
+                result="succeeded",
+                requested_by="admin",
+                created_at=utcnow(),
+                worst=3,
+                fixable=0,
+                sbom=False,
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            s.scan_findings.insert().values(
+                scan_id=scan_id,
+                vulnerability_id="CVE-2024-0001",
+                severity=3,
+                package_name="zlib",
+                package_version="1.0",
+                ecosystem="debian",
+                aliases="[]",
+                links="[]",
+                summary="",
+            )
+        )
+        conn.execute(s.scan_inventories.insert().values(scan_id=scan_id, content="{}"))
+    return int(scan_id)
+
+
+def _verdict_row(app: PortsideApp, artifact: str, signature: str) -> None:
+    with app.ctx.db.write() as conn:
+        conn.execute(
+            s.signature_verdicts.insert().values(
+                repository_id=repository_id(conn, REPO),
+                artifact_digest=artifact,
+                signature_digest=signature,
+                layer=0,
+                format="cosign",
+                generation=1,
+                verified=True,
+                reason="",
+                checked_at=utcnow(),
+            )
+        )
+
+
+def _rows(app: PortsideApp) -> dict[str, set[object]]:
+    with app.ctx.db.read() as conn:
+        return {
+            "scans": set(conn.execute(select(s.scans.c.digest, s.scans.c.id)).all()),
+            "findings": set(conn.execute(select(s.scan_findings.c.scan_id)).scalars()),
+            "inventories": set(conn.execute(select(s.scan_inventories.c.scan_id)).scalars()),
+            "verdicts": set(
+                conn.execute(
+                    select(
+                        s.signature_verdicts.c.artifact_digest,
+                        s.signature_verdicts.c.signature_digest,
+                    )
+                ).all()
+            ),
+        }
+
+
+def test_deleting_a_manifest_deletes_its_scans_and_signature_verdicts(
+    app: PortsideApp, client: TestClient
+) -> None:
+    """In the deleting transaction (no consumer has run): the image's scan with its
+    per-platform row, findings and inventory, the verdicts about it, and those made from
+    its signature (taken along); another image's scan and verdict stay."""
+    image = make_image(client, REPO, layers=[b"doomed"])
+    push_manifest(client, REPO, "v1", image)
+    other = make_image(client, REPO, layers=[b"kept"])
+    push_manifest(client, REPO, "v2", other)
+    signature = referrer(client, image, b"signature")
+    unrelated_signature = "sha256:" + "5" * 64
+
+    doomed = _scan_row(app, image.digest)
+    doomed_child = _scan_row(app, "sha256:" + "c" * 64, parent=doomed)
+    doomed_signature_scan = _scan_row(app, signature.digest)
+    kept = _scan_row(app, other.digest)
+    _verdict_row(app, image.digest, signature.digest)
+    _verdict_row(app, other.digest, unrelated_signature)
+    before = _rows(app)
+    assert len(before["scans"]) == 4
+    assert len(before["verdicts"]) == 2
+
+    assert client.delete(f"/v2/{REPO}/manifests/{image.digest}").status_code == 202
+    assert not exists(client, signature)
+
+    after = _rows(app)
+    assert after["scans"] == {(other.digest, kept)}
+    assert after["findings"] == {kept}
+    assert after["inventories"] == {kept}
+    assert after["verdicts"] == {(other.digest, unrelated_signature)}
+    gone = {doomed, doomed_child, doomed_signature_scan}
+    assert not gone & after["findings"]
+
+
+def test_deleting_a_signature_deletes_the_verdicts_made_from_it(
+    app: PortsideApp, client: TestClient
+) -> None:
+    image = make_image(client, REPO, layers=[b"signed"])
+    push_manifest(client, REPO, "v1", image)
+    signature = referrer(client, image, b"signature")
+    _verdict_row(app, image.digest, signature.digest)
+    with app.ctx.db.write() as conn:
+        delete_manifest(
+            conn,
+            REPO,
+            repository_id(conn, REPO),
+            signature.digest,
+            actor=outbox.Actor("admin"),
+            policy=Policy.api(),
+        )
+    assert exists(client, image)
+    assert _rows(app)["verdicts"] == set()

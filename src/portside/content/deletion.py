@@ -27,8 +27,9 @@ Deleting (`delete_manifest`), inside the caller's write transaction:
    repository listing it, and (unless the caller named it explicitly) its subject chain,
    each subject locked FOR SHARE so a tag cannot land on it unseen.
 4. Tags protected by an immutability rule refuse the deletion (content.immutability).
-5. Delete its tags, manifest_blobs, manifest_children and row, and emit `artifact.deleted`
-   (and `tag.deleted` for each tag) in the same transaction.
+5. Delete its tags, manifest_blobs, manifest_children and row, its scans (with their
+   findings and inventories) and the signature verdicts about it or made from it, and
+   emit `artifact.deleted` (and `tag.deleted` for each tag) in the same transaction.
 6. Take along what only it kept: its referrers and the manifests it listed that the rule
    no longer keeps (no tag, no other index lists them, no needed subject), recursively,
    except those pushed after the policy's cutoff (GC's grace period, retention's untagged
@@ -271,7 +272,14 @@ def delete_manifest(
         elif (protected := _protected(conn, repository, target.tags)) is not None:
             return Outcome(skipped=protected)
     children = _remove(
-        conn, repository, target, actor=actor, by=policy.by, along_with=None, reason=reason
+        conn,
+        repository,
+        repository_id,
+        target,
+        actor=actor,
+        by=policy.by,
+        along_with=None,
+        reason=reason,
     )
     along = _take_along(
         conn, repository, repository_id, target.digest, children, actor=actor, policy=policy
@@ -374,6 +382,7 @@ def _protected(conn: Connection, repository: str, tags: Sequence[str]) -> str | 
 def _remove(
     conn: Connection,
     repository: str,
+    repository_id: int,
     manifest: Locked,
     *,
     actor: outbox.Actor,
@@ -388,6 +397,7 @@ def _remove(
     conn.execute(delete(s.manifest_blobs).where(s.manifest_blobs.c.manifest_id == manifest.id))
     conn.execute(delete(c).where(c.c.manifest_id == manifest.id))
     conn.execute(delete(s.manifests).where(s.manifests.c.id == manifest.id))
+    _forget_results(conn, repository_id, manifest.digest)
     for tag in manifest.tags:
         outbox.emit(
             conn,
@@ -416,6 +426,28 @@ def _remove(
         data=data,
     )
     return [str(row.child_digest) for row in children]
+
+
+def _forget_results(conn: Connection, repository_id: int, digest: str) -> None:
+    """What was learnt about the manifest goes with it, in the same transaction: its scans
+    (their findings, inventories and an index's per-platform rows cascade from the scan
+    row) and the signature verdicts about it or made from it (as a signature). Both are
+    keyed by (repository, digest), not by the manifest row, so no foreign key can take
+    them along; a manifest pushed again later starts with no stale scan or verdict."""
+    conn.execute(
+        delete(s.scans).where(
+            s.scans.c.repository_id == repository_id,
+            s.scans.c.digest == digest,
+            s.scans.c.parent_id.is_(None),
+        )
+    )
+    v = s.signature_verdicts
+    conn.execute(
+        delete(v).where(
+            v.c.repository_id == repository_id,
+            (v.c.artifact_digest == digest) | (v.c.signature_digest == digest),
+        )
+    )
 
 
 def _take_along(
@@ -449,7 +481,7 @@ def _take_along(
             if _needed(conn, repository_id, found, count_tags=True, count_subject=True):
                 continue
             grandchildren = _remove(
-                conn, repository, found, actor=actor, by=policy.by, along_with=owner
+                conn, repository, repository_id, found, actor=actor, by=policy.by, along_with=owner
             )
             taken.append(Deleted(repository, found, owner))
             queue.append((candidate, grandchildren))

@@ -1,7 +1,7 @@
 """The `scan` job (one scan of one artifact), and the outbox consumer that queues scans:
 on `artifact.pushed` in a project with `auto_scan`, and on `vulndb.updated` a rescan of
-what the built-in scanner scanned against an older database generation. It also drops
-the scans of deleted artifacts (`artifact.deleted`).
+what the built-in scanner scanned against an older database generation. A deleted
+artifact's scans are deleted by portside.content.deletion, in the deleting transaction.
 
 The consumer (`scans`) runs in the job worker's tick. Its cursor is created when a
 project turns auto-scan on or a scan is first requested (portside.scans.settings.
@@ -15,12 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, select
 
 from portside.content.vulnerability import read_settings
 from portside.errors import ManifestUnknown
 from portside.events.outbox import (
-    ARTIFACT_DELETED,
     ARTIFACT_PUSHED,
     SYSTEM,
     VULNDB_UPDATED,
@@ -117,8 +116,6 @@ def catch_up(db: Database, services: Callable[[], Context]) -> int:
                     _on_push(db, service, conn, event)
                 elif event.type == VULNDB_UPDATED:
                     _on_vulndb(db, service, conn, event)
-                elif event.type == ARTIFACT_DELETED:
-                    _on_delete(conn, event)
             except (NoScanner, NotScannable, ManifestUnknown) as error:
                 log.info("scans.not_queued", event_id=event.id, reason=str(error))
 
@@ -151,32 +148,6 @@ def _on_push(db: Database, service: ScanService, conn: Connection, event: Event)
         requested_by=SYSTEM.name,
         sbom=settings.generate_sbom,
     )
-
-
-def _on_delete(conn: Connection, event: Event) -> None:
-    """A deleted artifact's scans go with it (as Harbor deletes its reports), unless the
-    same manifest was pushed again meanwhile."""
-    digest = event.data.get("digest")
-    if not event.repository or not isinstance(digest, str):
-        return
-    repo_id = conn.execute(
-        select(s.repositories.c.id).where(s.repositories.c.name == event.repository)
-    ).scalar_one_or_none()
-    if repo_id is None:
-        return  # the repository's deletion took its scans along
-    present = conn.execute(
-        select(s.manifests.c.id).where(
-            s.manifests.c.repository_id == repo_id, s.manifests.c.digest == digest
-        )
-    ).first()
-    if present is None:
-        conn.execute(
-            delete(s.scans).where(
-                s.scans.c.repository_id == repo_id,
-                s.scans.c.digest == digest,
-                s.scans.c.parent_id.is_(None),
-            )
-        )
 
 
 def _is_platform_of_index(conn: Connection, repository: str, digest: str) -> bool:
