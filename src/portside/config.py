@@ -633,6 +633,69 @@ class EndpointSettings(_Section):
         return _networks(value)
 
 
+_GiB = 1024 * MIB
+
+
+class ScanLimitsSettings(_Section):
+    """The bounds the built-in scanner keeps to (portside.scanning.limits.Limits: the
+    same names, the same defaults). Sizes are in bytes."""
+
+    max_layer_bytes: int = Field(
+        default=8 * _GiB,
+        gt=0,
+        description="Uncompressed size of one layer (larger: the scan fails).",
+    )
+    max_ratio: int = Field(
+        default=100,
+        gt=0,
+        description="Uncompressed / compressed size of one layer (higher: the scan fails).",
+    )
+    ratio_grace_bytes: int = Field(
+        default=128 * MIB, gt=0, description="Expanded bytes of a layer before `max_ratio` applies."
+    )
+    max_entries: int = Field(default=1_000_000, gt=0, description="Tar entries in one layer.")
+    max_layers: int = Field(default=512, gt=0, description="Layers in one image.")
+    max_image_bytes: int = Field(
+        default=32 * _GiB, gt=0, description="Uncompressed size of all layers of one image."
+    )
+    max_header_bytes: int = Field(
+        default=1 * MIB, gt=0, description="One pax extended header or GNU long name."
+    )
+    max_path_bytes: int = Field(default=4096, gt=0, description="One entry's name or link target.")
+    max_file_bytes: int = Field(
+        default=64 * MIB,
+        gt=0,
+        description="A package database or manifest file read in memory (larger: skipped "
+        "with a warning).",
+    )
+    max_binary_bytes: int = Field(
+        default=512 * MIB,
+        gt=0,
+        description="An executable read for Go build information (larger: skipped).",
+    )
+    max_kept_bytes: int = Field(
+        default=64 * MIB,
+        gt=0,
+        description="Links and package records kept in memory for one image.",
+    )
+    max_link_depth: int = Field(
+        default=40, gt=0, description="Symbolic links followed for one path."
+    )
+    max_packages: int = Field(default=100_000, gt=0, description="Packages reported for one image.")
+    max_archive_members: int = Field(
+        default=20_000, gt=0, description="Members of one jar examined."
+    )
+    max_archive_depth: int = Field(default=2, gt=0, description="Jars inside jars followed.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScanLimitsSettings:
+        if self.max_image_bytes < self.max_layer_bytes:
+            raise ValueError(
+                "max_image_bytes must be at least max_layer_bytes (one layer is part of the image)"
+            )
+        return self
+
+
 class ScanningSettings(_Section):
     timeout_seconds: float = Field(
         default=30.0,
@@ -672,6 +735,7 @@ class ScanningSettings(_Section):
         default=(),
         description="Networks (CIDR) scanner adapters may be in even when they would be refused.",
     )
+    limits: ScanLimitsSettings = ScanLimitsSettings()
 
     @field_validator("allowed_networks")
     @classmethod

@@ -24,6 +24,7 @@ from portside.metadata.engine import POOL_SIZE, make_engine
 from portside.offload import Offloader
 from portside.proxy.endpoints import endpoint_upstreams
 from portside.proxy.service import ProxyService
+from portside.scanning.limits import Limits
 from portside.scans.builtin import BuiltinScanner, render_sboms
 from portside.scans.service import ScanService
 from portside.signatures.service import SignatureService
@@ -122,7 +123,9 @@ def build_context(settings: Settings) -> Context:
             auth,
             uploads,
             manifests,
-            builtin=lambda: BuiltinScanner(db, storage),
+            builtin=lambda: BuiltinScanner(
+                db, storage, Limits(**settings.scanning.limits.model_dump())
+            ),
             sbom_generator=lambda found, repository, digest: render_sboms(
                 found, repository, digest, registry_host(settings)
             ),

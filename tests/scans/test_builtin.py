@@ -13,7 +13,9 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from portside.app import PortsideApp
+from portside.app import PortsideApp, create_app
+from portside.config import load_settings
+from portside.events.outbox import Actor
 from portside.jobs.runner import Worker
 from portside.jobs.scan import request_scan
 from portside.scanning.model import Severity
@@ -130,3 +132,30 @@ def test_a_layer_that_is_not_a_tarball_fails_the_scan(app: PortsideApp, client: 
     assert done.status == "failed"
     assert done.reason
     assert "layer" in done.reason
+
+
+def test_configured_limits_reach_the_scanner_and_fail_the_scan_with_the_reason(
+    tmp_path: Path, database_url: str
+) -> None:
+    """`scanning.limits.*` from the settings, through the service container, to the
+    layer reader: an image the defaults read (two entries, as in the test above) fails
+    under `max_entries: 1`, and the scan says why."""
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        database={"url": database_url},
+        log={"access": False, "level": "warning"},
+        scanning={"limits": {"max_entries": 1, "max_layer_bytes": 10**6}},
+    )
+    app = create_app(settings)
+    try:
+        app.ctx.auth.projects.create("acme", creator="cli", actor=Actor("cli"))
+        with TestClient(app, base_url="http://registry.test") as client:
+            layer = tar([file("etc/os-release", OS_RELEASE), file("var/lib/dpkg/status", STATUS)])
+            image = make_image(client, "acme/app", layers=[gzip.compress(layer)], seed="limits")
+            push_manifest(client, "acme/app", "v1", image)
+            done = run_scan(app, image.digest)
+        assert done.status == "failed"
+        assert done.reason is not None
+        assert "more than 1 tar entries" in done.reason, done.reason
+    finally:
+        app.ctx.close()

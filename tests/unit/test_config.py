@@ -154,3 +154,37 @@ def test_storage_root_default(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path)
     assert settings.storage_root == (tmp_path / "storage").absolute()
     assert settings.database_url == f"sqlite:///{tmp_path.absolute() / 'portside.db'}"
+
+
+def test_scan_limits_have_the_scanners_names_and_defaults() -> None:
+    """`scanning.limits` is built into portside.scanning.limits.Limits field by field."""
+    from dataclasses import asdict
+
+    from portside.scanning.limits import Limits
+
+    assert load_settings().scanning.limits.model_dump() == asdict(Limits())
+
+
+@pytest.mark.parametrize(
+    ("limits", "named", "said"),
+    [
+        ({"max_entries": 0}, "scanning.limits.max_entries", "greater than 0"),
+        ({"max_ratio": "lots"}, "scanning.limits.max_ratio", "lots"),
+        ({"max_entries_total": 5}, "scanning.limits.max_entries_total", ""),
+        (
+            {"max_layer_bytes": 2000, "max_image_bytes": 1000},
+            "scanning.limits",
+            "max_image_bytes must be at least max_layer_bytes",
+        ),
+    ],
+)
+def test_bad_scan_limits_name_the_key(limits: dict[str, object], named: str, said: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(scanning={"limits": limits})
+    assert named in str(raised.value)
+    assert said in str(raised.value)
+
+
+def test_scan_limits_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTSIDE_SCANNING__LIMITS__MAX_LAYERS", "7")
+    assert load_settings().scanning.limits.max_layers == 7
