@@ -208,6 +208,42 @@ def push_image(
     return image.digest
 
 
+def push_sbom(client: httpx.Client, image: Image, headers: dict[str, str]) -> str:
+    """An SPDX document as a referrer of `image` in acme/app (as `oras attach` makes
+    one); its manifest digest."""
+    document = json.dumps({"spdxVersion": "SPDX-2.3", "name": "matrix"}).encode()
+    empty = b"{}"
+    put_blob(client, "acme/app", empty, headers)
+    put_blob(client, "acme/app", document, headers)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": "application/spdx+json",
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": sha256(empty),
+                "size": len(empty),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/spdx+json",
+                    "digest": sha256(document),
+                    "size": len(document),
+                }
+            ],
+            "subject": {
+                "mediaType": OCI_MANIFEST,
+                "digest": image.digest,
+                "size": len(image.manifest),
+            },
+        }
+    ).encode()
+    response = put_manifest(client, "acme/app", sha256(manifest), manifest, headers)
+    assert response.status_code == 201, (response.status_code, response.text)
+    return sha256(manifest)
+
+
 # --- the docker token flow -------------------------------------------------------------
 
 _PARAM = re.compile(r'(\w+)="([^"]*)"')
@@ -272,6 +308,7 @@ class World:
     receiver: Receiver | None = None
     webhook: int = 0
     dead_end: int = 0
+    sbom: str = ""  # an SPDX referrer of acme/app:v1, pushed by the admin
 
     @property
     def admin(self) -> dict[str, str]:
@@ -399,6 +436,7 @@ def running_world(root: Path) -> Iterator[World]:
                 assert registered.status_code == 201, registered.text
                 scan = admin_api.post("/api/v1/repositories/acme/app/-/artifacts/v1/scan")
                 assert scan.status_code == 202, scan.text
+                world.sbom = push_sbom(http, world.v1["acme/app"], world.admin)
                 yield world
         finally:
             server.stop()
