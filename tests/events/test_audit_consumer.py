@@ -187,3 +187,83 @@ def test_a_crash_in_the_handler_leaves_the_cursor_unmoved(db: Database) -> None:
     assert AuditLog(db).flush() == 0
     with db.read() as conn:
         assert conn.execute(select(func.count()).select_from(s.audit_log)).scalar_one() == 3
+
+
+def _cosign_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def test_signing_and_scanning_settings_have_their_own_types_in_one_shape(
+    registry: Registry, tmp_path: Path, database_url: str
+) -> None:
+    """Trusted keys, the signature pull policy, scan settings and CVE allowlists are not
+    plain `project.updated`: each has its type and audit action, the same from the API
+    and the CLI, and names the key (never more than its public fingerprint)."""
+    registry.app.ctx.auth.projects.create("other")
+    admin = client_for(registry, "admin")
+    pem = _cosign_pem()
+    pem_file = tmp_path / "cosign.pub"
+    pem_file.write_text(pem)
+    calls = [
+        admin.post(f"{API}/projects/acme/trusted-keys", json={"name": "release", "pem": pem}),
+        admin.delete(f"{API}/projects/acme/trusted-keys/release"),
+        admin.patch(f"{API}/projects/acme/pull-policy", json={"require_signed": True}),
+        admin.put(
+            f"{API}/projects/acme/scan-settings",
+            json={"auto_scan": True, "prevent_vulnerable": True, "severity": "high"},
+        ),
+        admin.put(f"{API}/projects/acme/cve-allowlist", json={"items": ["CVE-2024-1"]}),
+    ]
+    for response in calls:
+        assert response.status_code < 300, response.text
+    cli(tmp_path, database_url, "project", "key", "add", "other", "release", str(pem_file))
+    cli(tmp_path, database_url, "project", "key", "remove", "other", "release")
+    cli(tmp_path, database_url, "project", "policy", "set", "other", "--require-signed")
+    cli(
+        tmp_path, database_url, "project", "policy", "vulnerability", "set", "other",
+        "--auto-scan", "--prevent-vulnerable", "--severity", "high",
+    )  # fmt: skip
+    cli(
+        tmp_path, database_url, "project", "policy", "vulnerability", "allowlist", "other",
+        "CVE-2024-1",
+    )  # fmt: skip
+
+    expected = {
+        outbox.PROJECT_KEY_ADDED: "key.add",
+        outbox.PROJECT_KEY_REMOVED: "key.remove",
+        outbox.PROJECT_POLICY_UPDATED: "pull-policy.update",
+        outbox.PROJECT_SCAN_SETTINGS_UPDATED: "scan-settings.update",
+        outbox.CVE_ALLOWLIST_UPDATED: "allowlist.update",
+    }
+    for type_, action in expected.items():
+        by_api, by_cli = last(registry, type_, "acme"), last(registry, type_, "other")
+        assert (by_api.actor, by_cli.actor) == ("admin", "cli")
+        assert by_api.data == by_cli.data, type_
+        assert {**shape(by_api), "project": "other", "resource": "other"} == shape(by_cli)
+        api_row, cli_row = entry(registry, action, "acme"), entry(registry, action, "other")
+        assert api_row.detail == by_api.data
+        assert {**shape(api_row), "project": "other", "resource": "other"} == shape(cli_row)
+    added = last(registry, outbox.PROJECT_KEY_ADDED, "acme").data
+    assert set(added) == {"name", "kind", "fingerprint"}
+    assert added["name"] == "release"
+    assert not [
+        e
+        for e in outbox.recent(registry.app.ctx.db, limit=1000)
+        if e.type == outbox.PROJECT_UPDATED and e.resource in ("acme", "other")
+    ]
+
+
+def test_the_system_allowlist_is_audited(registry: Registry) -> None:
+    response = client_for(registry, "admin").put(
+        f"{API}/system/cve-allowlist", json={"items": ["CVE-2024-2"]}
+    )
+    assert response.status_code == 200, response.text
+    row = entry(registry, "allowlist.update", "system")
+    assert (row.actor, row.resource_type, row.project) == ("admin", "cve-allowlist", None)
+    assert row.detail == {"items": ["CVE-2024-2"], "expires_at": None}

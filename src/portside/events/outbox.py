@@ -51,6 +51,14 @@ REPOSITORY_DELETED = "repository.deleted"  # with its manifests and tags (data: 
 PROJECT_CREATED = "project.created"  # management events: data holds what changed
 PROJECT_UPDATED = "project.updated"
 PROJECT_DELETED = "project.deleted"
+# A project's signing and scanning settings, each its own type (no secrets: keys are public).
+PROJECT_KEY_ADDED = "project.key.added"  # a trusted key (data: name, kind, fingerprint)
+PROJECT_KEY_REMOVED = "project.key.removed"  # (data: name)
+PROJECT_POLICY_UPDATED = "project.policy.updated"  # the signature pull policy (data: changes)
+PROJECT_SCAN_SETTINGS_UPDATED = "project.scan_settings.updated"  # data: the settings
+# A CVE allowlist saved (data: items, expires_at): a project's (resource and project: its
+# name) or the system's (resource "system", no project).
+CVE_ALLOWLIST_UPDATED = "cve_allowlist.updated"
 MEMBER_SET = "member.set"  # a user or group given a role (data: member, kind, role)
 MEMBER_REMOVED = "member.removed"
 ROBOT_CREATED = "robot.created"

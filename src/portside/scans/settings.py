@@ -79,17 +79,13 @@ class ScanSettingsStore:
                 ensure_cursor(self.db, conn)
             outbox.emit(
                 conn,
-                outbox.PROJECT_UPDATED,
+                outbox.PROJECT_SCAN_SETTINGS_UPDATED,
                 actor,
                 resource=project,
                 project=project,
                 data={
-                    "scan_settings": {
-                        **{
-                            k: v for k, v in values.items() if k not in ("updated_by", "updated_at")
-                        },
-                        "severity": settings.severity.name.lower(),
-                    }
+                    **{k: v for k, v in values.items() if k not in ("updated_by", "updated_at")},
+                    "severity": settings.severity.name.lower(),
                 },
             )
         return self.get(project)
@@ -121,18 +117,17 @@ class ScanSettingsStore:
             changed = conn.execute(update(t).where(t.c.scope == scope).values(**values))
             if changed.rowcount == 0:
                 conn.execute(t.insert().values(scope=scope, project_id=project_id, **values))
-            if project is not None:  # the system's list has no event type (yet)
-                outbox.emit(
-                    conn,
-                    outbox.PROJECT_UPDATED,
-                    actor,
-                    resource=project,
-                    project=project,
-                    data={
-                        "cve_allowlist": list(ids),
-                        "expires_at": expires_at.isoformat() if expires_at else None,
-                    },
-                )
+            outbox.emit(
+                conn,
+                outbox.CVE_ALLOWLIST_UPDATED,
+                actor,
+                resource=project or "system",
+                project=project,
+                data={
+                    "items": list(ids),
+                    "expires_at": expires_at.isoformat() if expires_at else None,
+                },
+            )
         return self.allowlist(project)
 
 

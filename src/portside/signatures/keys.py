@@ -6,8 +6,9 @@ kind follows from the PEM. The trust policy (project columns) holds the Notation
 verification level and the trusted identities. Every change bumps the project's
 `keyset_generation` in its transaction, which makes every stored verdict of the
 project stale (signatures.service recomputes them when next needed), and raises
-`project.updated` naming what changed (never the key material's secrets: there are none,
-only public keys are accepted).
+`project.key.added`, `project.key.removed` or `project.policy.updated` naming what
+changed (never the key material's secrets: there are none, only public keys are
+accepted).
 """
 
 from __future__ import annotations
@@ -240,13 +241,9 @@ class TrustedKeys:
                 )
             )
             _bump(conn, pid)
-            data = {
-                "trusted_key_added": name,
-                "kind": parsed.kind,
-                "fingerprint": parsed.fingerprint,
-            }
+            data = {"name": name, "kind": parsed.kind, "fingerprint": parsed.fingerprint}
             outbox.emit(
-                conn, outbox.PROJECT_UPDATED, actor, resource=project, project=project, data=data
+                conn, outbox.PROJECT_KEY_ADDED, actor, resource=project, project=project, data=data
             )
             added = [key for key in project_keys(conn, pid) if key.name == name]
         return added[0]
@@ -261,11 +258,11 @@ class TrustedKeys:
             _bump(conn, pid)
             outbox.emit(
                 conn,
-                outbox.PROJECT_UPDATED,
+                outbox.PROJECT_KEY_REMOVED,
                 actor,
                 resource=project,
                 project=project,
-                data={"trusted_key_removed": name},
+                data={"name": name},
             )
 
 
@@ -333,6 +330,11 @@ class PolicySettings:
             if trust:
                 _bump(conn, pid)
             outbox.emit(
-                conn, outbox.PROJECT_UPDATED, actor, resource=project, project=project, data=values
+                conn,
+                outbox.PROJECT_POLICY_UPDATED,
+                actor,
+                resource=project,
+                project=project,
+                data=values,
             )
         return self.get(project)
