@@ -264,7 +264,7 @@ def _last_event(app: PortsideApp) -> int:
 def _scan_row(app: PortsideApp, digest: str, parent: int | None = None) -> int:
     with app.ctx.db.write() as conn:
         repo = repository_id(conn, REPO)
-        scan_id = conn.execute(
+        inserted = conn.execute(
             s.scans.insert().values(
                 repository_id=repo,
                 digest=digest,
@@ -278,7 +278,9 @@ def _scan_row(app: PortsideApp, digest: str, parent: int | None = None) -> int:
                 fixable=0,
                 sbom=False,
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key
+        assert inserted is not None
+        scan_id = inserted[0]
         conn.execute(
             s.scan_findings.insert().values(
                 scan_id=scan_id,
