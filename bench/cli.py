@@ -284,7 +284,9 @@ def _run_token_auth(
     servers[:] = list(pair)
     scope = f"repository:{SMALL_REPO}:pull,push"
     issued = tokenauth.token(pair[0].endpoint, scope)
-    image_only = dataclasses.replace(ctx, pull_small=None, pull_large=None, signed=False)
+    image_only = dataclasses.replace(
+        ctx, pull_small=None, pull_large=None, signed=False, scanned=False
+    )
     for srv in pair:
         srv.endpoint = dataclasses.replace(srv.endpoint, authorization=f"Bearer {issued}")
         seed_server(image_only, srv)

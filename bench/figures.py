@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from bench import client, loadgen, policy, skopeobench
 from bench.client import MANIFEST_ACCEPT, OCI_MANIFEST
@@ -26,6 +26,10 @@ SMALL_TAG = "latest"
 # signed with a trusted cosign key; Distribution has no policies and serves it plainly).
 SIGNED_PROJECT = "signed"
 SIGNED_REPO = f"{SIGNED_PROJECT}/small"
+# ... and in a project that prevents vulnerable images (Portside: prevent_vulnerable, a
+# finished scan with no findings; Distribution serves it plainly).
+SCANNED_PROJECT = "scanned"
+SCANNED_REPO = f"{SCANNED_PROJECT}/small"
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Context:
     skopeo_layouts: dict[int, Path] = field(default_factory=dict)
     skopeo_pushed: set[tuple[str, int]] = field(default_factory=set)
     signed: bool = False  # seed SIGNED_REPO (policy.seed_signed)
+    scanned: bool = False  # seed SCANNED_REPO (policy.seed_scanned)
 
     def payload(self, size: int) -> Payload:
         return Payload(size, next(self.nonces))
@@ -237,7 +242,12 @@ class Wrk(Figure):
     seeds = frozenset({"image"})
 
     def __init__(
-        self, key: str, what: str, *, token_auth: bool = False, policy: bool = False
+        self,
+        key: str,
+        what: str,
+        *,
+        token_auth: bool = False,
+        policy: Literal["signed", "scanned"] | None = None,
     ) -> None:
         self.key = key
         self.what = what
@@ -245,14 +255,19 @@ class Wrk(Figure):
         self.policy = policy
         self.goal_ratio = 15.0 if what == "manifest" else 10.0
         if policy:
-            self.seeds = frozenset({"image", "signed"})
+            self.seeds = frozenset({"image", policy})
 
     def label(self, s: Settings) -> str:
         auth = ", bearer token (private repository)" if self.token_auth else ""
-        if self.policy:
+        if self.policy == "signed":
             return (
                 "manifest GET by tag with a pull policy (Portside: require_signed, a "
                 "verified cosign signature), wrk -t2 -c64"
+            )
+        if self.policy == "scanned":
+            return (
+                "manifest GET by tag with a pull policy (Portside: prevent_vulnerable, a "
+                "finished scan without findings), wrk -t2 -c64"
             )
         if self.what == "manifest":
             return f"manifest GET by tag{auth}, wrk -t2 -c64"
@@ -267,7 +282,9 @@ class Wrk(Figure):
         base = server.endpoint.base_url
         auth = server.endpoint.auth()
         if self.what == "manifest":
-            repo = SIGNED_REPO if self.policy else SMALL_REPO
+            repo = {"signed": SIGNED_REPO, "scanned": SCANNED_REPO}.get(
+                self.policy or "", SMALL_REPO
+            )
             url = f"{base}/v2/{repo}/manifests/{SMALL_TAG}"
             headers = {"Accept": MANIFEST_ACCEPT, **auth}
             if rep == 0 and s.wrk_warmup_seconds > 0:
@@ -349,7 +366,8 @@ class SkopeoPull(Figure):
 
 FIGURES: list[Figure] = [
     Wrk("manifest-get", "manifest"),
-    Wrk("manifest-policy", "manifest", policy=True),
+    Wrk("manifest-policy", "manifest", policy="signed"),
+    Wrk("manifest-vuln-policy", "manifest", policy="scanned"),
     Wrk("blob-head", "head"),
     Wrk("manifest-token", "manifest", token_auth=True),
     Wrk("head-token", "head", token_auth=True),
@@ -396,6 +414,7 @@ def make_seeds(ctx: Context, needed: set[str]) -> None:
         }
         ctx.image = SmallImage(config, config_digest, layer, layer_digest, manifest)
     ctx.signed = "signed" in needed
+    ctx.scanned = "scanned" in needed
 
 
 def seed_server(ctx: Context, server: Server) -> None:
@@ -414,6 +433,8 @@ def seed_server(ctx: Context, server: Server) -> None:
             raise client.RegistryError(f"{server.name}: seeded manifest GET gave {status}")
         if ctx.signed:
             policy.seed_signed(server, SIGNED_REPO, SMALL_TAG, img)
+        if ctx.scanned:
+            policy.seed_scanned(server, SCANNED_REPO, SMALL_TAG, img)
 
 
 def sync() -> None:

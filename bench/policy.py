@@ -1,11 +1,14 @@
-"""Seeding the "manifest GET with a pull policy" figure: the small image pushed into a
-project that requires signatures, signed with a cosign key the project trusts (a
+"""Seeding the "manifest GET with a pull policy" figures. `seed_signed`: the small image
+pushed into a project that requires signatures, signed with a cosign key the project trusts (a
 `sha256-<hex>.sig` signature image, built with `cryptography` as cosign builds it).
 
 Portside's project, key and policy are set through its services on the server's own
 database (the default SQLite file in its data directory, or PORTSIDE_DATABASE__URL);
 the seeding then checks the policy is on: the signed tag is served, an unsigned one is
-refused. Distribution has no policies: it gets the same image and signature, plainly.
+refused. `seed_scanned`: the small image in a project that prevents vulnerable images,
+with a finished scan that found nothing (recorded through the scan store, as a scanner
+would: no scanner runs in the bench); an unscanned tag is refused. Distribution has no
+policies: it gets the same images (and signature), plainly.
 """
 
 from __future__ import annotations
@@ -45,6 +48,61 @@ def _configure(database_url: str, project: str, public_pem: str) -> None:
         PolicySettings(db).update(project, require_signed=True)
     finally:
         db.engine.dispose()
+
+
+def _configure_scanned(database_url: str, repo: str, digest: str) -> None:
+    from portside.content.vulnerability import ScanSettings
+    from portside.events.outbox import Actor
+    from portside.metadata.db import Database
+    from portside.metadata.engine import make_engine
+    from portside.scanning.model import Severity
+    from portside.scans.scanner import ScannerInfo, ScanReport
+    from portside.scans.settings import ScanSettingsStore
+    from portside.scans.store import ScanStore
+
+    db = Database(make_engine(database_url))
+    try:
+        settings = ScanSettings(prevent_vulnerable=True, severity=Severity.CRITICAL)
+        ScanSettingsStore(db).save(repo.split("/", 1)[0], settings, Actor("bench"))
+        store = ScanStore(db)
+        with db.write() as conn:
+            scan_id = store.request_in(
+                conn, repo, digest, "builtin", requested_by="bench", sbom=False
+            )
+        report = ScanReport((), ScannerInfo("bench", "portside", "0"), db_generation="bench")
+        store.finish(store.start(scan_id), [(digest, None, report)])
+    finally:
+        db.engine.dispose()
+
+
+def seed_scanned(server: Server, repo: str, tag: str, image: Any) -> None:
+    ep = server.endpoint
+    database_url = _database_url(server)
+    if database_url is not None:
+        from portside.auth.projects import Projects
+        from portside.metadata.db import Database
+        from portside.metadata.engine import make_engine
+
+        db = Database(make_engine(database_url))
+        try:
+            Projects(db).create(repo.split("/", 1)[0], public=True, creator="bench")
+        finally:
+            db.engine.dispose()
+    client.push_small(ep, repo, image.config, image.config_digest)
+    client.push_small(ep, repo, image.layer, image.layer_digest)
+    client.put_manifest(ep, repo, tag, image.manifest)
+    client.put_manifest(ep, repo, "unscanned", {**image.manifest, "annotations": {"x": "1"}})
+    _, manifest_digest = small_blob(json.dumps(image.manifest).encode())
+    if database_url is not None:
+        _configure_scanned(database_url, repo, manifest_digest)
+    scanned = client.get_ok(ep, f"/v2/{repo}/manifests/{tag}", MANIFEST_ACCEPT)
+    unscanned = client.get_ok(ep, f"/v2/{repo}/manifests/unscanned", MANIFEST_ACCEPT)
+    expected = (200, 403) if database_url is not None else (200, 200)
+    if (scanned, unscanned) != expected:
+        raise client.RegistryError(
+            f"{server.name}: scanned/unscanned manifest GET gave {scanned}/{unscanned}, "
+            f"expected {expected[0]}/{expected[1]}"
+        )
 
 
 def _signature_image(key: ec.EllipticCurvePrivateKey, digest: str) -> tuple[list[bytes], bytes]:
