@@ -915,6 +915,9 @@ def _project_admins(action: str, status: int) -> list[Row]:
 #   immutability-rules GET /api/v1/projects/acme/immutability-rules
 #   retention          GET /api/v1/projects/acme/retention
 #   retention-runs     GET /api/v1/projects/acme/retention/runs
+#   repository-delete  DELETE /api/v1/repositories/acme/<fresh repository, pushed by the admin>
+#   immutability-rule-create  POST /api/v1/projects/acme/immutability-rules (protecting
+#                      tags of `nothing/**` only, so no other cell meets it)
 MANAGEMENT += [
     *_project_readers("sbom-download"),
     *_admin_only("scanner-patch", 200),
@@ -929,6 +932,12 @@ MANAGEMENT += [
     *_project_readers("immutability-rules"),
     *_project_readers("retention"),
     *_project_admins("retention-runs", 200),
+    *_project_admins("immutability-rule-create", 201),
+    # Delete permission (as artifact-delete): the admin, project admins and maintainers.
+    *[
+        R(row.subject, "repository-delete", 204 if row.subject == "maintainer" else row.status)
+        for row in _project_admins("repository-delete", 204)
+    ],
 ]
 
 
@@ -1584,6 +1593,24 @@ def _scanner_delete(world: World, subject: Subject, project: str) -> httpx.Respo
     return response
 
 
+def _repository_delete(world: World, subject: Subject, project: str) -> httpx.Response:
+    repo = f"{project}/gone-{subject.key}"
+    if project != "acme":
+        return _api(world, subject, "DELETE", f"/repositories/{repo}")
+    world.push_as_admin(repo, "v1", f"{repo}:v1")
+    response = _api(world, subject, "DELETE", f"/repositories/{repo}")
+    deleted = response.status_code == 204
+    assert world.manifest_status(repo, "v1") == (404 if deleted else 200)
+    expectation = AuditExpectation(subject.actor, "delete", repo, resource_type="repository")
+    (world.audited if deleted else world.not_audited).append(expectation)
+    return response
+
+
+def _immutability_rule_create(world: World, subject: Subject, project: str) -> httpx.Response:
+    body = {"tag_pattern": f"by-{subject.key}-*", "repository_pattern": "nothing/**"}
+    return _api(world, subject, "POST", f"/projects/{project}/immutability-rules", json=body)
+
+
 MANAGEMENT_ACTIONS: dict[str, ManagementAction] = {
     "projects": _get("/projects"),
     "project": _get("/projects/{project}"),
@@ -1660,6 +1687,8 @@ MANAGEMENT_ACTIONS: dict[str, ManagementAction] = {
     "immutability-rules": _get("/projects/{project}/immutability-rules"),
     "retention": _get("/projects/{project}/retention"),
     "retention-runs": _get("/projects/{project}/retention/runs"),
+    "repository-delete": _repository_delete,
+    "immutability-rule-create": _immutability_rule_create,
 }
 
 # The route each management action calls (method, the OpenAPI document's path). Every
@@ -1697,6 +1726,8 @@ ACTION_ROUTES: dict[str, tuple[str, str]] = {
     "immutability-rules": ("get", "/projects/{project}/immutability-rules"),
     "retention": ("get", "/projects/{project}/retention"),
     "retention-runs": ("get", "/projects/{project}/retention/runs"),
+    "repository-delete": ("delete", "/repositories/{name}"),
+    "immutability-rule-create": ("post", "/projects/{project}/immutability-rules"),
     "webhooks": ("get", "/projects/{project}/webhooks"),
     "webhook": ("get", "/projects/{project}/webhooks/{webhook_id}"),
     "webhook-deliveries": ("get", "/projects/{project}/webhooks/{webhook_id}/deliveries"),
@@ -1766,7 +1797,6 @@ NOT_YET_IN_MATRIX: dict[tuple[str, str], str] = {
     ("post", "/projects"): "tests/mgmt/test_projects.py",
     ("delete", "/projects/{name}"): "tests/mgmt/test_projects.py",
     ("delete", "/projects/{name}/members/{member}"): "tests/mgmt/test_projects.py",
-    ("post", "/projects/{project}/immutability-rules"): "tests/mgmt/test_immutability.py",
     ("patch", "/projects/{project}/immutability-rules/{rule_id}"): (
         "tests/mgmt/test_immutability.py"
     ),
@@ -1790,7 +1820,6 @@ NOT_YET_IN_MATRIX: dict[tuple[str, str], str] = {
     ("patch", "/robots/{name}"): "tests/mgmt/test_robots.py",
     ("delete", "/robots/{name}"): "tests/mgmt/test_robots.py",
     ("post", "/robots/{name}/secret"): "tests/mgmt/test_robots.py",
-    ("delete", "/repositories/{name}"): "tests/mgmt/test_repositories.py",
 }
 
 # What an allowed listing must contain (beyond `sees`).
