@@ -29,12 +29,11 @@ Invariants:
   (signature/attestation/SBOM manifests under `sha256-<hex>.sig|.att|.sbom`), which
   clients must fetch to verify an image. Never a manifest with a filesystem layer: a
   runnable image does not escape the policy by carrying a `subject`.
-- Robots and administrators follow the rules. Readers exempt as Harbor exempts them (the
-  scanner reading content to scan it, replication copying it) are identities of kind
-  EXEMPT_KINDS; no such identity exists yet: the scanner and replication add their
-  identity kind there (the one hook) when they get credentials of their own. (The
-  built-in scanner reads layers through content.walker and storage, not /v2, so it is
-  never policed.)
+- Robots and administrators follow the rules. Readers exempt as Harbor exempts them: an
+  external scanner pulling with the token minted for its scan (subject `scanner:<id>`,
+  checked by the manifest handler, api/manifests.py `_is_scanner`), and any identity
+  of a kind in EXEMPT_KINDS. Replication and the built-in scanner read content through
+  the services and storage, not /v2, so they never reach this module.
 
 Adding a check: write `def check(pull: Pull) -> str | None` (None allows, a message
 refuses; `pull.settings` is the project's row, `pull.policy.db` the database) and add
