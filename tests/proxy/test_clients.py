@@ -14,10 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.clients.conftest import containers_config
+from tests.clients.conftest import containers_config, storage_tool
 from tests.clients.images import Image, build_image
 from tests.clients.tooling import (
-    ContainersStorageTool,
     Docker,
     ManagedProcess,
     Skopeo,
@@ -151,7 +150,10 @@ def test_docker_pulls_through_the_proxy_project_and_as_a_mirror(
 
 
 def test_podman_pulls_through_a_registry_mirror(
-    tmp_path: Path, mirrored: Served, upstream: Upstreams
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    mirrored: Served,
+    upstream: Upstreams,
 ) -> None:
     alpine = _seed(upstream, "library/alpine", "3.20", "podman-mirror")
     conf = tmp_path / "containers"
@@ -162,13 +164,9 @@ def test_podman_pulls_through_a_registry_mirror(
         '[[registry]]\nprefix = "docker.io"\nlocation = "docker.io"\n\n'
         f'[[registry.mirror]]\nlocation = "{mirrored.host}"\ninsecure = true\n'
     )
-    podman = ContainersStorageTool(
-        binary=require_binary("podman"),
-        root=tmp_path / "podman" / "root",
-        runroot=tmp_path / "podman" / "run",
-        env=env,
-        extra_global=["--cgroup-manager", "cgroupfs", "--events-backend", "file"],
-    )
+    # The shared store helper keeps --runroot short (podman refuses one over 50 characters,
+    # and this test's own tmp_path is longer than that).
+    podman = storage_tool("podman", tmp_path_factory, env)
     podman("pull", "docker.io/library/alpine:3.20", timeout=300)
     inspected = podman(
         "image", "inspect", "--format", "{{.Digest}}", "docker.io/library/alpine:3.20"
