@@ -3,8 +3,8 @@
 Vulnerability scans and their findings and inventories, projects' scan settings and
 pull policy, CVE allowlists, and registered external scanners.
 
-Revision ID: 0008
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-07 15:00:00
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -4,8 +4,8 @@ Proxy-cache projects bound to a registry endpoint, when each cached tag was last
 against the upstream, and the fill leases that keep two processes from fetching the
 same blob.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-07 15:00:00
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
